@@ -1,0 +1,28 @@
+"""Build the optional C++ extension ``cnnkernels._cpp``.
+
+The package works without it (every operation has a Numba kernel), so a failed
+compile is reported and skipped rather than failing the install.
+"""
+import os
+from glob import glob
+
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
+from setuptools import setup
+
+ParallelCompile("NPY_NUM_BUILD_JOBS", default=2).install()
+
+compile_args = ["-O3", "-fopenmp"]
+if os.environ.get("CNNKERNELS_NATIVE") == "1":  # opt-in: the result only runs on this CPU kind
+    compile_args.append("-march=native")
+
+ext = Pybind11Extension(
+    "cnnkernels._cpp",
+    sorted(glob("src/cnnkernels/*.cpp") + glob("csrc/*.cpp")),
+    include_dirs=["src"],
+    extra_compile_args=compile_args,
+    extra_link_args=["-fopenmp"],
+    cxx_std=17,
+    optional=os.environ.get("CNNKERNELS_REQUIRE_CPP") != "1",
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
