@@ -1,0 +1,20 @@
+"""cnnkernels: fast CPU convolution and pooling kernels for NumPy (Numba and C++ backends).
+
+The functional API mirrors ``torch.nn.functional``: ``from cnnkernels import functional as F``.
+"""
+from . import functional
+from ._registry import BackendUnavailableError, available_kernels
+from ._threads import get_num_threads, set_num_threads
+from .functional import *  # noqa: F401,F403
+
+__version__ = "0.1.0"
+
+
+def info():
+    """What this installation runs on: backends, the C++ build, threads."""
+    from . import _cpp_backend
+    report = {"version": __version__, "num_threads": get_num_threads(),
+              "cpp": _cpp_backend.module.info() if _cpp_backend.module is not None else None}
+    if _cpp_backend.module is None:
+        report["cpp_missing_reason"] = _cpp_backend.missing_reason
+    return report

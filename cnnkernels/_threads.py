@@ -1,0 +1,100 @@
+"""One thread count for every backend: Numba's pool, C++ OpenMP and the BLAS that Numba's np.dot calls."""
+import ctypes
+import os
+import threading
+
+from ._geometry import _is_int
+
+_lock = threading.Lock()
+_num_threads = None
+_blas_setters = None
+
+
+def _default_threads():
+    for var in ("CNNKERNELS_NUM_THREADS", "OMP_NUM_THREADS"):
+        raw = os.environ.get(var, "").split(",")[0].strip()
+        if raw:
+            try:
+                n = int(raw)
+            except ValueError:
+                raise ValueError(f"environment variable {var} must be a positive int, got {raw!r}") from None
+            if n < 1:
+                raise ValueError(f"environment variable {var} must be a positive int, got {n}")
+            return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Threads the kernels use (default: CNNKERNELS_NUM_THREADS, else OMP_NUM_THREADS, else all usable cores)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Set the threads used by both backends."""
+    global _num_threads
+    if not _is_int(n):
+        raise TypeError(f"set_num_threads: n must be an int, got {n!r} ({type(n).__name__})")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n}")
+    _num_threads = int(n)
+
+
+def numba_threads():
+    """Apply the thread count to Numba's pool (thread-local there, so call it before each parallel kernel)."""
+    import numba
+    n = min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    return n
+
+
+def _find_blas_setters():
+    """``*openblas_set_num_threads*`` of each OpenBLAS loaded in this process (numpy's and scipy's copies)."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the copy Numba's np.dot calls)
+    libs = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "openblas" in path.lower() and ".so" in path:
+                    libs.add(path)
+    except OSError:
+        return []
+    setters = []
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                    "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_"):
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                fn.argtypes = [ctypes.c_int]
+                fn.restype = None
+                setters.append(fn)
+                break
+    return setters
+
+
+_blas_applied = None
+
+
+def blas_threads():
+    """Apply the thread count to OpenBLAS, which Numba's np.dot reaches through scipy."""
+    global _blas_setters, _blas_applied
+    n = get_num_threads()
+    if _blas_applied == n:
+        return
+    with _lock:
+        if _blas_setters is None:
+            _blas_setters = _find_blas_setters()
+        for fn in _blas_setters:
+            fn(n)
+        _blas_applied = n

@@ -1,0 +1,412 @@
+"""NumPy-in, NumPy-out convolution and pooling with the names and semantics of ``torch.nn.functional``.
+
+Each public function validates its arguments (errors name the argument, the
+expectation and the value), reduces the problem to 5-D NCDHW arrays, and hands
+them to a kernel chosen by ``cnnkernels._registry``.
+"""
+import numpy as np
+
+from . import _registry
+from ._arrays import as_array, check_numeric, check_out, check_size, compute_dtype, contiguous, result_dtype
+from ._geometry import (ConvGeometry, _check_int, conv_out_size, int_tuple, pad3, padding_pairs,
+                        pool_out_size, same_padding)
+
+__all__ = [f"{name}{d}d" for d in (1, 2, 3) for name in
+           ("conv", "conv_transpose", "max_pool", "avg_pool", "adaptive_avg_pool")] + ["adaptive_max_pool2d",
+                                                                                       "adaptive_max_pool1d",
+                                                                                       "adaptive_max_pool3d"]
+
+
+# --- shared helpers ----------------------------------------------------------
+
+def _input(value, nd, op):
+    """The input as an array of rank nd + 2 (batched) plus whether the caller gave a batch dim."""
+    x = as_array(value, "input")
+    check_numeric(x, "input")
+    if x.ndim not in (nd + 1, nd + 2):
+        layout = "NC" + "DHW"[3 - nd:]
+        raise ValueError(f"{op}: input must be {nd + 2}-D ({layout}) or {nd + 1}-D (unbatched, {layout[1:]}), "
+                         f"got {x.ndim}-D with shape {x.shape}")
+    if x.ndim == nd + 1:
+        return x[None], False
+    return x, True
+
+
+def _to5d(arr, nd):
+    """View an (N, C, *spatial) array as (N, C, D, H, W)."""
+    return arr.reshape(arr.shape[:2] + pad3(arr.shape[2:], 1))
+
+
+def _finish(y5, shape, batched, rdtype, out):
+    """Reshape the kernel's 5-D result to the user's layout, cast, and honour out=."""
+    y = y5.reshape(shape)
+    if not batched:
+        y = y[0]
+    if out is not None:
+        if not np.shares_memory(out, y):
+            out[...] = y
+        return out
+    return y if y.dtype == rdtype else y.astype(rdtype)
+
+
+def _output_buffer(shape5, cdtype, out, inputs):
+    """Write straight into out= when it is a C-contiguous array of the compute dtype that overlaps no input."""
+    if (out is not None and out.dtype == cdtype and out.flags.c_contiguous
+            and not any(np.may_share_memory(out, a) for a in inputs)):
+        return out.reshape(shape5)
+    return np.empty(shape5, cdtype)
+
+
+def _size_msg(op, spatial, out_sizes):
+    return f"{op}: output size would be {tuple(out_sizes)} for input spatial size {tuple(spatial)}; it must be positive"
+
+
+# --- convolution -------------------------------------------------------------
+
+def _conv_args(op, nd, input, weight, bias, stride, dilation, groups):
+    x, batched = _input(input, nd, op)
+    w = as_array(weight, "weight")
+    check_numeric(w, "weight")
+    if w.ndim != nd + 2:
+        raise ValueError(f"{op}: weight must be {nd + 2}-D, got {w.ndim}-D with shape {w.shape}")
+    b = None
+    if bias is not None:
+        b = as_array(bias, "bias")
+        check_numeric(b, "bias")
+    groups = _check_int(groups, "groups", 1)
+    stride = int_tuple(stride, nd, "stride")
+    dilation = int_tuple(dilation, nd, "dilation")
+    if any(k < 1 for k in w.shape[2:]):
+        raise ValueError(f"{op}: weight's kernel size must be positive, got weight shape {w.shape}")
+    if x.shape[1] % groups:
+        raise ValueError(f"{op}: input channels ({x.shape[1]}) must be divisible by groups ({groups})")
+    return x, batched, w, b, stride, dilation, groups
+
+
+def _check_bias(op, b, channels):
+    if b is not None and b.shape != (channels,):
+        raise ValueError(f"{op}: bias must have shape ({channels},), got {b.shape}")
+
+
+def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs):
+    run = _registry.select(op, algorithm, backend, geometry)
+    shape5 = (geometry.N, geometry.K) + geometry.out
+    if out is not None:
+        check_out(out, out_shape if batched else out_shape[1:], rdtype)
+    y5 = _output_buffer(shape5, cdtype, out, user_inputs)
+    if y5.size:
+        b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
+        run(x, w, b1, y5, geometry)
+    return _finish(y5, out_shape, batched, rdtype, out)
+
+
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out):
+    op = f"conv{nd}d"
+    x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups)
+    N, C = x.shape[:2]
+    K = w.shape[0]
+    kernel = w.shape[2:]
+    if w.shape[1] * groups != C:
+        raise ValueError(f"{op}: weight of shape {w.shape} with groups={groups} expects "
+                         f"{w.shape[1] * groups} input channels, got input with {C} channels")
+    if K % groups:
+        raise ValueError(f"{op}: out channels (weight.shape[0] = {K}) must be divisible by groups ({groups})")
+    _check_bias(op, b, K)
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = ((0, 0),) * nd
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
+            pads = same_padding(kernel, dilation)
+        else:
+            raise ValueError(f"{op}: padding string must be 'same' or 'valid', got {padding!r}")
+    else:
+        pads = padding_pairs(padding, nd)
+    spatial = x.shape[2:]
+    out_sizes = [conv_out_size(i, k, s, d, p0, p1)
+                 for i, k, s, d, (p0, p1) in zip(spatial, kernel, stride, dilation, pads)]
+    if any(o <= 0 for o in out_sizes):
+        raise ValueError(_size_msg(op, spatial, out_sizes) + f" (kernel {tuple(kernel)}, stride {stride}, "
+                         f"padding {pads}, dilation {dilation})")
+    cdtype = compute_dtype(*(a for a in (x, w, b) if a is not None))
+    rdtype = result_dtype(*(a for a in (x, w, b) if a is not None))
+    out_shape = (N, K) + tuple(out_sizes)
+    check_size(out_shape, cdtype.itemsize, "output")
+    geometry = ConvGeometry(N, C, K, groups, pad3(spatial, 1), pad3(out_sizes, 1), pad3(kernel, 1),
+                            pad3(stride, 1), pad3([p[0] for p in pads], 0), pad3(dilation, 1))
+    user = [a for a in (x, w, b) if a is not None]
+    return _run_conv(op, _to5d(contiguous(x, cdtype), nd), _to5d(contiguous(w, cdtype), nd), b, geometry,
+                     out_shape, batched, out, algorithm, backend, rdtype, cdtype, user)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm="auto", backend="auto", out=None):
+    """1-D convolution, as ``torch.nn.functional.conv1d``; padding may also be ``[(before, after)]``."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm="auto", backend="auto", out=None):
+    """2-D convolution, as ``torch.nn.functional.conv2d``; padding may also be per-dim (before, after) pairs."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm="auto", backend="auto", out=None):
+    """3-D convolution, as ``torch.nn.functional.conv3d``; padding may also be per-dim (before, after) pairs."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out)
+
+
+# --- transposed convolution ----------------------------------------------------
+
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                    algorithm, backend, out):
+    """Run as a stride-1 convolution over the input with stride-1 zeros inserted, and flipped, regrouped weights."""
+    op = f"conv_transpose{nd}d"
+    x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups)
+    N, C = x.shape[:2]
+    if w.shape[0] != C:
+        raise ValueError(f"{op}: weight of shape {w.shape} expects {w.shape[0]} input channels "
+                         f"(weight.shape[0]), got input with {C} channels")
+    K = w.shape[1] * groups
+    kernel = w.shape[2:]
+    _check_bias(op, b, K)
+    if isinstance(padding, str):
+        raise TypeError(f"{op}: padding must be an int, a tuple of ints or of (before, after) pairs, got {padding!r}")
+    pads = padding_pairs(padding, nd)
+    output_padding = int_tuple(output_padding, nd, "output_padding", minimum=0)
+    for op_, s, d in zip(output_padding, stride, dilation):
+        if op_ >= s and op_ >= d:
+            raise ValueError(f"{op}: output_padding must be smaller than either stride or dilation, got "
+                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+    spatial = x.shape[2:]
+    out_sizes = [(i - 1) * s - p0 - p1 + d * (k - 1) + o + 1
+                 for i, k, s, d, (p0, p1), o in zip(spatial, kernel, stride, dilation, pads, output_padding)]
+    if any(o <= 0 for o in out_sizes):
+        raise ValueError(_size_msg(op, spatial, out_sizes) + f" (kernel {tuple(kernel)}, stride {stride}, "
+                         f"padding {pads}, dilation {dilation}, output_padding {output_padding})")
+    cdtype = compute_dtype(*(a for a in (x, w, b) if a is not None))
+    rdtype = result_dtype(*(a for a in (x, w, b) if a is not None))
+    out_shape = (N, K) + tuple(out_sizes)
+    check_size(out_shape, cdtype.itemsize, "output")
+
+    # Zero-insertion: x lands on every stride-th position; leading padding that is
+    # negative (padding > dilation*(kernel-1)) crops the start instead.
+    up_sizes = [(i - 1) * s + 1 for i, s in zip(spatial, stride)]
+    check_size((N, C) + tuple(up_sizes), cdtype.itemsize, "the zero-inserted input")
+    before = [d * (k - 1) - p0 for k, d, (p0, _) in zip(kernel, dilation, pads)]
+    if all(s == 1 for s in stride):
+        up = contiguous(x, cdtype)
+    else:
+        up = np.zeros((N, C) + tuple(up_sizes), cdtype)
+        up[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = x
+    crop = tuple(slice(max(0, -p), None) for p in before)
+    up = contiguous(up[(slice(None), slice(None)) + crop], cdtype)
+    before = [max(0, p) for p in before]
+
+    # weight (C, K/g, *k) -> (K, C/g, *k): swap in/out within each group, flip the kernel.
+    Cg, Kg = C // groups, K // groups
+    flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
+    wt = flipped.reshape((groups, Cg, Kg) + kernel).swapaxes(1, 2).reshape((K, Cg) + kernel)
+    wt = contiguous(wt, cdtype)
+    geometry = ConvGeometry(N, C, K, groups, pad3(up.shape[2:], 1), pad3(out_sizes, 1), pad3(kernel, 1),
+                            (1, 1, 1), pad3(before, 0), pad3(dilation, 1))
+    user = [a for a in (x, w, b) if a is not None]
+    return _run_conv(op, _to5d(up, nd), _to5d(wt, nd), b, geometry, out_shape, batched, out,
+                     algorithm, backend, rdtype, cdtype, user)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     algorithm="auto", backend="auto", out=None):
+    """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d``."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                           algorithm, backend, out)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     algorithm="auto", backend="auto", out=None):
+    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``."""
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                           algorithm, backend, out)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     algorithm="auto", backend="auto", out=None):
+    """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``."""
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                           algorithm, backend, out)
+
+
+# --- pooling -------------------------------------------------------------------
+
+def _pool_input(op, nd, input):
+    x, batched = _input(input, nd, op)
+    cdtype = compute_dtype(x)
+    return x, batched, cdtype, result_dtype(x)
+
+
+def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out):
+    nd = len(out_sizes)
+    run = _registry.select(op, algorithm, backend)
+    out_shape = x.shape[:2] + tuple(out_sizes)
+    check_size(out_shape, cdtype.itemsize + (8 if return_indices else 0), "output")
+    if out is not None:
+        check_out(out, out_shape if batched else out_shape[1:], rdtype)
+    shape5 = x.shape[:2] + pad3(out_sizes, 1)
+    y5 = _output_buffer(shape5, cdtype, out, [x])
+    idx5 = np.empty(shape5, np.int64) if return_indices else None
+    if y5.size:
+        run(_to5d(contiguous(x, cdtype), nd), y5, idx5, params)
+    y = _finish(y5, out_shape, batched, rdtype, out)
+    if return_indices:
+        idx = idx5.reshape(out_shape)
+        return y, (idx if batched else idx[0])
+    return y
+
+
+def _window_args(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode):
+    kernel = int_tuple(kernel_size, nd, "kernel_size")
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    stride = int_tuple(stride, nd, "stride")
+    dilation = int_tuple(dilation, nd, "dilation")
+    if isinstance(padding, str):
+        raise TypeError(f"{op}: padding must be an int, a tuple of ints or of (before, after) pairs, got {padding!r}")
+    pads = padding_pairs(padding, nd)
+    for k, (p0, p1) in zip(kernel, pads):
+        if max(p0, p1) > k // 2:
+            raise ValueError(f"{op}: padding must be at most half the kernel size, got padding={pads}, "
+                             f"kernel_size={kernel}")
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
+    spatial = x.shape[2:]
+    out_sizes = [pool_out_size(i, k, s, d, p0, p1, bool(ceil_mode))
+                 for i, k, s, d, (p0, p1) in zip(spatial, kernel, stride, dilation, pads)]
+    if any(o <= 0 for o in out_sizes) or any(i <= 0 for i in spatial):
+        raise ValueError(_size_msg(op, spatial, out_sizes) + f" (kernel_size {kernel}, stride {stride}, "
+                         f"padding {pads}, dilation {dilation}, ceil_mode {bool(ceil_mode)})")
+    params = {"kernel": pad3(kernel, 1), "stride": pad3(stride, 1), "dilation": pad3(dilation, 1),
+              "pad_before": pad3([p[0] for p in pads], 0), "pad_after": pad3([p[1] for p in pads], 0)}
+    return out_sizes, params
+
+
+def _check_bool(value, name, op):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out):
+    op = f"max_pool{nd}d"
+    x, batched, cdtype, rdtype = _pool_input(op, nd, input)
+    return_indices = _check_bool(return_indices, "return_indices", op)
+    out_sizes, params = _window_args(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
+    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
+               algorithm="auto", backend="auto", out=None):
+    """1-D max pooling, as ``torch.nn.functional.max_pool1d``."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
+               algorithm="auto", backend="auto", out=None):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
+               algorithm="auto", backend="auto", out=None):
+    """3-D max pooling, as ``torch.nn.functional.max_pool3d``."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out)
+
+
+def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              algorithm, backend, out):
+    op = f"avg_pool{nd}d"
+    x, batched, cdtype, rdtype = _pool_input(op, nd, input)
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad", op)
+    if divisor_override is not None:
+        if not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override, bool):
+            raise TypeError(f"{op}: divisor_override must be an int or None, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must be non-zero, got 0")
+    out_sizes, params = _window_args(op, nd, x, kernel_size, stride, padding, 1, ceil_mode)
+    params.update(count_include_pad=count_include_pad, divisor_override=int(divisor_override or 0))
+    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, False, algorithm, backend, out)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
+               algorithm="auto", backend="auto", out=None):
+    """1-D average pooling, as ``torch.nn.functional.avg_pool1d`` (which has no divisor_override)."""
+    return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
+                     algorithm, backend, out)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, algorithm="auto", backend="auto", out=None):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
+    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     algorithm, backend, out)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, algorithm="auto", backend="auto", out=None):
+    """3-D average pooling, as ``torch.nn.functional.avg_pool3d``."""
+    return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     algorithm, backend, out)
+
+
+def _adaptive_sizes(op, nd, output_size, spatial):
+    """output_size as PyTorch takes it: an int, or a tuple whose None entries keep the input's size."""
+    if output_size is None or isinstance(output_size, (tuple, list)):
+        if output_size is None or len(output_size) != nd:
+            raise ValueError(f"{op}: output_size must be an int or a tuple of {nd} ints/None, got {output_size!r}")
+        return [i if o is None else _check_int(o, "output_size", 0) for o, i in zip(output_size, spatial)]
+    return [_check_int(output_size, "output_size", 0)] * nd
+
+
+def _adaptive(kind, nd, input, output_size, return_indices, algorithm, backend, out):
+    op = f"adaptive_{kind}_pool{nd}d"
+    x, batched, cdtype, rdtype = _pool_input(op, nd, input)
+    out_sizes = _adaptive_sizes(op, nd, output_size, x.shape[2:])
+    if any(i <= 0 for i in x.shape[2:]):
+        raise ValueError(f"{op}: input spatial size must be positive, got {x.shape[2:]}")
+    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, {}, return_indices, algorithm, backend, out)
+
+
+def adaptive_avg_pool1d(input, output_size, *, algorithm="auto", backend="auto", out=None):
+    """As ``torch.nn.functional.adaptive_avg_pool1d``."""
+    return _adaptive("avg", 1, input, output_size, False, algorithm, backend, out)
+
+
+def adaptive_avg_pool2d(input, output_size, *, algorithm="auto", backend="auto", out=None):
+    """As ``torch.nn.functional.adaptive_avg_pool2d``; ``output_size=1`` is global average pooling."""
+    return _adaptive("avg", 2, input, output_size, False, algorithm, backend, out)
+
+
+def adaptive_avg_pool3d(input, output_size, *, algorithm="auto", backend="auto", out=None):
+    """As ``torch.nn.functional.adaptive_avg_pool3d``."""
+    return _adaptive("avg", 3, input, output_size, False, algorithm, backend, out)
+
+
+def _adaptive_max(nd, input, output_size, return_indices, algorithm, backend, out):
+    return_indices = _check_bool(return_indices, "return_indices", f"adaptive_max_pool{nd}d")
+    return _adaptive("max", nd, input, output_size, return_indices, algorithm, backend, out)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None):
+    """As ``torch.nn.functional.adaptive_max_pool1d``."""
+    return _adaptive_max(1, input, output_size, return_indices, algorithm, backend, out)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None):
+    """As ``torch.nn.functional.adaptive_max_pool2d``."""
+    return _adaptive_max(2, input, output_size, return_indices, algorithm, backend, out)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None):
+    """As ``torch.nn.functional.adaptive_max_pool3d``."""
+    return _adaptive_max(3, input, output_size, return_indices, algorithm, backend, out)

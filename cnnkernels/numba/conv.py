@@ -1,0 +1,127 @@
+"""Numba convolution kernels on 5-D NCDHW arrays.
+
+Shared preconditions (checked by ``cnnkernels.functional`` before any call):
+x (N, C, D, H, W), w (K, C // groups, KD, KH, KW), bias (K,) or (0,) for none,
+y (N, K, OD, OH, OW), all C-contiguous and of one float dtype; stride and
+dilation >= 1, pad (padding before) >= 0. y's shape encodes the padding after:
+every input index is bounds-checked, so any y shape is safe.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _valid_range(out_size, in_size, stride, offset):
+    """Output positions o, as [lo, hi), whose input position o*stride + offset lies in [0, in_size)."""
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    last = in_size - 1 - offset
+    hi = min(out_size, last // stride + 1) if last >= 0 else 0
+    return lo, max(lo, hi)
+
+
+@njit(parallel=True, cache=True)
+def conv_direct(x, w, bias, y, stride, pad, dilation, groups):
+    """Direct convolution: each (n, k) output volume accumulates one weight at a time over a contiguous row."""
+    N, C, D, H, W = x.shape
+    K, Cg, KD, KH, KW = w.shape
+    OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
+    Kg = K // groups
+    sd, sh, sw = stride
+    pd, ph, pw = pad
+    dd, dh, dw = dilation
+    has_bias = bias.shape[0] > 0
+    for nk in prange(N * K):
+        n = nk // K
+        k = nk % K
+        g = k // Kg
+        out = y[n, k]
+        b = bias[k] if has_bias else 0.0
+        out[:] = b
+        for c in range(Cg):
+            xc = x[n, g * Cg + c]
+            for kd in range(KD):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        wv = w[k, c, kd, kh, kw]
+                        off_w = kw * dw - pw
+                        ow_lo, ow_hi = _valid_range(OW, W, sw, off_w)
+                        for od in range(OD):
+                            i_d = od * sd - pd + kd * dd
+                            if i_d < 0 or i_d >= D:
+                                continue
+                            for oh in range(OH):
+                                i_h = oh * sh - ph + kh * dh
+                                if i_h < 0 or i_h >= H:
+                                    continue
+                                row = xc[i_d, i_h]
+                                orow = out[od, oh]
+                                for ow in range(ow_lo, ow_hi):
+                                    orow[ow] += wv * row[ow * sw + off_w]
+
+
+@njit(parallel=True, cache=True)
+def _im2col_slice(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, P, col):
+    """Fill col (Cg*KD*KH*KW, P) with the input patches of output positions [p0, p0 + P); zeros for padding."""
+    D, H, W = x.shape[2], x.shape[3], x.shape[4]
+    KD, KH, KW = ksize
+    OH, OW = out_sizes[1], out_sizes[2]
+    sd, sh, sw = stride
+    pd, ph, pw = pad
+    dd, dh, dw = dilation
+    rows = Cg * KD * KH * KW
+    for r in prange(rows):
+        kw = r % KW
+        kh = (r // KW) % KH
+        kd = (r // (KW * KH)) % KD
+        c = r // (KW * KH * KD)
+        xc = x[n, c0 + c]
+        crow = col[r]
+        for j in range(P):
+            p = p0 + j
+            ow = p % OW
+            oh = (p // OW) % OH
+            od = p // (OW * OH)
+            i_d = od * sd - pd + kd * dd
+            i_h = oh * sh - ph + kh * dh
+            i_w = ow * sw - pw + kw * dw
+            if 0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W:
+                crow[j] = xc[i_d, i_h, i_w]
+            else:
+                crow[j] = 0.0
+
+
+@njit(cache=True)
+def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes):
+    """im2col + GEMM (np.dot, i.e. BLAS), over slices of output positions so the column buffer stays under workspace_bytes."""
+    N, C = x.shape[0], x.shape[1]
+    K, Cg, KD, KH, KW = w.shape
+    OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
+    Kg = K // groups
+    rows = Cg * KD * KH * KW
+    npos = OD * OH * OW
+    has_bias = bias.shape[0] > 0
+    wmat = w.reshape(K, rows)
+    yr = y.reshape(N, K, npos)
+    pointwise = (KD == 1 and KH == 1 and KW == 1 and stride == (1, 1, 1) and pad == (0, 0, 0)
+                 and x.shape[2] == OD and x.shape[3] == OH and x.shape[4] == OW)
+    xr = x.reshape(N * C, x.shape[2] * x.shape[3] * x.shape[4])
+    if npos == 0 or K == 0:
+        return
+    P = max(1, min(npos, workspace_bytes // max(1, rows * x.itemsize)))
+    buf = np.empty(0 if pointwise else rows * P, dtype=x.dtype)
+    for n in range(N):
+        for g in range(groups):
+            wg = wmat[g * Kg:(g + 1) * Kg]
+            for p0 in range(0, npos, P):
+                width = min(P, npos - p0)
+                if pointwise:
+                    res = np.dot(wg, np.ascontiguousarray(xr[n * C + g * Cg:n * C + (g + 1) * Cg, p0:p0 + width]))
+                else:
+                    col = buf[:rows * width].reshape(rows, width)
+                    _im2col_slice(x, n, g * Cg, Cg, (KD, KH, KW), stride, pad, dilation, (OD, OH, OW), p0, width, col)
+                    res = np.dot(wg, col)
+                for i in range(Kg):
+                    b = bias[g * Kg + i] if has_bias else 0.0
+                    dst = yr[n, g * Kg + i]
+                    for j in range(width):
+                        dst[p0 + j] = res[i, j] + b
