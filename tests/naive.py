@@ -73,6 +73,14 @@ def _windows(x, out):
             yield n, c, o
 
 
+def _flat(pos, spatial):
+    """Row-major flat index, also for positions past the end (no bounds check, as PyTorch)."""
+    flat = 0
+    for p, s in zip(pos, spatial):
+        flat = flat * s + p
+    return flat
+
+
 def max_pool(x, kernel, stride, pads, dilation, ceil_mode):
     """Max over window positions inside the input (padding is -inf); a NaN wins, the last NaN's index is kept."""
     x = np.asarray(x, np.float64)
@@ -83,7 +91,15 @@ def max_pool(x, kernel, stride, pads, dilation, ceil_mode):
     y = np.empty(x.shape[:2] + tuple(out))
     idx = np.empty(y.shape, np.int64)
     for n, c, o in _windows(x, out):
-        best, where = -np.inf, -1
+        # PyTorch starts from -inf at the first window position at or after 0 in each dim, so a
+        # window of only -inf (or only padding) reports that position.
+        first = []
+        for d in range(nd):
+            start = o[d] * stride[d] - pads[d][0]
+            while start < 0:
+                start += dilation[d]
+            first.append(start)
+        best, where = -np.inf, _flat(first, spatial)
         for j in itertools.product(*(range(k) for k in kernel)):
             pos = tuple(o[d] * stride[d] - pads[d][0] + j[d] * dilation[d] for d in range(nd))
             if all(0 <= pos[d] < spatial[d] for d in range(nd)):
@@ -136,7 +152,11 @@ def adaptive_pool(x, out, kind):
             continue
         flat = window.ravel()
         nans = np.flatnonzero(np.isnan(flat))
-        local = nans[-1] if nans.size else int(np.argmax(flat))
+        if nans.size:
+            local = nans[-1]
+        else:  # first strict maximum above the -inf start value; index of the start if none
+            above = np.flatnonzero(flat > -np.inf)
+            local = int(np.argmax(flat)) if above.size else 0
         y[(n, c) + o] = flat[local]
         pos = tuple(bounds[d][0] + v for d, v in enumerate(np.unravel_index(local, window.shape)))
         idx[(n, c) + o] = np.ravel_multi_index(pos, spatial)

@@ -25,8 +25,19 @@ def max_pool(x, y, indices, kernel, stride, pad, dilation, want_indices):
         for od in range(OD):
             for oh in range(OH):
                 for ow in range(OW):
+                    # PyTorch's rule: start from -inf at the first in-range-or-later window position, so a
+                    # window of only -inf (or only padding) reports that position.
+                    fd = od * sd - pd
+                    while fd < 0:
+                        fd += dd
+                    fh = oh * sh - ph
+                    while fh < 0:
+                        fh += dh
+                    fw = ow * sw - pw
+                    while fw < 0:
+                        fw += dw
                     best = -np.inf
-                    where = -1
+                    where = (fd * H + fh) * W + fw
                     for kd in range(KD):
                         i_d = od * sd - pd + kd * dd
                         if i_d < 0 or i_d >= D:
@@ -138,7 +149,7 @@ def adaptive_max_pool(x, y, indices, want_indices):
                 for ow in range(OW):
                     w0, w1 = _adaptive_window(ow, W, OW)
                     best = -np.inf
-                    where = -1
+                    where = (d0 * H + h0) * W + w0
                     for i_d in range(d0, d1):
                         for i_h in range(h0, h1):
                             for i_w in range(w0, w1):

@@ -1,0 +1,98 @@
+"""Every pooling kernel against the float64 reference, across random geometry."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cnnkernels as ck
+
+from . import naive
+from .cases import assert_close, pool_case
+
+BACKENDS = [b for _, b in ck.available_kernels("max_pool2d")]
+MAX = {1: ck.max_pool1d, 2: ck.max_pool2d, 3: ck.max_pool3d}
+AVG = {1: ck.avg_pool1d, 2: ck.avg_pool2d, 3: ck.avg_pool3d}
+ADAPTIVE_AVG = {1: ck.adaptive_avg_pool1d, 2: ck.adaptive_avg_pool2d, 3: ck.adaptive_avg_pool3d}
+ADAPTIVE_MAX = {1: ck.adaptive_max_pool1d, 2: ck.adaptive_max_pool2d, 3: ck.adaptive_max_pool3d}
+
+
+def _x(case):
+    return case["x"][0] if case["unbatched"] else case["x"]
+
+
+def _ref(case, ref):
+    return ref[0] if case["unbatched"] else ref
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_pool_matches_reference(nd, backend):
+    @given(pool_case(nd, "max"))
+    def check(case):
+        y, idx = MAX[nd](_x(case), case["kernel"], case["stride"], case["padding"], case["dilation"],
+                         case["ceil_mode"], return_indices=True, backend=backend)
+        ref, ref_idx = naive.max_pool(case["x"], case["kernel"], case["stride"], case["pads"], case["dilation"],
+                                      case["ceil_mode"])
+        assert_close(y, _ref(case, ref), case["dtype"])
+        assert idx.dtype == np.int64
+        np.testing.assert_array_equal(idx, _ref(case, ref_idx))
+        plain = MAX[nd](_x(case), case["kernel"], case["stride"], case["padding"], case["dilation"],
+                        case["ceil_mode"], backend=backend)
+        assert_close(plain, _ref(case, ref), case["dtype"])
+    check()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_avg_pool_matches_reference(nd, backend):
+    @given(pool_case(nd, "avg"))
+    def check(case):
+        extra = {} if nd == 1 else {"divisor_override": case["divisor_override"]}
+        y = AVG[nd](_x(case), case["kernel"], case["stride"], case["padding"], case["ceil_mode"],
+                    case["count_include_pad"], backend=backend, **extra)
+        ref = naive.avg_pool(case["x"], case["kernel"], case["stride"], case["pads"], case["ceil_mode"],
+                             case["count_include_pad"], case["divisor_override"])
+        assert_close(y, _ref(case, ref), case["dtype"])
+    check()
+
+
+@st.composite
+def adaptive_case(draw, nd):
+    spatial = tuple(draw(st.integers(1, 6 if nd == 3 else 13)) for _ in range(nd))
+    out = tuple(draw(st.integers(1, 7)) for _ in range(nd))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    x = rng.standard_normal((draw(st.sampled_from([1, 2, 0])), draw(st.integers(1, 3))) + spatial).astype(dtype)
+    if draw(st.booleans()):
+        x[rng.random(x.shape) < 0.1] = np.nan
+    return x, out, dtype
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_adaptive_pools_match_reference(nd, backend):
+    @given(adaptive_case(nd))
+    def check(case):
+        x, out, dtype = case
+        ref, _ = naive.adaptive_pool(x, out, "avg")
+        assert_close(ADAPTIVE_AVG[nd](x, out, backend=backend), ref, dtype)
+        ref, ref_idx = naive.adaptive_pool(x, out, "max")
+        y, idx = ADAPTIVE_MAX[nd](x, out, return_indices=True, backend=backend)
+        assert_close(y, ref, dtype)
+        np.testing.assert_array_equal(idx, ref_idx)
+    check()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_global_average_pool(backend):
+    x = np.random.default_rng(2).standard_normal((3, 5, 7, 7)).astype(np.float32)
+    y = ck.adaptive_avg_pool2d(x, 1, backend=backend)
+    assert_close(y, x.astype(np.float64).mean(axis=(2, 3), keepdims=True), np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_nan_propagates(backend):
+    x = np.array([[[1.0, np.nan, 3.0, np.nan, 0.5, 2.0]]])
+    y, idx = ck.max_pool1d(x, 3, return_indices=True, backend=backend)
+    assert np.isnan(y[0, 0, 0]) and idx[0, 0, 0] == 1
+    assert np.isnan(y[0, 0, 1]) and idx[0, 0, 1] == 3
