@@ -1,0 +1,170 @@
+"""The functional API's contract: dtypes, array-likes, out=, batching, threads, kernel listing, Numba interop."""
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+from cnnkernels import functional as F
+
+from . import naive
+from .cases import assert_close
+
+rng = np.random.default_rng(42)
+X = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+W = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+B = rng.standard_normal(6).astype(np.float32)
+REF = naive.conv(X, W, B, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+
+
+def test_functional_module_has_torch_names():
+    for name in ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                 "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+                 "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d"]:
+        assert callable(getattr(F, name)) and getattr(ck, name) is getattr(F, name)
+
+
+def test_available_kernels_lists_forceable_pairs():
+    pairs = ck.available_kernels("conv2d")
+    assert ("direct", "numba") in pairs and ("im2col", "numba") in pairs
+    assert ck.available_kernels("conv_transpose3d") == pairs
+    assert ck.available_kernels("max_pool2d")[0] == ("direct", "numba")
+    info = ck.info()
+    if info["cpp"] is not None:
+        assert ("direct", "cpp") in pairs and ("im2col", "cpp") in pairs
+    else:
+        assert all(b == "numba" for _, b in pairs)
+
+
+def test_cpp_backend_built_when_required():
+    """CI sets CNNKERNELS_REQUIRE_CPP=1 so the C++ kernels can't silently drop out of the test run."""
+    import os
+    if os.environ.get("CNNKERNELS_REQUIRE_CPP") != "1":
+        pytest.skip("CNNKERNELS_REQUIRE_CPP not set")
+    assert ck.info()["cpp"] is not None, ck.info().get("cpp_missing_reason")
+
+
+@pytest.mark.parametrize("xdt,wdt,expect", [(np.float32, np.float32, np.float32), (np.float64, np.float64, np.float64),
+                                             (np.float32, np.float64, np.float64), (np.float16, np.float16, np.float16),
+                                             (np.int64, np.int64, np.float64)])
+def test_output_dtype_follows_numpy_promotion(xdt, wdt, expect):
+    x = np.round(X * 4).astype(xdt)
+    w = np.round(W * 4).astype(wdt)
+    y = ck.conv2d(x, w, padding=1)
+    assert y.dtype == expect
+    ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    tol = 1e-2 if expect == np.float16 else 1e-5
+    assert np.abs(y.astype(np.float64) - ref).max() <= tol * np.abs(ref).max()
+
+
+def test_array_likes_lists_readonly_views_dlpack():
+    ref = ck.conv2d(X, W, B, padding=1)
+    assert_close(ref, REF, np.float32)
+    assert_close(ck.conv2d(X.tolist(), W.tolist(), B.tolist(), padding=1), REF, np.float64)
+    ro = X.copy()
+    ro.flags.writeable = False
+    assert_close(ck.conv2d(ro, W, B, padding=1), REF, np.float32)
+    big = np.zeros((2, 8, 18, 16), np.float32)
+    big[:, ::2, ::2, ::2] = X
+    view = big[:, ::2, ::2, ::2]
+    assert not view.flags.c_contiguous
+    assert_close(ck.conv2d(view, W, B, padding=1), REF, np.float32)
+
+    class HasArray:
+        def __array__(self, dtype=None, copy=None):
+            return X
+    assert_close(ck.conv2d(HasArray(), W, B, padding=1), REF, np.float32)
+
+    class DLPackOnly:
+        def __dlpack__(self, **kwargs):
+            return X.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return X.__dlpack_device__()
+    assert_close(ck.conv2d(DLPackOnly(), W, B, padding=1), REF, np.float32)
+
+
+def test_torch_tensors_are_accepted():
+    torch = pytest.importorskip("torch")
+    y = ck.conv2d(torch.from_numpy(X), torch.from_numpy(W), torch.from_numpy(B), padding=1)
+    assert isinstance(y, np.ndarray)
+    assert_close(y, REF, np.float32)
+
+
+def test_out_is_written_and_returned():
+    out = np.empty((2, 6, 9, 8), np.float32)
+    y = ck.conv2d(X, W, B, padding=1, out=out)
+    assert y is out
+    assert_close(out, REF, np.float32)
+    # a non-contiguous out still receives the result
+    holder = np.zeros((2, 6, 9, 16), np.float32)
+    out2 = holder[..., ::2]
+    assert ck.conv2d(X, W, B, padding=1, out=out2) is out2
+    assert_close(out2, REF, np.float32)
+    # pooling with out=
+    pooled = np.empty((2, 4, 4, 4), np.float32)
+    assert ck.max_pool2d(X, 2, out=pooled) is pooled
+    np.testing.assert_array_equal(pooled, naive.max_pool(X, (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False)[0])
+
+
+def test_out_overlapping_the_input_is_safe():
+    x = rng.standard_normal((1, 3, 6, 6))
+    expect = ck.avg_pool2d(x, 3, stride=1, padding=1)
+    assert ck.avg_pool2d(x, 3, stride=1, padding=1, out=x) is x
+    np.testing.assert_allclose(x, expect)
+
+
+def test_unbatched_and_batch_zero():
+    y = ck.conv2d(X[0], W, B, padding=1)
+    assert y.shape == (6, 9, 8)
+    assert_close(y, REF[0], np.float32)
+    empty = ck.conv2d(X[:0], W, B, padding=1)
+    assert empty.shape == (0, 6, 9, 8) and empty.dtype == np.float32
+    assert ck.max_pool2d(X[:0], 2).shape == (0, 4, 4, 4)
+    assert ck.conv_transpose2d(X[:0], W.transpose(1, 0, 2, 3), stride=2).shape == (0, 6, 19, 17)
+    assert ck.max_pool1d(X[0, 0], 2).shape == (9, 4)
+
+
+def test_threads_govern_results_not_correctness():
+    before = ck.get_num_threads()
+    try:
+        ck.set_num_threads(1)
+        assert ck.get_num_threads() == 1
+        one = [ck.conv2d(X, W, B, padding=1, algorithm=a, backend=b) for a, b in ck.available_kernels("conv2d")]
+        ck.set_num_threads(2)
+        two = [ck.conv2d(X, W, B, padding=1, algorithm=a, backend=b) for a, b in ck.available_kernels("conv2d")]
+        for a, b in zip(one, two):
+            assert_close(a, REF, np.float32)
+            assert_close(b, REF, np.float32)
+    finally:
+        ck.set_num_threads(before)
+
+
+def test_thread_count_environment_variables():
+    import subprocess
+    import sys
+    code = "import cnnkernels as ck; print(ck.get_num_threads())"
+    for env, expect in [({"CNNKERNELS_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, "1"), ({"OMP_NUM_THREADS": "1"}, "1")]:
+        import os
+        full = {k: v for k, v in os.environ.items() if k not in ("CNNKERNELS_NUM_THREADS", "OMP_NUM_THREADS")}
+        full.update(env)
+        got = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, check=True)
+        assert got.stdout.strip() == expect
+
+
+def test_numba_kernels_are_callable_from_user_njit_code():
+    from numba import njit
+
+    from cnnkernels.numba import conv2d as nb_conv2d
+    from cnnkernels.numba import max_pool
+
+    @njit
+    def conv_then_pool(x, w, b):
+        y = nb_conv2d(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+        N, K, H, W = y.shape
+        pooled = np.empty((N, K, 1, H // 2, W // 2), dtype=y.dtype)
+        idx = np.empty((0, 0, 0, 0, 0), dtype=np.int64)
+        max_pool(y.reshape(N, K, 1, H, W), pooled, idx, (1, 2, 2), (1, 2, 2), (0, 0, 0), (1, 1, 1), False)
+        return pooled.reshape(N, K, H // 2, W // 2)
+
+    got = conv_then_pool(X, W, B)
+    ref = naive.max_pool(REF, (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False)[0]
+    assert_close(got, ref, np.float32)
