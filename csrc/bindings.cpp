@@ -1,0 +1,399 @@
+// Python bindings for the cnnkernels C++ library. Only argument validation and
+// dispatch live here: every check that protects the kernels' preconditions is
+// repeated so that no call from Python can crash the process.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cnnkernels/conv_direct.h"
+#include "cnnkernels/geometry.h"
+#include "cnnkernels/im2col.h"
+#include "cnnkernels/pool.h"
+
+namespace py = pybind11;
+namespace ck = cnnkernels;
+using i64 = int64_t;
+using Triple = std::array<i64, 3>;
+
+namespace {
+
+// Thread counts above this are almost certainly a bug, and the OpenMP runtime
+// aborts the process if it cannot create the threads.
+constexpr i64 kMaxThreads = 256;
+// Index arithmetic in the kernels stays far below this, so it cannot overflow.
+constexpr __int128 kIndexLimit = (__int128)1 << 62;
+
+enum class Dtype { f32, f64 };
+
+std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+py::array as_array(py::handle h, const char* name) {
+    // No conversion: a converted copy of an output would silently drop results,
+    // and a copy of an input would hide a costly mistake in the caller.
+    if (!py::isinstance<py::array>(h))
+        throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " + type_name(h));
+    return py::reinterpret_borrow<py::array>(h);
+}
+
+void check_layout(const py::array& a, const char* name, py::ssize_t ndim, bool writeable) {
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " +
+                              std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
+    using api = py::detail::npy_api;
+    if (!(a.flags() & api::NPY_ARRAY_C_CONTIGUOUS_))
+        throw py::value_error(std::string(name) + " must be C-contiguous");
+    if (!(a.flags() & api::NPY_ARRAY_ALIGNED_))
+        throw py::value_error(std::string(name) + " must be aligned");
+    if (writeable && !a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+}
+
+Dtype float_dtype(const py::array& a, const char* name) {
+    if (py::isinstance<py::array_t<float>>(a)) return Dtype::f32;
+    if (py::isinstance<py::array_t<double>>(a)) return Dtype::f64;
+    throw py::type_error(std::string(name) + " must have dtype float32 or float64 (native byte order), got " +
+                         std::string(py::str(a.dtype())));
+}
+
+void check_same_dtype(const py::array& a, const char* name, Dtype expected, const char* ref) {
+    if (float_dtype(a, name) != expected)
+        throw py::type_error(std::string(name) + " must have the same dtype as " + ref + " (" +
+                             (expected == Dtype::f32 ? "float32" : "float64") + "), got " +
+                             std::string(py::str(a.dtype())));
+}
+
+void check_int64(const py::array& a, const char* name) {
+    if (!py::isinstance<py::array_t<int64_t>>(a))
+        throw py::type_error(std::string(name) + " must have dtype int64, got " + std::string(py::str(a.dtype())));
+}
+
+// Outputs that alias an input (or each other) would give garbage: reject them.
+void check_no_overlap(const py::array& out, const char* out_name, const py::array& other, const char* other_name) {
+    if (out.nbytes() == 0 || other.nbytes() == 0) return;
+    auto a0 = reinterpret_cast<uintptr_t>(out.data()), a1 = a0 + uintptr_t(out.nbytes());
+    auto b0 = reinterpret_cast<uintptr_t>(other.data()), b1 = b0 + uintptr_t(other.nbytes());
+    if (a0 < b1 && b0 < a1)
+        throw py::value_error(std::string(out_name) + " must not share memory with " + other_name);
+}
+
+Triple get3(py::handle h, const char* name) {
+    if (py::isinstance<py::str>(h) || py::isinstance<py::bytes>(h) || !PySequence_Check(h.ptr()))
+        throw py::type_error(std::string(name) + " must be a sequence of 3 ints, got " + type_name(h));
+    auto seq = py::reinterpret_borrow<py::sequence>(h);
+    if (seq.size() != 3)
+        throw py::value_error(std::string(name) + " must have exactly 3 entries, got " + std::to_string(seq.size()));
+    Triple v{};
+    for (size_t i = 0; i < 3; ++i) {
+        py::object item = seq[i];
+        if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
+            throw py::type_error(std::string(name) + " entries must be ints, got " + type_name(item));
+        py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+        if (!idx) throw py::error_already_set();
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(idx.ptr(), &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            throw py::value_error(std::string(name) + " entries must fit in int64");
+        }
+        v[i] = i64(x);
+    }
+    return v;
+}
+
+void check_min(const Triple& v, i64 lo, const char* name) {
+    for (i64 x : v)
+        if (x < lo)
+            throw py::value_error(std::string(name) + " entries must be >= " + std::to_string(lo) + ", got " +
+                                  std::to_string(x));
+}
+
+int check_threads(i64 threads) {
+    if (threads < 1 || threads > kMaxThreads)
+        throw py::value_error("threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                              std::to_string(threads));
+    return int(threads);
+}
+
+void check_index_range(__int128 v, const char* what) {
+    if (v >= kIndexLimit) throw py::value_error(std::string(what) + " too large: index arithmetic would overflow");
+}
+
+// ------------------------------------------------------------------ conv
+
+void conv(const std::string& algorithm, py::object x_, py::object w_, py::object bias_, py::object y_,
+          py::object stride_, py::object pad_, py::object dilation_, i64 groups, i64 threads,
+          i64 workspace_bytes) {
+    const bool direct = algorithm == "direct";
+    if (!direct && algorithm != "im2col")
+        throw py::value_error("algorithm must be 'direct' or 'im2col', got '" + algorithm + "'");
+    py::array x = as_array(x_, "x"), w = as_array(w_, "w"), y = as_array(y_, "y");
+    check_layout(x, "x", 5, false);
+    check_layout(w, "w", 5, false);
+    check_layout(y, "y", 5, true);
+    const Dtype dt = float_dtype(x, "x");
+    check_same_dtype(w, "w", dt, "x");
+    check_same_dtype(y, "y", dt, "x");
+    py::array bias;
+    const bool has_bias = !bias_.is_none();
+    if (has_bias) {
+        bias = as_array(bias_, "bias");
+        check_layout(bias, "bias", 1, false);
+        check_same_dtype(bias, "bias", dt, "x");
+    }
+    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
+    check_min(stride, 1, "stride");
+    check_min(pad, 0, "pad");
+    check_min(dilation, 1, "dilation");
+    if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
+    const int nthreads = check_threads(threads);
+    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+
+    ck::ConvGeometry g{};
+    g.N = x.shape(0);
+    g.C = x.shape(1);
+    g.K = w.shape(0);
+    g.groups = groups;
+    if (g.K % groups != 0)
+        throw py::value_error("w.shape[0] (" + std::to_string(g.K) + ") must be divisible by groups (" +
+                              std::to_string(groups) + ")");
+    if ((__int128)w.shape(1) * groups != g.C)
+        throw py::value_error("w.shape[1] * groups must equal x.shape[1]: w " + shape_str(w) + ", x " +
+                              shape_str(x) + ", groups " + std::to_string(groups));
+    if (y.shape(0) != g.N || y.shape(1) != g.K)
+        throw py::value_error("y.shape[:2] must be (x.shape[0], w.shape[0]) = (" + std::to_string(g.N) + ", " +
+                              std::to_string(g.K) + "), got y " + shape_str(y));
+    if (has_bias && bias.shape(0) != g.K)
+        throw py::value_error("bias must have shape (" + std::to_string(g.K) + ",), got " + shape_str(bias));
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = x.shape(2 + d);
+        g.out[d] = y.shape(2 + d);
+        g.kernel[d] = w.shape(2 + d);
+        g.stride[d] = stride[d];
+        g.pad[d] = pad[d];
+        g.dilation[d] = dilation[d];
+        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
+                          "convolution geometry");
+    }
+    check_no_overlap(y, "y", x, "x");
+    check_no_overlap(y, "y", w, "w");
+    if (has_bias) check_no_overlap(y, "y", bias, "bias");
+
+    const void* xp = x.data();
+    const void* wp = w.data();
+    const void* bp = has_bias ? bias.data() : nullptr;
+    void* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    if (dt == Dtype::f32) {
+        auto X = static_cast<const float*>(xp), Wt = static_cast<const float*>(wp), B = static_cast<const float*>(bp);
+        auto Y = static_cast<float*>(yp);
+        if (direct) ck::conv_direct<float>(g, X, Wt, B, Y, nthreads);
+        else ck::conv_im2col<float>(g, X, Wt, B, Y, nthreads, workspace_bytes);
+    } else {
+        auto X = static_cast<const double*>(xp), Wt = static_cast<const double*>(wp), B = static_cast<const double*>(bp);
+        auto Y = static_cast<double*>(yp);
+        if (direct) ck::conv_direct<double>(g, X, Wt, B, Y, nthreads);
+        else ck::conv_im2col<double>(g, X, Wt, B, Y, nthreads, workspace_bytes);
+    }
+}
+
+// ------------------------------------------------------------------ pooling
+
+struct PoolArrays {
+    py::array x, y, indices;
+    bool has_indices = false;
+    Dtype dt = Dtype::f32;
+};
+
+PoolArrays pool_arrays(py::handle x_, py::handle y_, py::handle indices_) {
+    PoolArrays p;
+    p.x = as_array(x_, "x");
+    p.y = as_array(y_, "y");
+    check_layout(p.x, "x", 5, false);
+    check_layout(p.y, "y", 5, true);
+    p.dt = float_dtype(p.x, "x");
+    check_same_dtype(p.y, "y", p.dt, "x");
+    if (p.y.shape(0) != p.x.shape(0) || p.y.shape(1) != p.x.shape(1))
+        throw py::value_error("y.shape[:2] must equal x.shape[:2]: x " + shape_str(p.x) + ", y " + shape_str(p.y));
+    check_no_overlap(p.y, "y", p.x, "x");
+    if (indices_ && !indices_.is_none()) {
+        p.has_indices = true;
+        p.indices = as_array(indices_, "indices");
+        check_layout(p.indices, "indices", 5, true);
+        check_int64(p.indices, "indices");
+        for (int d = 0; d < 5; ++d)
+            if (p.indices.shape(d) != p.y.shape(d))
+                throw py::value_error("indices must have the shape of y " + shape_str(p.y) + ", got " +
+                                      shape_str(p.indices));
+        check_no_overlap(p.indices, "indices", p.x, "x");
+        check_no_overlap(p.indices, "indices", p.y, "y");
+    }
+    return p;
+}
+
+ck::PoolGeometry pool_geometry(const PoolArrays& p) {
+    ck::PoolGeometry g{};
+    g.planes = p.x.shape(0) * p.x.shape(1);
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = p.x.shape(2 + d);
+        g.out[d] = p.y.shape(2 + d);
+        g.kernel[d] = g.stride[d] = g.dilation[d] = 1;
+    }
+    return g;
+}
+
+void max_pool(py::object x_, py::object y_, py::object indices_, py::object kernel_, py::object stride_,
+              py::object pad_before_, py::object dilation_, i64 threads) {
+    PoolArrays p = pool_arrays(x_, y_, indices_);
+    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
+    const Triple pad_before = get3(pad_before_, "pad_before"), dilation = get3(dilation_, "dilation");
+    check_min(kernel, 1, "kernel");
+    check_min(stride, 1, "stride");
+    check_min(pad_before, 0, "pad_before");
+    check_min(dilation, 1, "dilation");
+    const int nthreads = check_threads(threads);
+    ck::PoolGeometry g = pool_geometry(p);
+    for (int d = 0; d < 3; ++d) {
+        g.kernel[d] = kernel[d];
+        g.stride[d] = stride[d];
+        g.pad_before[d] = pad_before[d];
+        g.dilation[d] = dilation[d];
+        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad_before[d] +
+                              g.in[d],
+                          "pooling geometry");
+    }
+    const void* xp = p.x.data();
+    void* yp = p.y.mutable_data();
+    int64_t* ip = p.has_indices ? static_cast<int64_t*>(p.indices.mutable_data()) : nullptr;
+    py::gil_scoped_release nogil;
+    if (p.dt == Dtype::f32) ck::max_pool<float>(g, static_cast<const float*>(xp), static_cast<float*>(yp), ip, nthreads);
+    else ck::max_pool<double>(g, static_cast<const double*>(xp), static_cast<double*>(yp), ip, nthreads);
+}
+
+void avg_pool(py::object x_, py::object y_, py::object kernel_, py::object stride_, py::object pad_before_,
+              py::object pad_after_, bool count_include_pad, i64 divisor_override, i64 threads) {
+    PoolArrays p = pool_arrays(x_, y_, py::none());
+    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
+    const Triple pad_before = get3(pad_before_, "pad_before"), pad_after = get3(pad_after_, "pad_after");
+    check_min(kernel, 1, "kernel");
+    check_min(stride, 1, "stride");
+    check_min(pad_before, 0, "pad_before");
+    check_min(pad_after, 0, "pad_after");
+    const int nthreads = check_threads(threads);
+    ck::PoolGeometry g = pool_geometry(p);
+    for (int d = 0; d < 3; ++d) {
+        g.kernel[d] = kernel[d];
+        g.stride[d] = stride[d];
+        g.pad_before[d] = pad_before[d];
+        g.pad_after[d] = pad_after[d];
+        check_index_range((__int128)g.out[d] * g.stride[d] + g.kernel[d] + g.pad_before[d] + g.pad_after[d] + g.in[d],
+                          "pooling geometry");
+    }
+    const void* xp = p.x.data();
+    void* yp = p.y.mutable_data();
+    py::gil_scoped_release nogil;
+    if (p.dt == Dtype::f32)
+        ck::avg_pool<float>(g, count_include_pad, divisor_override, static_cast<const float*>(xp),
+                            static_cast<float*>(yp), nthreads);
+    else
+        ck::avg_pool<double>(g, count_include_pad, divisor_override, static_cast<const double*>(xp),
+                             static_cast<double*>(yp), nthreads);
+}
+
+void check_adaptive(const ck::PoolGeometry& g) {
+    for (int d = 0; d < 3; ++d)
+        check_index_range(((__int128)g.out[d] + 1) * g.in[d] + g.out[d], "adaptive pooling geometry");
+}
+
+void adaptive_avg_pool(py::object x_, py::object y_, i64 threads) {
+    PoolArrays p = pool_arrays(x_, y_, py::none());
+    const int nthreads = check_threads(threads);
+    const ck::PoolGeometry g = pool_geometry(p);
+    check_adaptive(g);
+    const void* xp = p.x.data();
+    void* yp = p.y.mutable_data();
+    py::gil_scoped_release nogil;
+    if (p.dt == Dtype::f32)
+        ck::adaptive_avg_pool<float>(g.planes, g.in, g.out, static_cast<const float*>(xp), static_cast<float*>(yp), nthreads);
+    else
+        ck::adaptive_avg_pool<double>(g.planes, g.in, g.out, static_cast<const double*>(xp), static_cast<double*>(yp),
+                                      nthreads);
+}
+
+void adaptive_max_pool(py::object x_, py::object y_, py::object indices_, i64 threads) {
+    PoolArrays p = pool_arrays(x_, y_, indices_);
+    const int nthreads = check_threads(threads);
+    const ck::PoolGeometry g = pool_geometry(p);
+    check_adaptive(g);
+    const void* xp = p.x.data();
+    void* yp = p.y.mutable_data();
+    int64_t* ip = p.has_indices ? static_cast<int64_t*>(p.indices.mutable_data()) : nullptr;
+    py::gil_scoped_release nogil;
+    if (p.dt == Dtype::f32)
+        ck::adaptive_max_pool<float>(g.planes, g.in, g.out, static_cast<const float*>(xp), static_cast<float*>(yp), ip,
+                                     nthreads);
+    else
+        ck::adaptive_max_pool<double>(g.planes, g.in, g.out, static_cast<const double*>(xp), static_cast<double*>(yp), ip,
+                                      nthreads);
+}
+
+py::dict info() {
+    py::dict d;
+#ifdef __VERSION__
+    d["compiler"] = std::string(__VERSION__);
+#else
+    d["compiler"] = std::string("unknown");
+#endif
+#ifdef _OPENMP
+    d["openmp"] = true;
+    d["openmp_version"] = int(_OPENMP);
+    d["openmp_max_threads"] = omp_get_max_threads();
+#else
+    d["openmp"] = false;
+    d["openmp_version"] = 0;
+    d["openmp_max_threads"] = 1;
+#endif
+#if defined(__AVX512F__)
+    d["isa"] = "avx512f";
+#elif defined(__AVX2__)
+    d["isa"] = "avx2";
+#elif defined(__AVX__)
+    d["isa"] = "avx";
+#else
+    d["isa"] = "baseline (compiled without -march)";
+#endif
+    d["max_threads_argument"] = kMaxThreads;
+    return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpp, m) {
+    m.doc() = "C++ convolution and pooling kernels (arrays are validated, never converted or copied)";
+    m.def("conv", &conv, py::arg("algorithm"), py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"),
+          py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"), py::arg("threads"),
+          py::arg("workspace_bytes"),
+          "N-d convolution into preallocated y (N, K, OD, OH, OW); algorithm is 'direct' or 'im2col'.");
+    m.def("max_pool", &max_pool, py::arg("x"), py::arg("y"), py::arg("indices"), py::arg("kernel"),
+          py::arg("stride"), py::arg("pad_before"), py::arg("dilation"), py::arg("threads"),
+          "Max pooling into y; indices (int64, shape of y) or None.");
+    m.def("avg_pool", &avg_pool, py::arg("x"), py::arg("y"), py::arg("kernel"), py::arg("stride"),
+          py::arg("pad_before"), py::arg("pad_after"), py::arg("count_include_pad"), py::arg("divisor_override"),
+          py::arg("threads"), "Average pooling into y; divisor_override 0 means none.");
+    m.def("adaptive_avg_pool", &adaptive_avg_pool, py::arg("x"), py::arg("y"), py::arg("threads"),
+          "Adaptive average pooling to y's spatial shape.");
+    m.def("adaptive_max_pool", &adaptive_max_pool, py::arg("x"), py::arg("y"), py::arg("indices"),
+          py::arg("threads"), "Adaptive max pooling to y's spatial shape; indices (int64) or None.");
+    m.def("info", &info, "Build information: compiler, OpenMP, ISA.");
+}
