@@ -21,6 +21,10 @@ class BackendUnavailableError(RuntimeError):
     """The requested backend is not built or cannot be loaded on this machine."""
 
 
+def _cpp_threads():
+    return min(get_num_threads(), _cpp_backend.max_threads)
+
+
 def _numba():
     from . import numba as nb  # imported lazily: Numba's import is the slow part of ours
     return nb
@@ -42,7 +46,7 @@ def _conv_numba_im2col(x, w, b, y, g):
 def _conv_cpp(algorithm):
     def run(x, w, b, y, g):
         _cpp_backend.module.conv(algorithm, x, w, b if b.shape[0] else None, y, g.stride, g.pad,
-                                 g.dilation, g.groups, get_num_threads(), WORKSPACE_BYTES)
+                                 g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES)
     return run
 
 
@@ -57,7 +61,7 @@ def _max_pool_numba(x, y, idx, p):
 
 def _max_pool_cpp(x, y, idx, p):
     _cpp_backend.module.max_pool(x, y, idx, p["kernel"], p["stride"], p["pad_before"], p["dilation"],
-                                 get_num_threads())
+                                 _cpp_threads())
 
 
 def _avg_pool_numba(x, y, idx, p):
@@ -68,7 +72,7 @@ def _avg_pool_numba(x, y, idx, p):
 
 def _avg_pool_cpp(x, y, idx, p):
     _cpp_backend.module.avg_pool(x, y, p["kernel"], p["stride"], p["pad_before"], p["pad_after"],
-                                 p["count_include_pad"], p["divisor_override"], get_num_threads())
+                                 p["count_include_pad"], p["divisor_override"], _cpp_threads())
 
 
 def _adaptive_avg_numba(x, y, idx, p):
@@ -77,7 +81,7 @@ def _adaptive_avg_numba(x, y, idx, p):
 
 
 def _adaptive_avg_cpp(x, y, idx, p):
-    _cpp_backend.module.adaptive_avg_pool(x, y, get_num_threads())
+    _cpp_backend.module.adaptive_avg_pool(x, y, _cpp_threads())
 
 
 def _adaptive_max_numba(x, y, idx, p):
@@ -87,7 +91,7 @@ def _adaptive_max_numba(x, y, idx, p):
 
 
 def _adaptive_max_cpp(x, y, idx, p):
-    _cpp_backend.module.adaptive_max_pool(x, y, idx, get_num_threads())
+    _cpp_backend.module.adaptive_max_pool(x, y, idx, _cpp_threads())
 
 
 KERNELS = {

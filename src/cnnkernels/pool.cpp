@@ -9,9 +9,11 @@ namespace cnnkernels {
 namespace {
 
 // Per-dim window description for one output index: input positions are
-// base + k*step for k in [k_lo, k_hi), all inside [0, in).
+// base + k*step for k in [k_lo, k_hi), all inside [0, in). `first` is the first
+// window position >= 0: PyTorch reports it as the index of a window whose values
+// are all -inf (or which holds no input position at all).
 struct Window {
-    int64_t base, step, k_lo, k_hi;
+    int64_t base, step, k_lo, k_hi, first;
 };
 
 std::vector<Window> sliding_windows(int64_t out, int64_t in, int64_t kernel, int64_t stride,
@@ -22,7 +24,8 @@ std::vector<Window> sliding_windows(int64_t out, int64_t in, int64_t kernel, int
         // k*dil + base in [0, in)  <=>  k in [ceil(-base/dil), ceil((in-base)/dil)).
         int64_t lo, hi;
         detail::valid_out_range(kernel, dil, base, in, lo, hi);
-        v[size_t(o)] = {base, dil, lo, hi};
+        const int64_t first = base >= 0 ? base : base + ((-base + dil - 1) / dil) * dil;
+        v[size_t(o)] = {base, dil, lo, hi, first};
     }
     return v;
 }
@@ -31,7 +34,7 @@ std::vector<Window> adaptive_windows(int64_t out, int64_t in) {
     std::vector<Window> v(size_t(std::max<int64_t>(out, 0)));
     for (int64_t o = 0; o < out; ++o) {
         const int64_t s = (o * in) / out, e = ((o + 1) * in + out - 1) / out;
-        v[size_t(o)] = {s, 1, 0, std::max<int64_t>(e - s, 0)};
+        v[size_t(o)] = {s, 1, 0, std::max<int64_t>(e - s, 0), s};
     }
     return v;
 }
@@ -59,10 +62,8 @@ void max_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
         for (int64_t ow = 0; ow < OW; ++ow) {
             const Window& c = ww[size_t(ow)];
             T best = neg_inf;
-            int64_t idx = -1;
+            int64_t idx = (a.first * H + b.first) * W + c.first;
             if (a.k_lo < a.k_hi && b.k_lo < b.k_hi && c.k_lo < c.k_hi) {
-                idx = ((a.base + a.k_lo * a.step) * H + (b.base + b.k_lo * b.step)) * W +
-                      (c.base + c.k_lo * c.step);
                 for (int64_t kd = a.k_lo; kd < a.k_hi; ++kd) {
                     const int64_t id = a.base + kd * a.step;
                     for (int64_t kh = b.k_lo; kh < b.k_hi; ++kh) {
