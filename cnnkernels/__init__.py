@@ -3,6 +3,8 @@
 The functional API mirrors ``torch.nn.functional``: ``from cnnkernels import functional as F``.
 """
 from . import functional
+from ._autotune import get_autotune, set_autotune
+from ._explain import explain
 from ._registry import BackendUnavailableError, available_kernels
 from ._threads import get_num_threads, set_num_threads
 from .functional import *  # noqa: F401,F403

@@ -4,6 +4,8 @@ Every runner takes already-validated 5-D C-contiguous arrays (see cnnkernels.num
 preconditions); the C++ bindings check them again, so nothing reaches C++ unchecked.
 """
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -94,17 +96,32 @@ def _adaptive_max_cpp(x, y, idx, p):
     _cpp_backend.module.adaptive_max_pool(x, y, idx, _cpp_threads())
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """One candidate: an algorithm in a backend, what it supports, and how exact it is."""
+    algorithm: str
+    backend: str
+    run: Callable
+    # geometry -> None when supported, else the reason it is not (shown to users who force it)
+    supports: Callable = staticmethod(lambda geometry: None)
+    accuracy: str = "exact"   # "exact": sums the same products as the definition
+
+    @property
+    def name(self):
+        return f"{self.algorithm}/{self.backend}"
+
+
+def _kernels(*specs):
+    return {(k.algorithm, k.backend): k for k in (Kernel(*spec) for spec in specs)}
+
+
 KERNELS = {
-    "conv": {
-        ("direct", "numba"): _conv_numba_direct,
-        ("im2col", "numba"): _conv_numba_im2col,
-        ("direct", "cpp"): _conv_cpp("direct"),
-        ("im2col", "cpp"): _conv_cpp("im2col"),
-    },
-    "max_pool": {("direct", "numba"): _max_pool_numba, ("direct", "cpp"): _max_pool_cpp},
-    "avg_pool": {("direct", "numba"): _avg_pool_numba, ("direct", "cpp"): _avg_pool_cpp},
-    "adaptive_avg_pool": {("direct", "numba"): _adaptive_avg_numba, ("direct", "cpp"): _adaptive_avg_cpp},
-    "adaptive_max_pool": {("direct", "numba"): _adaptive_max_numba, ("direct", "cpp"): _adaptive_max_cpp},
+    "conv": _kernels(("direct", "numba", _conv_numba_direct), ("im2col", "numba", _conv_numba_im2col),
+                     ("direct", "cpp", _conv_cpp("direct")), ("im2col", "cpp", _conv_cpp("im2col"))),
+    "max_pool": _kernels(("direct", "numba", _max_pool_numba), ("direct", "cpp", _max_pool_cpp)),
+    "avg_pool": _kernels(("direct", "numba", _avg_pool_numba), ("direct", "cpp", _avg_pool_cpp)),
+    "adaptive_avg_pool": _kernels(("direct", "numba", _adaptive_avg_numba), ("direct", "cpp", _adaptive_avg_cpp)),
+    "adaptive_max_pool": _kernels(("direct", "numba", _adaptive_max_numba), ("direct", "cpp", _adaptive_max_cpp)),
 }
 
 # Public function names -> kernel family.
@@ -118,7 +135,7 @@ for _d in (1, 2, 3):
     OPS[f"adaptive_max_pool{_d}d"] = "adaptive_max_pool"
 
 
-def _family(op):
+def family(op):
     if not isinstance(op, str):
         raise TypeError(f"op must be an operation name such as 'conv2d', got {op!r}")
     if op in KERNELS:
@@ -128,10 +145,13 @@ def _family(op):
     return OPS[op]
 
 
+def _built(kernel):
+    return kernel.backend != "cpp" or _cpp_backend.module is not None
+
+
 def available_kernels(op):
     """The (algorithm, backend) pairs that can be forced for ``op`` on this installation."""
-    family = _family(op)
-    return [key for key in KERNELS[family] if key[1] != "cpp" or _cpp_backend.module is not None]
+    return [key for key, k in KERNELS[family(op)].items() if _built(k)]
 
 
 def _check_choice(value, allowed, name, op):
@@ -141,25 +161,33 @@ def _check_choice(value, allowed, name, op):
         raise ValueError(f"{name} for {op} must be one of {list(allowed)}, got {value!r}")
 
 
-def select(op, algorithm, backend, geometry=None):
-    """The runner for a validated call, honouring forced choices and explaining refusals."""
-    family = _family(op)
-    algorithms = ("auto",) + tuple(sorted({a for a, _ in KERNELS[family]}))
+def candidates(op, algorithm, backend, geometry):
+    """The kernels a call may run: one when both are forced, several for the autotuner to choose from."""
+    fam = family(op)
+    algorithms = ("auto",) + tuple(sorted({a for a, _ in KERNELS[fam]}))
     _check_choice(algorithm, algorithms, "algorithm", op)
     _check_choice(backend, BACKENDS, "backend", op)
     if backend == "cpp" and _cpp_backend.module is None:
         raise BackendUnavailableError(f"backend='cpp' is unavailable: {_cpp_backend.missing_reason}")
-    if backend == "auto":
+    if algorithm != "auto" and backend == "auto":
         backend = "cpp" if _cpp_backend.module is not None else "numba"
-    if algorithm == "auto":
-        algorithm = _auto_algorithm(family, geometry)
-    return KERNELS[family][(algorithm, backend)]
+    chosen = [k for k in KERNELS[fam].values() if _built(k)
+              and algorithm in ("auto", k.algorithm) and backend in ("auto", k.backend)]
+    supported = [k for k in chosen if k.supports(geometry) is None]
+    if not supported:
+        reasons = "; ".join(f"{k.name}: {k.supports(geometry)}" for k in chosen)
+        raise ValueError(f"{op}: algorithm={algorithm!r} does not support this geometry ({reasons})")
+    return supported
 
 
-def _auto_algorithm(family, g):
-    """Shape heuristic until the autotuner lands: GEMM pays off once each output sums enough terms."""
-    if family != "conv":
-        return "direct"
-    terms = (g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2]
-    npos = g.out[0] * g.out[1] * g.out[2]
-    return "im2col" if terms >= 16 and g.K // g.groups >= 8 and npos >= 16 else "direct"
+def heuristic(fam, kernels, g):
+    """The pick without timing (autotune off, or a first guess): C++ when built; GEMM once each output sums enough terms."""
+    by_key = {(k.algorithm, k.backend): k for k in kernels}
+    backend = "cpp" if any(k.backend == "cpp" for k in kernels) else "numba"
+    algorithm = "direct"
+    if fam == "conv":
+        terms = (g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2]
+        npos = g.out[0] * g.out[1] * g.out[2]
+        if terms >= 16 and g.K // g.groups >= 8 and npos >= 16:
+            algorithm = "im2col"
+    return by_key.get((algorithm, backend)) or next(k for k in kernels if k.backend == backend)

@@ -6,7 +6,7 @@ them to a kernel chosen by ``cnnkernels._registry``.
 """
 import numpy as np
 
-from . import _registry
+from . import _autotune, _registry
 from ._arrays import as_array, check_numeric, check_out, check_size, compute_dtype, contiguous, result_dtype
 from ._geometry import (ConvGeometry, _check_int, conv_out_size, int_tuple, pad3, padding_pairs,
                         pool_out_size, same_padding)
@@ -89,14 +89,15 @@ def _check_bias(op, b, channels):
 
 
 def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs):
-    run = _registry.select(op, algorithm, backend, geometry)
+    kernels = _registry.candidates(op, algorithm, backend, geometry)
     shape5 = (geometry.N, geometry.K) + geometry.out
     if out is not None:
         check_out(out, out_shape if batched else out_shape[1:], rdtype)
     y5 = _output_buffer(shape5, cdtype, out, user_inputs)
     if y5.size:
         b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
-        run(x, w, b1, y5, geometry)
+        key = ("conv", "NCDHW", cdtype.name, geometry)
+        _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry))
     return _finish(y5, out_shape, batched, rdtype, out)
 
 
@@ -248,7 +249,7 @@ def _pool_input(op, nd, input):
 
 def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out):
     nd = len(out_sizes)
-    run = _registry.select(op, algorithm, backend)
+    kernels = _registry.candidates(op, algorithm, backend, None)
     out_shape = x.shape[:2] + tuple(out_sizes)
     check_size(out_shape, cdtype.itemsize + (8 if return_indices else 0), "output")
     if out is not None:
@@ -257,7 +258,9 @@ def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices,
     y5 = _output_buffer(shape5, cdtype, out, [x])
     idx5 = np.empty(shape5, np.int64) if return_indices else None
     if y5.size:
-        run(_to5d(contiguous(x, cdtype), nd), y5, idx5, params)
+        x5 = _to5d(contiguous(x, cdtype), nd)
+        key = (_registry.family(op), "NCDHW", cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
+        _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
     y = _finish(y5, out_shape, batched, rdtype, out)
     if return_indices:
         idx = idx5.reshape(out_shape)

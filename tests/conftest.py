@@ -1,4 +1,8 @@
 import os
+import tempfile
+
+# Tests tune into a private cache, never the user's (set before cnnkernels creates its cache).
+os.environ["CNNKERNELS_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnkernels-test-cache-")
 
 from hypothesis import HealthCheck, settings
 

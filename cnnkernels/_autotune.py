@@ -1,0 +1,212 @@
+"""The autotuner: time the candidate kernels on a call's actual shapes once, remember the fastest.
+
+A choice is keyed on everything that changes which kernel is fastest (operation, shapes,
+stride/padding/dilation/groups, dtype, layout, threads, CPU, ISA, package version) and
+kept in memory and in a JSON file shared by processes (``_tuning_cache``).
+"""
+import os
+import threading
+import time
+from collections import defaultdict
+
+from . import _registry
+from ._threads import get_num_threads
+from ._tuning_cache import TuningCache, fingerprint
+
+MODES = ("off", "on", "exhaustive")
+_mode = None
+_cache = None
+_cache_lock = threading.Lock()
+_key_locks = defaultdict(threading.Lock)
+_warmed = set()          # kernels already run once in this process (compiled, loaded, caches warm)
+_local = threading.local()
+
+# Rough speed of each candidate relative to the best kernel of its class, used only to order
+# candidates and to skip ones that would almost surely lose by far (saving their run time).
+_RELATIVE_SPEED = {
+    "gemm": {"im2col/cpp": 1.0, "im2col/numba": 0.7, "direct/cpp": 0.25, "direct/numba": 0.08},
+    "few_terms": {"direct/cpp": 1.0, "direct/numba": 0.4, "im2col/cpp": 0.3, "im2col/numba": 0.08},
+}
+_PREDICTED_LOSS = 8.0    # skip a candidate predicted to be this many times slower than the best so far
+_PRUNE = 2.0             # after its first timing, drop a candidate this many times slower than the best
+_CLOSE = 0.05            # candidates within 5% of the best get a second round
+MIN_BUDGET = 0.25        # seconds per key; the budget is max(MIN_BUDGET, BUDGET_FACTOR x best time)
+BUDGET_FACTOR = 25.0
+
+
+def get_autotune():
+    """The autotuning mode: 'off' (shape heuristic), 'on' (default) or 'exhaustive'."""
+    global _mode
+    if _mode is None:
+        value = os.environ.get("CNNKERNELS_AUTOTUNE", "on").strip().lower()
+        if value not in MODES:
+            raise ValueError(f"environment variable CNNKERNELS_AUTOTUNE must be one of {list(MODES)}, got {value!r}")
+        _mode = value
+    return _mode
+
+
+def set_autotune(mode):
+    """Set the autotuning mode for this process ('off', 'on' or 'exhaustive')."""
+    global _mode
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"set_autotune: mode must be one of {list(MODES)}, got {mode!r}")
+    _mode = mode
+
+
+def cache():
+    """The process's tuning cache (created on first use, at CNNKERNELS_CACHE_DIR or the user cache dir)."""
+    global _cache
+    if _cache is None:
+        with _cache_lock:
+            if _cache is None:
+                _cache = TuningCache()
+    return _cache
+
+
+def reset_cache():
+    """Forget the in-memory cache; the next use reloads from CNNKERNELS_CACHE_DIR (tests, CLI)."""
+    global _cache
+    with _cache_lock:
+        _cache = None
+
+
+def _key(parts):
+    return f"{fingerprint()}|threads={get_num_threads()}|" + "|".join(str(p) for p in parts)
+
+
+def dispatch(op, kernels, geometry, key_parts, call):
+    """Run ``call(kernel)`` with the one of ``kernels`` this call should use, tuning first when the key is new."""
+    recorder = getattr(_local, "recorder", None)
+    fam = _registry.family(op)
+    if len(kernels) == 1 or get_autotune() == "off":
+        kernel = kernels[0] if len(kernels) == 1 else _registry.heuristic(fam, kernels, geometry)
+        call(kernel)
+        if recorder is not None:
+            recorder.update(op=op, choice=kernel.name, source="forced" if len(kernels) == 1 else "heuristic",
+                            candidates={k.name: None for k in kernels})
+        return
+    key = _key(key_parts + (f"cands={','.join(k.name for k in kernels)}",))
+    tuned = cache()
+    entry = None if (recorder is not None and recorder.get("retune")) else tuned.get(key)
+    source = "cache"
+    if entry is None:
+        with _cache_lock:
+            lock = _key_locks[key]
+        with lock:   # several threads meeting a new key tune it once
+            entry = None if (recorder is not None and recorder.get("retune")) else tuned.get(key)
+            if entry is None:
+                entry = _tune(fam, kernels, geometry, call)
+                tuned.put(key, entry)
+                source = "tuned"
+                if recorder is not None:
+                    recorder.update(op=op, key=key, choice=entry["choice"], source=source,
+                                    candidates=entry["timings"], status=entry["status"],
+                                    tuning_seconds=entry["tuning_seconds"])
+                return   # the winner's last timed run left its (correct) result in the output
+    by_name = {k.name: k for k in kernels}
+    kernel = by_name.get(entry["choice"]) or _registry.heuristic(fam, kernels, geometry)
+    call(kernel)
+    if recorder is not None:
+        recorder.update(op=op, key=key, choice=kernel.name, source=source, candidates=entry.get("timings", {}),
+                        status=entry.get("status", {}), tuning_seconds=entry.get("tuning_seconds"))
+
+
+def _kernel_class(fam, g):
+    if fam != "conv":
+        return None
+    terms = (g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2]
+    return "gemm" if terms >= 16 and g.K // g.groups >= 8 else "few_terms"
+
+
+def _tune(fam, kernels, geometry, call):
+    """Time each candidate on the real arguments and return the cache entry of the fastest.
+
+    A first pass times each candidate once (after a warm-up call the first time a kernel runs
+    in this process), skipping ones predicted to lose by far; rounds follow, interleaved, for
+    those within 2x of the best; those within 5% get a second round. Every candidate computes
+    the right answer, so the output holds a correct result whichever ran last.
+    """
+    exhaustive = get_autotune() == "exhaustive"
+    speed = _RELATIVE_SPEED.get(_kernel_class(fam, geometry), {})
+    first = _registry.heuristic(fam, kernels, geometry)
+    order = [first] + sorted((k for k in kernels if k is not first), key=lambda k: -speed.get(k.name, 0.5))
+    start = time.perf_counter()
+    samples = {}
+    status = {}
+    best = float("inf")
+    best_speed = 1.0
+
+    def budget():
+        limit = max(MIN_BUDGET, BUDGET_FACTOR * best)
+        return limit * (4 if exhaustive else 1)
+
+    def timed(kernel):
+        if kernel.name not in _warmed:
+            call(kernel)                         # compile/load/first-touch, not a fair sample
+            _warmed.add(kernel.name)
+        t0 = time.perf_counter()
+        call(kernel)
+        return time.perf_counter() - t0
+
+    warm_excluded = 0.0
+    for kernel in order:
+        rel = speed.get(kernel.name, 0.5)
+        if samples and not exhaustive and best_speed / rel > _PREDICTED_LOSS:
+            status[kernel.name] = "skipped: predicted slower"
+            continue
+        if samples and time.perf_counter() - start - warm_excluded > budget():
+            status[kernel.name] = "skipped: budget"
+            continue
+        was_warm = kernel.name in _warmed
+        t_before = time.perf_counter()
+        t = timed(kernel)
+        if not was_warm:
+            warm_excluded += time.perf_counter() - t_before - t
+        samples[kernel.name] = [t]
+        if t < best:
+            best, best_speed = t, rel
+    alive = [k for k in order if k.name in samples and min(samples[k.name]) <= _PRUNE * best]
+    for k in order:
+        if k.name in samples and k not in alive:
+            status[k.name] = "pruned: over 2x the best"
+
+    def rounds(group, count):
+        nonlocal best
+        for _ in range(count):
+            if time.perf_counter() - start - warm_excluded > budget():
+                return
+            for k in group:
+                t = timed(k)
+                samples[k.name].append(t)
+                best = min(best, t)
+
+    rounds(alive, 7 if exhaustive else 3)
+    fastest = min(alive, key=lambda k: min(samples[k.name]))
+    close = [k for k in alive if min(samples[k.name]) <= (1 + _CLOSE) * min(samples[fastest.name])]
+    if len(close) > 1:
+        rounds(close, 3)
+        fastest = min(close, key=lambda k: min(samples[k.name]))
+    timings = {k.name: (min(samples[k.name]) if k.name in samples else None) for k in kernels}
+    for name in timings:
+        status.setdefault(name, "timed")
+    return {"choice": fastest.name, "timings": timings, "status": status,
+            "tuning_seconds": time.perf_counter() - start - warm_excluded, "when": time.time()}
+
+
+class _Recorder(dict):
+    pass
+
+
+def record(retune=False):
+    """Context manager collecting what dispatch decides for the calls inside it (used by explain)."""
+    class _Ctx:
+        def __enter__(self):
+            self.rec = _Recorder(retune=retune)
+            self.prev = getattr(_local, "recorder", None)
+            _local.recorder = self.rec
+            return self.rec
+
+        def __exit__(self, *exc):
+            _local.recorder = self.prev
+            return False
+    return _Ctx()

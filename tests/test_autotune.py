@@ -1,0 +1,175 @@
+"""The autotuner: cache hits and misses, key separation, persistence, corruption, concurrency, modes."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+from cnnkernels import _autotune
+from cnnkernels.__main__ import main as cli
+
+rng = np.random.default_rng(5)
+X = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+W = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNKERNELS_CACHE_DIR", str(tmp_path))
+    _autotune.reset_cache()
+    yield tmp_path
+    _autotune.reset_cache()
+
+
+def test_miss_then_hit(fresh_cache):
+    first = ck.explain("conv2d", X, W, padding=1, verbose=False)
+    assert first["source"] == "tuned"
+    assert first["choice"] in [f"{a}/{b}" for a, b in ck.available_kernels("conv2d")]
+    timed = [t for t in first["candidates"].values() if t is not None]
+    assert len(timed) >= 2 and all(t > 0 for t in timed)
+    second = ck.explain("conv2d", X, W, padding=1, verbose=False)
+    assert second["source"] == "cache" and second["choice"] == first["choice"]
+    assert os.path.exists(fresh_cache / "tuning.json")
+
+
+def test_keys_separate_dtype_threads_shapes(fresh_cache):
+    base = ck.explain("conv2d", X, W, padding=1, verbose=False)
+    assert ck.explain("conv2d", X.astype(np.float64), W, padding=1, verbose=False)["source"] == "tuned"
+    assert ck.explain("conv2d", X[:, :, :10], W, padding=1, verbose=False)["source"] == "tuned"
+    assert ck.explain("conv2d", X, W, padding=1, stride=2, verbose=False)["source"] == "tuned"
+    before = ck.get_num_threads()
+    try:
+        ck.set_num_threads(1 if before != 1 else 2)
+        assert ck.explain("conv2d", X, W, padding=1, verbose=False)["source"] == "tuned"
+    finally:
+        ck.set_num_threads(before)
+    assert ck.explain("conv2d", X, W, padding=1, verbose=False)["key"] == base["key"]
+
+
+def test_persisted_across_processes(fresh_cache):
+    ck.explain("conv2d", X, W, padding=1, verbose=False)
+    code = ("import numpy as np, cnnkernels as ck\n"
+            "rng = np.random.default_rng(5)\n"
+            "x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)\n"
+            "w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)\n"
+            f"ck.set_num_threads({ck.get_num_threads()})\n"
+            "print(ck.explain('conv2d', x, w, padding=1, verbose=False)['source'])\n")
+    env = dict(os.environ, CNNKERNELS_CACHE_DIR=str(fresh_cache))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "cache"
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 99, "entries": {}}),
+                                     json.dumps({"format": 1, "version": "0.0.0-other", "entries": {}})])
+def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(fresh_cache, content):
+    (fresh_cache / "tuning.json").write_text(content)
+    with pytest.warns(RuntimeWarning, match="ignoring"):
+        report = ck.explain("conv2d", X, W, padding=1, verbose=False)
+    assert report["source"] == "tuned"
+    data = json.loads((fresh_cache / "tuning.json").read_text())
+    assert data["version"] == ck.__version__ and len(data["entries"]) == 1
+
+
+def test_unwritable_cache_still_computes(tmp_path, monkeypatch):
+    target = tmp_path / "file-not-dir"
+    target.write_text("")
+    monkeypatch.setenv("CNNKERNELS_CACHE_DIR", str(target / "sub"))
+    _autotune.reset_cache()
+    try:
+        with pytest.warns(RuntimeWarning, match="could not write"):
+            y = ck.conv2d(X, W, padding=1)
+        assert y.shape == (1, 16, 12, 12)
+    finally:
+        _autotune.reset_cache()
+
+
+def test_threads_tuning_one_key_do_it_once(fresh_cache, monkeypatch):
+    calls = []
+    real = _autotune._tune
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+    monkeypatch.setattr(_autotune, "_tune", counting)
+    results = [None] * 4
+    errors = []
+
+    def work(i):
+        try:
+            results[i] = ck.conv2d(X, W, padding=1)
+        except Exception as exc:   # surfaced below
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(calls) == 1
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], rtol=1e-5, atol=1e-5)
+
+
+def test_two_processes_tuning_concurrently(fresh_cache):
+    code = ("import sys, numpy as np, cnnkernels as ck\n"
+            "n = int(sys.argv[1])\n"
+            "x = np.ones((1, 4, 8 + n, 8), np.float32)\n"
+            "for k in range(1, 6):\n"
+            "    ck.conv2d(x, np.ones((4, 4, k, k), np.float32))\n")
+    env = dict(os.environ, CNNKERNELS_CACHE_DIR=str(fresh_cache))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], env=env) for i in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    data = json.loads((fresh_cache / "tuning.json").read_text())
+    assert len(data["entries"]) == 10      # both processes' keys survived the interleaved writes
+
+
+def test_modes(fresh_cache, monkeypatch):
+    try:
+        ck.set_autotune("off")
+        report = ck.explain("conv2d", X, W, padding=1, verbose=False)
+        assert report["source"] == "heuristic"
+        assert not os.path.exists(fresh_cache / "tuning.json")
+        ck.set_autotune("exhaustive")
+        report = ck.explain("conv2d", X, W, padding=1, verbose=False)
+        assert report["source"] == "tuned"
+        assert all(t is not None for t in report["candidates"].values())   # nothing skipped by prediction
+    finally:
+        ck.set_autotune("on")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ck.set_autotune("fast")
+    out = subprocess.run([sys.executable, "-c", "import cnnkernels as ck; print(ck.get_autotune())"],
+                         env=dict(os.environ, CNNKERNELS_AUTOTUNE="off"), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "off"
+
+
+def test_forced_kernels_are_not_tuned(fresh_cache):
+    report = ck.explain("conv2d", X, W, padding=1, algorithm="direct", backend="numba", verbose=False)
+    assert report["source"] == "forced" and report["choice"] == "direct/numba"
+
+
+def test_explain_prints_a_table(fresh_cache, capsys):
+    ck.explain("max_pool2d", X, 2)
+    printed = capsys.readouterr().out
+    assert printed.startswith("max_pool2d: runs direct/")
+    with pytest.raises(ValueError, match="op must be"):
+        ck.explain("conv9d", X, W)
+
+
+def test_cli_tune_show_export_import(fresh_cache, tmp_path, capsys):
+    assert cli(["tune", "conv2d:input=1x8x10x10,weight=8x8x3x3,padding=1"]) == 0
+    assert "conv2d: runs" in capsys.readouterr().out
+    exported = tmp_path / "profile.json"
+    assert cli(["export", str(exported)]) == 0
+    assert cli(["clear"]) == 0
+    assert _autotune.cache().entries() == {}
+    assert cli(["import", str(exported)]) == 0
+    capsys.readouterr()
+    assert cli(["show"]) == 0
+    assert "conv|NCDHW|float32" in capsys.readouterr().out
+    x = np.zeros((1, 8, 10, 10), np.float32)
+    assert ck.explain("conv2d", x, np.zeros((8, 8, 3, 3), np.float32), padding=1, verbose=False)["source"] == "cache"
