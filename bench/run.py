@@ -49,6 +49,7 @@ def bench_layer(layer, threads, repeats):
         got = ck.conv2d(x, w, *args, algorithm=algorithm, backend=backend)
         errors[name] = float(np.abs(got - ref).max() / scale)
         funcs[name] = (lambda a=algorithm, b=backend: ck.conv2d(x, w, *args, algorithm=a, backend=b))
+    tuning = ck.explain("conv2d", x, w, *args, retune=True, verbose=False)   # fresh tuning: its cost and pick
     torch = _torch()
     if torch is not None:
         tx, tw = torch.from_numpy(x), torch.from_numpy(w)
@@ -56,9 +57,40 @@ def bench_layer(layer, threads, repeats):
             errors["torch"] = float(np.abs(torch.nn.functional.conv2d(tx, tw, *args).numpy() - ref).max() / scale)
         funcs["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, *args)
     times = interleaved_medians(funcs, repeats=repeats)
-    return [{"layer": layer.name, "shape": layer.describe(), "threads": threads, "dtype": "float32", "kernel": k,
-             "ms": t * 1e3, "gflops": layer.flops / t / 1e9, "rel_err": errors[k],
-             "vs_torch": (times["torch"] / t) if "torch" in times else None} for k, t in times.items()]
+    return [{"layer": layer.name, "shape": layer.describe(), "category": layer.category, "threads": threads,
+             "dtype": "float32", "kernel": k, "ms": t * 1e3, "gflops": layer.flops / t / 1e9, "rel_err": errors[k],
+             "vs_torch": (times["torch"] / t) if "torch" in times else None,
+             **({"pick": tuning["choice"], "tune_s": tuning["tuning_seconds"]} if k == "auto/auto" else {})}
+            for k, t in times.items()]
+
+
+def _geomean(values):
+    values = [v for v in values if v]
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def summarize(rows):
+    """Per thread count: geomean ratio to torch per category, and how close the auto pick is to the fastest kernel."""
+    lines = []
+    for threads in sorted({r["threads"] for r in rows}):
+        mine = [r for r in rows if r["threads"] == threads]
+        autos = [r for r in mine if r["kernel"] == "auto/auto"]
+        for cat in sorted({r["category"] for r in autos}):
+            g = _geomean([r["vs_torch"] for r in autos if r["category"] == cat])
+            if g:
+                lines.append(f"{threads} thr  {cat:<12} auto vs torch geomean {g:.2f}x")
+        close, worst, costs = 0, 1.0, []
+        for a in autos:
+            fastest = min(r["ms"] for r in mine if r["layer"] == a["layer"] and "/" in r["kernel"]
+                          and r["kernel"] != "auto/auto")
+            ratio = a["ms"] / fastest
+            close += ratio <= 1.05
+            worst = max(worst, ratio)
+            costs.append(a["tune_s"] / (a["ms"] / 1e3))
+        if autos:
+            lines.append(f"{threads} thr  autotuner: pick within 5% of the fastest on {close}/{len(autos)} layers, "
+                         f"worst {worst:.2f}x; tuning cost {min(costs):.0f}-{max(costs):.0f}x the pick's time")
+    return lines
 
 
 def _set_threads(n):
@@ -89,8 +121,12 @@ def main(argv=None):
             for row in bench_layer(layer, threads, args.repeats):
                 rows.append(row)
                 ratio = f"{row['vs_torch']:.2f}x" if row["vs_torch"] is not None else "-"
+                pick = f"  pick {row['pick']}, tuned in {row['tune_s']:.2f} s" if "pick" in row else ""
                 print(f"{row['layer']:<15} {row['shape']:<26} {threads:>3} {row['kernel']:<14} {row['ms']:>9.3f} "
-                      f"{row['gflops']:>8.1f} {ratio:>8} {row['rel_err']:>8.1e}", flush=True)
+                      f"{row['gflops']:>8.1f} {ratio:>8} {row['rel_err']:>8.1e}{pick}", flush=True)
+    print()
+    for line in summarize(rows):
+        print(line)
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"suite": args.suite, "info": ck.info(), "rows": rows}, f, indent=1)

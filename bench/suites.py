@@ -22,6 +22,16 @@ class ConvLayer:
         ow = (self.W + 2 * self.padding - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
         return 2 * self.batch * self.K * (self.C // self.groups) * self.kernel ** 2 * oh * ow
 
+    @property
+    def category(self):
+        if self.groups == self.C and self.groups > 1:
+            return "depthwise"
+        if self.flops < 5e6:
+            return "small"
+        if self.kernel == 3 and self.stride == 1 and self.dilation == 1:
+            return "3x3_s1"
+        return "dense_other"
+
     def describe(self):
         extra = "".join([f" s{self.stride}" if self.stride > 1 else "", f" p{self.padding}" if self.padding else "",
                          f" d{self.dilation}" if self.dilation > 1 else "", f" g{self.groups}" if self.groups > 1 else "",

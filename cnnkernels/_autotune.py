@@ -170,21 +170,23 @@ def _tune(fam, kernels, geometry, call):
         if k.name in samples and k not in alive:
             status[k.name] = "pruned: over 2x the best"
 
-    def rounds(group, count):
+    def rounds(group, max_rounds, budget_share):
+        """Interleaved rounds over ``group`` until max_rounds or this share of the budget is spent."""
         nonlocal best
-        for _ in range(count):
-            if time.perf_counter() - start - warm_excluded > budget():
+        for _ in range(max_rounds):
+            if time.perf_counter() - start - warm_excluded > budget_share * budget():
                 return
             for k in group:
                 t = timed(k)
                 samples[k.name].append(t)
                 best = min(best, t)
 
-    rounds(alive, 7 if exhaustive else 3)
+    # Noise only ever adds time, so each candidate's minimum is its estimate.
+    rounds(alive, 40 if exhaustive else 20, 0.5)
     fastest = min(alive, key=lambda k: min(samples[k.name]))
     close = [k for k in alive if min(samples[k.name]) <= (1 + _CLOSE) * min(samples[fastest.name])]
     if len(close) > 1:
-        rounds(close, 3)
+        rounds(close, 40 if exhaustive else 20, 0.9)
         fastest = min(close, key=lambda k: min(samples[k.name]))
     timings = {k.name: (min(samples[k.name]) if k.name in samples else None) for k in kernels}
     for name in timings:

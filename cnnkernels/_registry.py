@@ -105,6 +105,8 @@ class Kernel:
     # geometry -> None when supported, else the reason it is not (shown to users who force it)
     supports: Callable = staticmethod(lambda geometry: None)
     accuracy: str = "exact"   # "exact": sums the same products as the definition
+    # (geometry, itemsize) -> bytes of scratch memory the kernel allocates (never above WORKSPACE_BYTES)
+    workspace: Callable = staticmethod(lambda geometry, itemsize: 0)
 
     @property
     def name(self):
@@ -115,9 +117,18 @@ def _kernels(*specs):
     return {(k.algorithm, k.backend): k for k in (Kernel(*spec) for spec in specs)}
 
 
+def _im2col_workspace(g, itemsize):
+    """The column buffer: all patch rows for as many output positions as fit in WORKSPACE_BYTES."""
+    rows = (g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2]
+    npos = g.out[0] * g.out[1] * g.out[2]
+    return min(WORKSPACE_BYTES, rows * npos * itemsize)
+
+
 KERNELS = {
-    "conv": _kernels(("direct", "numba", _conv_numba_direct), ("im2col", "numba", _conv_numba_im2col),
-                     ("direct", "cpp", _conv_cpp("direct")), ("im2col", "cpp", _conv_cpp("im2col"))),
+    "conv": _kernels(("direct", "numba", _conv_numba_direct),
+                     ("im2col", "numba", _conv_numba_im2col, Kernel.supports, "exact", _im2col_workspace),
+                     ("direct", "cpp", _conv_cpp("direct")),
+                     ("im2col", "cpp", _conv_cpp("im2col"), Kernel.supports, "exact", _im2col_workspace)),
     "max_pool": _kernels(("direct", "numba", _max_pool_numba), ("direct", "cpp", _max_pool_cpp)),
     "avg_pool": _kernels(("direct", "numba", _avg_pool_numba), ("direct", "cpp", _avg_pool_cpp)),
     "adaptive_avg_pool": _kernels(("direct", "numba", _adaptive_avg_numba), ("direct", "cpp", _adaptive_avg_cpp)),
