@@ -5,7 +5,7 @@ The functional API mirrors ``torch.nn.functional``: ``from cnnkernels import fun
 from . import functional
 from ._autotune import get_autotune, set_autotune
 from ._explain import explain
-from ._registry import BackendUnavailableError, available_kernels
+from ._registry import BackendUnavailableError, available_kernels, get_precision, set_precision
 from ._threads import get_num_threads, set_num_threads
 from .functional import *  # noqa: F401,F403
 

@@ -24,7 +24,8 @@ _local = threading.local()
 # Rough speed of each candidate relative to the best kernel of its class, used only to order
 # candidates and to skip ones that would almost surely lose by far (saving their run time).
 _RELATIVE_SPEED = {
-    "gemm": {"im2col/cpp": 1.0, "im2col/numba": 0.7, "direct/cpp": 0.25, "direct/numba": 0.08},
+    "gemm": {"im2col/cpp": 1.0, "im2col/numba": 0.7, "direct/cpp": 0.25, "direct/numba": 0.08,
+             "winograd_f4/numba": 1.2, "winograd_f2/numba": 0.9, "winograd_f6/numba": 1.2},
     "few_terms": {"direct/cpp": 1.0, "direct/numba": 0.4, "im2col/cpp": 0.3, "im2col/numba": 0.08},
 }
 _PREDICTED_LOSS = 8.0    # skip a candidate predicted to be this many times slower than the best so far

@@ -4,6 +4,7 @@ Every runner takes already-validated 5-D C-contiguous arrays (see cnnkernels.num
 preconditions); the C++ bindings check them again, so nothing reaches C++ unchecked.
 """
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,6 +18,38 @@ BACKENDS = ("auto", "numba", "cpp")
 
 # Bound on the im2col column buffer (the C++ core issue makes this configurable).
 WORKSPACE_BYTES = int(os.environ.get("CNNKERNELS_WORKSPACE_MB", "64")) * 2**20
+
+
+# Accuracy classes: the max abs error, relative to the max abs output, each is held to on
+# standard-normal float32 data (measured for up to 2048 input channels; see README), and the
+# classes each precision policy lets algorithm="auto" use.
+ACCURACY_BOUND = {"exact": 1e-5, "winograd_f2": 1e-5, "winograd_f4": 1e-4, "winograd_f6": 1e-4}
+PRECISION_POLICIES = {
+    "strict": ("exact",),
+    "default": ("exact", "winograd_f2", "winograd_f4"),
+    "fast": ("exact", "winograd_f2", "winograd_f4", "winograd_f6"),
+}
+_precision = None
+
+
+def get_precision():
+    """Which accuracy classes algorithm='auto' may pick: 'strict', 'default' or 'fast'."""
+    global _precision
+    if _precision is None:
+        value = os.environ.get("CNNKERNELS_PRECISION", "default").strip().lower()
+        if value not in PRECISION_POLICIES:
+            raise ValueError(f"environment variable CNNKERNELS_PRECISION must be one of {list(PRECISION_POLICIES)}, "
+                             f"got {value!r}")
+        _precision = value
+    return _precision
+
+
+def set_precision(policy):
+    """'strict': exact algorithms only; 'default': also Winograd F(2x2) and F(4x4); 'fast': also F(6x6)."""
+    global _precision
+    if not isinstance(policy, str) or policy not in PRECISION_POLICIES:
+        raise ValueError(f"set_precision: policy must be one of {list(PRECISION_POLICIES)}, got {policy!r}")
+    _precision = policy
 
 
 class BackendUnavailableError(RuntimeError):
@@ -50,6 +83,61 @@ def _conv_cpp(algorithm):
         _cpp_backend.module.conv(algorithm, x, w, b if b.shape[0] else None, y, g.stride, g.pad,
                                  g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES)
     return run
+
+
+# --- Winograd ------------------------------------------------------------------
+
+_WINOGRAD_CACHE = OrderedDict()   # (pointer, shape, dtype, m, groups) -> (copy of the weights, transformed)
+_WINOGRAD_CACHE_SIZE = 32
+
+
+def winograd_weights(w, m, groups):
+    """Transformed weights for F(m x m, 3 x 3), reused while the weight array's contents are unchanged.
+
+    The cache is keyed on the array's memory and checked against a copy of its contents, so
+    editing weights in place is safe; the check costs one read of the weights, far less than
+    the transform.
+    """
+    from .winograd import transforms
+    key = (w.ctypes.data, w.shape, w.dtype.str, m, groups)
+    hit = _WINOGRAD_CACHE.get(key)
+    if hit is not None and np.array_equal(hit[0], w):
+        _WINOGRAD_CACHE.move_to_end(key)
+        return hit[1]
+    _, G, _ = transforms(m)
+    U = _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
+    _WINOGRAD_CACHE[key] = (w.copy(), U)
+    if len(_WINOGRAD_CACHE) > _WINOGRAD_CACHE_SIZE:
+        _WINOGRAD_CACHE.popitem(last=False)
+    return U
+
+
+def _winograd_supports(g):
+    if g.kernel != (1, 3, 3) or g.inp[0] != 1:
+        return f"needs a 2-D 3x3 kernel, got kernel {g.kernel[1:] if g.kernel[0] == 1 else g.kernel}"
+    if g.stride != (1, 1, 1) or g.dilation != (1, 1, 1):
+        return f"needs stride 1 and dilation 1, got stride {g.stride[1:]} and dilation {g.dilation[1:]}"
+    return None
+
+
+def _conv_numba_winograd(m):
+    def run(x, w, b, y, g):
+        from .winograd import transforms
+        AT, _, BT = transforms(m)
+        U = winograd_weights(w, m, g.groups)
+        numba_threads()
+        blas_threads()
+        _numba().winograd.conv_winograd(x, U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
+                                        WORKSPACE_BYTES)
+    return run
+
+
+def _winograd_workspace(m):
+    def need(g, itemsize):
+        n = m + 2
+        tiles = -(-g.out[1] // m) * -(-g.out[2] // m)
+        return min(WORKSPACE_BYTES, n * n * (g.C // g.groups + g.K // g.groups) * tiles * itemsize)
+    return need
 
 
 # --- pooling (args: x, y, indices or None, geometry dict) --------------------
@@ -128,7 +216,9 @@ KERNELS = {
     "conv": _kernels(("direct", "numba", _conv_numba_direct),
                      ("im2col", "numba", _conv_numba_im2col, Kernel.supports, "exact", _im2col_workspace),
                      ("direct", "cpp", _conv_cpp("direct")),
-                     ("im2col", "cpp", _conv_cpp("im2col"), Kernel.supports, "exact", _im2col_workspace)),
+                     ("im2col", "cpp", _conv_cpp("im2col"), Kernel.supports, "exact", _im2col_workspace),
+                     *[(f"winograd_f{m}", "numba", _conv_numba_winograd(m), _winograd_supports, f"winograd_f{m}",
+                        _winograd_workspace(m)) for m in (2, 4, 6)]),
     "max_pool": _kernels(("direct", "numba", _max_pool_numba), ("direct", "cpp", _max_pool_cpp)),
     "avg_pool": _kernels(("direct", "numba", _avg_pool_numba), ("direct", "cpp", _avg_pool_cpp)),
     "adaptive_avg_pool": _kernels(("direct", "numba", _adaptive_avg_numba), ("direct", "cpp", _adaptive_avg_cpp)),
@@ -185,6 +275,9 @@ def candidates(op, algorithm, backend, geometry):
     chosen = [k for k in KERNELS[fam].values() if _built(k)
               and algorithm in ("auto", k.algorithm) and backend in ("auto", k.backend)]
     supported = [k for k in chosen if k.supports(geometry) is None]
+    if algorithm == "auto":   # a forced algorithm is the user's call; auto respects the precision policy
+        allowed = PRECISION_POLICIES[get_precision()]
+        supported = [k for k in supported if k.accuracy in allowed]
     if not supported:
         reasons = "; ".join(f"{k.name}: {k.supports(geometry)}" for k in chosen)
         raise ValueError(f"{op}: algorithm={algorithm!r} does not support this geometry ({reasons})")

@@ -25,7 +25,8 @@ def _padding(draw, nd, kernel, dilation, stride, allow_strings=True):
 
 
 @st.composite
-def conv_case(draw, nd, transposed=False):
+def conv_case(draw, nd, transposed=False, winograd=False):
+    """Random conv geometry; winograd=True draws what Winograd supports: 2-D 3x3, stride 1, dilation 1."""
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     depthwise = draw(st.booleans()) and groups > 1
     Cg = 1 if depthwise else draw(st.integers(1, 3))
@@ -35,6 +36,8 @@ def conv_case(draw, nd, transposed=False):
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     smax = 6 if nd == 3 else 11
+    if winograd:
+        kernel, stride, dilation, smax = (3,) * nd, (1,) * nd, (1,) * nd, 23
     spatial = tuple(draw(st.integers(1, smax)) for _ in range(nd))
     N = draw(st.sampled_from([1, 1, 2, 0]))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
@@ -96,8 +99,8 @@ def pool_case(draw, nd, kind):
                 unbatched=draw(st.booleans()) and N == 1, dtype=dtype)
 
 
-def assert_close(got, ref, dtype):
-    """Max abs error <= 1e-5 x max abs output for float32 (1e-12 for float64); NaNs must match."""
+def assert_close(got, ref, dtype, rtol32=1e-5):
+    """Max abs error <= rtol32 x max abs output for float32 (1e-12 for float64); NaNs must match."""
     got = np.asarray(got)
     ref = np.asarray(ref)
     assert got.shape == ref.shape, (got.shape, ref.shape)
@@ -111,5 +114,5 @@ def assert_close(got, ref, dtype):
     same_inf = np.isinf(ref[finite])
     assert np.array_equal(got[finite][same_inf], ref[finite][same_inf]), "infinities differ"
     err = np.abs(got[finite][~same_inf].astype(np.float64) - ref[finite][~same_inf]).max(initial=0.0)
-    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    rtol = rtol32 if dtype == np.float32 else 1e-12
     assert err <= rtol * scale, f"max abs error {err:.3g} > {rtol:g} x max abs output {scale:.3g}"

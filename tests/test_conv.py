@@ -4,71 +4,155 @@ import pytest
 from hypothesis import given
 
 import cnnkernels as ck
+from cnnkernels import _registry
 
 from . import naive
 from .cases import assert_close, conv_case
 
 KERNELS = ck.available_kernels("conv2d") + [("auto", "auto")]   # auto: whatever the tuner picks
+WINOGRAD = [(a, b) for a, b in KERNELS if a.startswith("winograd")]
+GENERAL = [(a, b) for a, b in KERNELS if not a.startswith("winograd")]
 CONV = {1: ck.conv1d, 2: ck.conv2d, 3: ck.conv3d}
 CONV_T = {1: ck.conv_transpose1d, 2: ck.conv_transpose2d, 3: ck.conv_transpose3d}
 
 
-def _unbatch(case, x):
-    return x[0] if case["unbatched"] else x
+def _tolerance(algorithm, backend):
+    if algorithm == "auto":
+        return max(_registry.ACCURACY_BOUND[c] for c in _registry.PRECISION_POLICIES[ck.get_precision()])
+    return _registry.ACCURACY_BOUND[_registry.KERNELS["conv"][(algorithm, backend)].accuracy]
 
 
-def _check(case, got, ref):
+def _check(case, got, ref, algorithm, backend):
     if case["unbatched"]:
         ref = ref[0]
-    assert_close(got, ref, case["dtype"])
+    assert_close(got, ref, case["dtype"], _tolerance(algorithm, backend))
 
 
-@pytest.mark.parametrize("algorithm,backend", KERNELS)
+def _run_conv(nd, case, algorithm, backend):
+    x = case["x"][0] if case["unbatched"] else case["x"]
+    return CONV[nd](x, case["w"], case["b"], case["stride"], case["padding"], case["dilation"], case["groups"],
+                    algorithm=algorithm, backend=backend)
+
+
+def _reference(case):
+    return naive.conv(case["x"], case["w"], case["b"], case["stride"], case["pads"], case["dilation"], case["groups"])
+
+
+@pytest.mark.parametrize("algorithm,backend", GENERAL)
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_conv_matches_reference(nd, algorithm, backend):
     @given(conv_case(nd))
     def check(case):
-        got = CONV[nd](_unbatch(case, case["x"]), case["w"], case["b"], case["stride"], case["padding"],
-                       case["dilation"], case["groups"], algorithm=algorithm, backend=backend)
-        ref = naive.conv(case["x"], case["w"], case["b"], case["stride"], case["pads"], case["dilation"],
-                         case["groups"])
-        _check(case, got, ref)
+        _check(case, _run_conv(nd, case, algorithm, backend), _reference(case), algorithm, backend)
     check()
 
 
-@pytest.mark.parametrize("algorithm,backend", KERNELS)
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD + [("auto", "auto")])
+def test_winograd_matches_reference(algorithm, backend):
+    """3x3 stride-1 geometry, odd sizes and partial edge tiles, every padding form, groups, both dtypes."""
+    @given(conv_case(2, winograd=True))
+    def check(case):
+        _check(case, _run_conv(2, case, algorithm, backend), _reference(case), algorithm, backend)
+    check()
+
+
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_winograd_refuses_other_geometry(nd, algorithm, backend):
+    @given(conv_case(nd))
+    def check(case):
+        if nd == 2 and case["kernel"] == (3, 3) and case["stride"] == (1, 1) and case["dilation"] == (1, 1):
+            _check(case, _run_conv(nd, case, algorithm, backend), _reference(case), algorithm, backend)
+            return
+        with pytest.raises(ValueError, match=f"algorithm='{algorithm}' does not support this geometry"):
+            _run_conv(nd, case, algorithm, backend)
+    check()
+
+
+@pytest.mark.parametrize("algorithm,backend", GENERAL)
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_conv_transpose_matches_reference(nd, algorithm, backend):
     @given(conv_case(nd, transposed=True))
     def check(case):
-        got = CONV_T[nd](_unbatch(case, case["x"]), case["w"], case["b"], case["stride"], case["padding"],
-                         case["output_padding"], case["groups"], case["dilation"],
-                         algorithm=algorithm, backend=backend)
+        x = case["x"][0] if case["unbatched"] else case["x"]
+        got = CONV_T[nd](x, case["w"], case["b"], case["stride"], case["padding"], case["output_padding"],
+                         case["groups"], case["dilation"], algorithm=algorithm, backend=backend)
         ref = naive.conv_transpose(case["x"], case["w"], case["b"], case["stride"], case["pads"],
                                    case["output_padding"], case["groups"], case["dilation"])
-        _check(case, got, ref)
+        _check(case, got, ref, algorithm, backend)
     check()
 
 
 @pytest.mark.parametrize("algorithm,backend", KERNELS)
 def test_conv_large_channels_and_slicing(algorithm, backend, monkeypatch):
-    """Many terms per output, and an im2col workspace so small it must work in many slices."""
-    from cnnkernels import _registry
+    """Many terms per output, and a workspace so small the kernels must work in many slices."""
     monkeypatch.setattr(_registry, "WORKSPACE_BYTES", 4096)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 64, 13, 11)).astype(np.float32)
     w = rng.standard_normal((40, 32, 3, 3)).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32)
-    got = ck.conv2d(x, w, b, stride=(1, 2), padding=((1, 0), (2, 1)), dilation=(2, 1), groups=2,
+    winograd = algorithm.startswith("winograd")
+    stride, dilation = ((1, 1), (1, 1)) if winograd else ((1, 2), (2, 1))
+    got = ck.conv2d(x, w, b, stride=stride, padding=((1, 0), (2, 1)), dilation=dilation, groups=2,
                     algorithm=algorithm, backend=backend)
-    ref = naive.conv(x, w, b, (1, 2), ((1, 0), (2, 1)), (2, 1), 2)
-    assert_close(got, ref, np.float32)
+    ref = naive.conv(x, w, b, stride, ((1, 0), (2, 1)), dilation, 2)
+    assert_close(got, ref, np.float32, _tolerance(algorithm, backend))
 
 
-@pytest.mark.parametrize("algorithm,backend", KERNELS)
+@pytest.mark.parametrize("algorithm,backend", GENERAL)
 def test_pointwise_conv(algorithm, backend):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 12, 7, 5))
     w = rng.standard_normal((8, 12, 1, 1))
     got = ck.conv2d(x, w, algorithm=algorithm, backend=backend)
     assert_close(got, naive.conv(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1), np.float64)
+
+
+@pytest.mark.parametrize("policy", ["strict", "default", "fast"])
+def test_precision_policy_limits_auto(policy):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    before = ck.get_precision()
+    try:
+        ck.set_precision(policy)
+        report = ck.explain("conv2d", x, w, padding=1, verbose=False, retune=True)
+        allowed = _registry.PRECISION_POLICIES[policy]
+        for name in report["candidates"]:
+            algorithm, backend = name.split("/")
+            assert _registry.KERNELS["conv"][(algorithm, backend)].accuracy in allowed
+        if policy == "strict":
+            assert not any(n.startswith("winograd") for n in report["candidates"])
+        else:
+            assert any(n.startswith("winograd") for n in report["candidates"])
+    finally:
+        ck.set_precision(before)
+    with pytest.raises(ValueError, match="policy must be one of"):
+        ck.set_precision("sloppy")
+
+
+def test_winograd_weight_cache_sees_in_place_edits():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 4, 10, 10))
+    w = rng.standard_normal((4, 4, 3, 3))
+    first = ck.conv2d(x, w, padding=1, algorithm="winograd_f4", backend="numba")
+    w *= 2
+    second = ck.conv2d(x, w, padding=1, algorithm="winograd_f4", backend="numba")
+    np.testing.assert_allclose(second, 2 * first, rtol=1e-10, atol=1e-10)
+
+
+def test_winograd_transforms_are_exact():
+    from fractions import Fraction
+
+    from cnnkernels.winograd import exact_transforms
+    rng = np.random.default_rng(6)
+    for m in (2, 4, 6):
+        AT, G, BT = exact_transforms(m)
+        n = m + 2
+        for _ in range(5):
+            d = [Fraction(int(v)) for v in rng.integers(-9, 10, n)]
+            g = [Fraction(int(v)) for v in rng.integers(-9, 10, 3)]
+            gg = [sum(G[i][k] * g[k] for k in range(3)) for i in range(n)]
+            bd = [sum(BT[i][k] * d[k] for k in range(n)) for i in range(n)]
+            y = [sum(AT[i][j] * gg[j] * bd[j] for j in range(n)) for i in range(m)]
+            assert y == [sum(d[i + k] * g[k] for k in range(3)) for i in range(m)]

@@ -29,3 +29,5 @@ def conv2d(x, w, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
                 np.ascontiguousarray(w).reshape(K, Cg, 1, KH, KW), bias, y,
                 (1, stride[0], stride[1]), (0, padding[0], padding[1]), (1, dilation[0], dilation[1]), groups)
     return y.reshape(N, K, OH, OW)
+
+from . import winograd  # noqa: E402  (Winograd kernels: winograd.conv_winograd, winograd.transform_weights)
