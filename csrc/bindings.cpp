@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #ifdef _OPENMP
@@ -15,6 +17,7 @@
 #include "cnnkernels/conv_direct.h"
 #include "cnnkernels/geometry.h"
 #include "cnnkernels/im2col.h"
+#include "cnnkernels/isa.h"
 #include "cnnkernels/pool.h"
 
 namespace py = pybind11;
@@ -134,7 +137,7 @@ void check_index_range(__int128 v, const char* what) {
 
 void conv(const std::string& algorithm, py::object x_, py::object w_, py::object bias_, py::object y_,
           py::object stride_, py::object pad_, py::object dilation_, i64 groups, i64 threads,
-          i64 workspace_bytes) {
+          i64 workspace_bytes, double act_min, double act_max) {
     const bool direct = algorithm == "direct";
     if (!direct && algorithm != "im2col")
         throw py::value_error("algorithm must be 'direct' or 'im2col', got '" + algorithm + "'");
@@ -159,6 +162,10 @@ void conv(const std::string& algorithm, py::object x_, py::object w_, py::object
     if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
     const int nthreads = check_threads(threads);
     if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    // NaN bounds are refused too (the comparison is false).
+    if (!(act_min <= act_max))
+        throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
+                              ", act_max=" + std::string(py::str(py::float_(act_max))));
 
     ck::ConvGeometry g{};
     g.N = x.shape(0);
@@ -198,13 +205,13 @@ void conv(const std::string& algorithm, py::object x_, py::object w_, py::object
     if (dt == Dtype::f32) {
         auto X = static_cast<const float*>(xp), Wt = static_cast<const float*>(wp), B = static_cast<const float*>(bp);
         auto Y = static_cast<float*>(yp);
-        if (direct) ck::conv_direct<float>(g, X, Wt, B, Y, nthreads);
-        else ck::conv_im2col<float>(g, X, Wt, B, Y, nthreads, workspace_bytes);
+        if (direct) ck::conv_direct<float>(g, X, Wt, B, Y, nthreads, act_min, act_max);
+        else ck::conv_im2col<float>(g, X, Wt, B, Y, nthreads, workspace_bytes, act_min, act_max);
     } else {
         auto X = static_cast<const double*>(xp), Wt = static_cast<const double*>(wp), B = static_cast<const double*>(bp);
         auto Y = static_cast<double*>(yp);
-        if (direct) ck::conv_direct<double>(g, X, Wt, B, Y, nthreads);
-        else ck::conv_im2col<double>(g, X, Wt, B, Y, nthreads, workspace_bytes);
+        if (direct) ck::conv_direct<double>(g, X, Wt, B, Y, nthreads, act_min, act_max);
+        else ck::conv_im2col<double>(g, X, Wt, B, Y, nthreads, workspace_bytes, act_min, act_max);
     }
 }
 
@@ -364,15 +371,15 @@ py::dict info() {
     d["openmp_version"] = 0;
     d["openmp_max_threads"] = 1;
 #endif
-#if defined(__AVX512F__)
-    d["isa"] = "avx512f";
-#elif defined(__AVX2__)
-    d["isa"] = "avx2";
-#elif defined(__AVX__)
-    d["isa"] = "avx";
-#else
-    d["isa"] = "baseline (compiled without -march)";
-#endif
+    // Kernels are compiled for every ISA and chosen at run time (isa.h).
+    const ck::IsaKernels& k = ck::active_isa_kernels();
+    d["isa"] = std::string(k.isa);
+    py::list avail;
+    for (const std::string& name : ck::available_isas()) avail.append(name);
+    d["isa_available"] = avail;
+    d["isa_requested"] = ck::requested_isa();
+    d["gemm_kernel_f32"] = std::string(k.f32.name);
+    d["gemm_kernel_f64"] = std::string(k.f64.name);
     d["max_threads_argument"] = kMaxThreads;
     return d;
 }
@@ -383,8 +390,10 @@ PYBIND11_MODULE(_cpp, m) {
     m.doc() = "C++ convolution and pooling kernels (arrays are validated, never converted or copied)";
     m.def("conv", &conv, py::arg("algorithm"), py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"),
           py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"), py::arg("threads"),
-          py::arg("workspace_bytes"),
-          "N-d convolution into preallocated y (N, K, OD, OH, OW); algorithm is 'direct' or 'im2col'.");
+          py::arg("workspace_bytes"), py::arg("act_min") = -std::numeric_limits<double>::infinity(),
+          py::arg("act_max") = std::numeric_limits<double>::infinity(),
+          "N-d convolution into preallocated y (N, K, OD, OH, OW); algorithm is 'direct' or 'im2col'. "
+          "Each output is then clamped to [act_min, act_max] (ReLU: act_min=0); NaN outputs stay NaN.");
     m.def("max_pool", &max_pool, py::arg("x"), py::arg("y"), py::arg("indices"), py::arg("kernel"),
           py::arg("stride"), py::arg("pad_before"), py::arg("dilation"), py::arg("threads"),
           "Max pooling into y; indices (int64, shape of y) or None.");
@@ -395,5 +404,5 @@ PYBIND11_MODULE(_cpp, m) {
           "Adaptive average pooling to y's spatial shape.");
     m.def("adaptive_max_pool", &adaptive_max_pool, py::arg("x"), py::arg("y"), py::arg("indices"),
           py::arg("threads"), "Adaptive max pooling to y's spatial shape; indices (int64) or None.");
-    m.def("info", &info, "Build information: compiler, OpenMP, ISA.");
+    m.def("info", &info, "Build information: compiler, OpenMP, ISA in use (isa) and usable on this CPU (isa_available).");
 }

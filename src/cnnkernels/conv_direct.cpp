@@ -52,7 +52,8 @@ inline void accumulate_row(T* __restrict yr, const T* __restrict xr, const T* __
 }  // namespace
 
 template <class T>
-void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads) {
+void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads, double act_min,
+                 double act_max) {
     const int64_t N = g.N, C = g.C, K = g.K;
     const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
     const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2];
@@ -65,6 +66,8 @@ void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     const int64_t in_plane = D * H * W;
     const int64_t out_vol = OD * OH * OW;
     if (N <= 0 || K <= 0 || out_vol <= 0) return;
+    const bool clamp = act_min > -kInf || act_max < kInf;
+    const T lo = T(act_min), hi = T(act_max);
 
     // The valid output ranges depend only on the kernel tap, not on (n, k, c):
     // compute them once so the hot loops have no bounds checks.
@@ -108,11 +111,19 @@ void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
                     }
                 }
             }
+            // Activation while the volume is still in cache; comparisons that
+            // are false for NaN keep NaN.
+            if (clamp)
+                for (int64_t i = 0; i < out_vol; ++i) {
+                    T v = yv[i];
+                    v = lo > v ? lo : v;
+                    yv[i] = hi < v ? hi : v;
+                }
         }
     }
 }
 
-template void conv_direct<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int);
-template void conv_direct<double>(const ConvGeometry&, const double*, const double*, const double*, double*, int);
+template void conv_direct<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int, double, double);
+template void conv_direct<double>(const ConvGeometry&, const double*, const double*, const double*, double*, int, double, double);
 
 }  // namespace cnnkernels

@@ -1,106 +1,236 @@
+// Portable GEMM driver (BLIS-style loop nest) around the ISA micro-kernels.
+// Compiled with the default flags: no ISA-specific code in this file.
 #include "cnnkernels/gemm.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "cnnkernels/gemm_kernels.h"
+#include "cnnkernels/isa.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace cnnkernels {
 namespace {
 
-// Block sizes: a KB x NB panel of B (256 KiB for float) stays in L2 while every
-// row block of A streams over it; MB x NB tiles are the unit of parallel work.
-constexpr int64_t MB = 64;
-constexpr int64_t NB = 256;
-constexpr int64_t KB = 256;
-
-// Micro-tile: MR rows x NR columns of C held in local accumulators for a whole
-// K block, so the inner loop does only loads of A/B and multiply-adds. Sized to
-// fit the 16 SSE registers (4 x 2 vectors), the only ISA guaranteed without
-// -march; the fixed sizes let GCC unroll and keep the accumulators in registers.
-constexpr int MR = 4;
 template <class T>
-constexpr int NR = 32 / int(sizeof(T));
+const MicroKernelDesc<T>& kernel_desc();
+template <>
+const MicroKernelDesc<float>& kernel_desc<float>() { return active_isa_kernels().f32; }
+template <>
+const MicroKernelDesc<double>& kernel_desc<double>() { return active_isa_kernels().f64; }
 
-// GCC would otherwise vectorise the p loop (strided A loads, accumulators
-// spilled to the stack); keeping it scalar leaves the fully unrolled j loops to
-// the SLP vectoriser, which keeps acc in registers.
-#if defined(__GNUC__) && !defined(__clang__)
-#define CNNK_NO_LOOP_VECTORIZE __attribute__((optimize("no-tree-loop-vectorize")))
-#else
-#define CNNK_NO_LOOP_VECTORIZE
-#endif
+int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-template <class T>
-CNNK_NO_LOOP_VECTORIZE inline void micro_kernel(int64_t kc, const T* __restrict A, int64_t lda, const T* __restrict B,
-                         int64_t ldb, T* __restrict C, int64_t ldc) {
-    constexpr int nr = NR<T>;
-    T acc[MR][nr];
-    for (int r = 0; r < MR; ++r)
-        for (int j = 0; j < nr; ++j) acc[r][j] = C[r * ldc + j];
-    for (int64_t p = 0; p < kc; ++p) {
-        const T* __restrict b = B + p * ldb;
-        for (int r = 0; r < MR; ++r) {
-            const T a = A[r * lda + p];
-            for (int j = 0; j < nr; ++j) acc[r][j] += a * b[j];
-        }
+// Cache blocking of one call, in units of micro-panels.
+struct Blocking {
+    int64_t kc;         // depth of a K block
+    int64_t mc_panels;  // max MR-row panels per tile (A block mc x kc)
+    int64_t nc_panels;  // max NR-col panels per tile (B block kc x nc)
+    int64_t per_thread_elems;
+};
+
+Blocking choose_blocking(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc0, int64_t mc0, int64_t nc0,
+                         int elem, int threads, int64_t budget) {
+    Blocking b;
+    // Balanced K blocks: K = 576 with kc0 = 256 gives 3 x 192, not 256+256+64.
+    const int64_t kblocks = cdiv(std::max<int64_t>(K, 1), kc0);
+    b.kc = cdiv(std::max<int64_t>(K, 1), kblocks);
+    b.mc_panels = std::min(mc0 / mr, cdiv(std::max<int64_t>(M, 1), mr));
+    b.nc_panels = std::min(nc0 / nr, cdiv(std::max<int64_t>(N, 1), nr));
+    const int64_t per_thread_budget = std::max<int64_t>(budget / std::max(threads, 1), 0) / elem;
+    auto need = [&] { return (b.mc_panels * mr + b.nc_panels * nr) * b.kc; };
+    while (need() > per_thread_budget) {
+        if (b.nc_panels > 1) b.nc_panels = cdiv(b.nc_panels, 2);
+        else if (b.mc_panels > 1) b.mc_panels = cdiv(b.mc_panels, 2);
+        else if (b.kc > 8) b.kc = cdiv(b.kc, 2);
+        else break;  // floor: (mr + nr) * 8 elements per thread
     }
-    for (int r = 0; r < MR; ++r)
-        for (int j = 0; j < nr; ++j) C[r * ldc + j] = acc[r][j];
+    b.per_thread_elems = need();
+    return b;
 }
 
-// Edge tiles (fewer than MR rows or NR columns): rank-1 row updates, still
-// contiguous in j so they vectorise.
+// Packs rows [0, m) x columns [0, kc) of A (row stride lda) into MR-row panels:
+// panel p holds rows p*MR.., column k at dst + p*MR*kc + k*MR; missing rows are 0.
 template <class T>
-inline void edge_kernel(int64_t m, int64_t n, int64_t kc, const T* __restrict A, int64_t lda,
-                        const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc) {
-    for (int64_t r = 0; r < m; ++r) {
-        T* __restrict c = C + r * ldc;
-        for (int64_t p = 0; p < kc; ++p) {
-            const T a = A[r * lda + p];
-            const T* __restrict b = B + p * ldb;
-            for (int64_t j = 0; j < n; ++j) c[j] += a * b[j];
+void pack_a(int64_t m, int64_t kc, const T* A, int64_t lda, int mr, T* dst) {
+    for (int64_t i0 = 0; i0 < m; i0 += mr) {
+        const int64_t rows = std::min<int64_t>(mr, m - i0);
+        for (int64_t r = 0; r < rows; ++r) {
+            const T* src = A + (i0 + r) * lda;
+            for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = src[k];
         }
+        for (int64_t r = rows; r < mr; ++r)
+            for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = T(0);
+        dst += mr * kc;
     }
 }
+
+// Packs rows [0, kc) x columns [0, n) of B (row stride ldb) into NR-col panels:
+// row k of panel p at dst + p*NR*kc + k*NR; missing columns are 0. NR is a
+// compile-time constant so the row copies are inline vector moves.
+template <class T, int NR>
+void pack_b_fixed(int64_t kc, int64_t n, const T* __restrict B, int64_t ldb, T* __restrict dst) {
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        const int64_t cols = std::min<int64_t>(NR, n - j0);
+        const T* __restrict src = B + j0;
+        if (cols == NR) {
+            for (int64_t k = 0; k < kc; ++k)
+                for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[k * ldb + c];
+        } else {
+            for (int64_t k = 0; k < kc; ++k) {
+                for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * ldb + c];
+                for (int64_t c = cols; c < NR; ++c) dst[k * NR + c] = T(0);
+            }
+        }
+        dst += NR * kc;
+    }
+}
+
+template <class T>
+void pack_b(int64_t kc, int64_t n, const T* B, int64_t ldb, int nr, T* dst) {
+    switch (nr) {
+        case 32: return pack_b_fixed<T, 32>(kc, n, B, ldb, dst);
+        case 16: return pack_b_fixed<T, 16>(kc, n, B, ldb, dst);
+        case 8: return pack_b_fixed<T, 8>(kc, n, B, ldb, dst);
+        case 4: return pack_b_fixed<T, 4>(kc, n, B, ldb, dst);
+        default:
+            for (int64_t j0 = 0; j0 < n; j0 += nr) {
+                const int64_t cols = std::min<int64_t>(nr, n - j0);
+                for (int64_t k = 0; k < kc; ++k)
+                    for (int64_t c = 0; c < nr; ++c) dst[k * nr + c] = c < cols ? B[k * ldb + j0 + c] : T(0);
+                dst += nr * kc;
+            }
+    }
+}
+
+template <class T>
+T apply_scalar(T v, const GemmEpilogue<T>& ep) {
+    if (ep.clamp) {
+        v = ep.lo > v ? ep.lo : v;  // NaN v stays NaN
+        v = ep.hi < v ? ep.hi : v;
+    }
+    return v;
+}
+
+struct AlignedBuffer {
+    void* p = nullptr;
+    explicit AlignedBuffer(size_t bytes) {
+        if (bytes) p = ::operator new(bytes, std::align_val_t(64));
+    }
+    ~AlignedBuffer() {
+        if (p) ::operator delete(p, std::align_val_t(64));
+    }
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
 
 }  // namespace
 
-template <class T>
-void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-             T* C, int64_t ldc, bool accumulate, int threads) {
-    if (M <= 0 || N <= 0) return;
-    constexpr int64_t nr = NR<T>;
-    const int64_t tiles_m = (M + MB - 1) / MB;
-    const int64_t tiles_n = (N + NB - 1) / NB;
-    const int64_t tiles = tiles_m * tiles_n;
+int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int threads, int64_t pack_budget_bytes) {
+    const IsaKernels& k = active_isa_kernels();
+    Blocking b = elem_size == 4 ? choose_blocking(M, N, K, k.f32.mr, k.f32.nr, k.f32.kc, k.f32.mc, k.f32.nc, 4,
+                                                  threads, pack_budget_bytes)
+                                : choose_blocking(M, N, K, k.f64.mr, k.f64.nr, k.f64.kc, k.f64.mc, k.f64.nc, 8,
+                                                  threads, pack_budget_bytes);
+    return b.per_thread_elems * elem_size * threads;
+}
 
-    // Each tile owns a disjoint block of C and runs the whole K loop itself, so
-    // tiles need no synchronisation and the result does not depend on threads.
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && tiles > 1)
-    for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t i0 = (t / tiles_n) * MB, i1 = std::min(M, i0 + MB);
-        const int64_t j0 = (t % tiles_n) * NB, j1 = std::min(N, j0 + NB);
-        if (!accumulate)
-            for (int64_t i = i0; i < i1; ++i) std::fill(C + i * ldc + j0, C + i * ldc + j1, T(0));
-        for (int64_t p0 = 0; p0 < K; p0 += KB) {
-            const int64_t kc = std::min(KB, K - p0);
-            int64_t i = i0;
-            for (; i + MR <= i1; i += MR) {
-                const T* a = A + i * lda + p0;
-                int64_t j = j0;
-                for (; j + nr <= j1; j += nr)
-                    micro_kernel<T>(kc, a, lda, B + p0 * ldb + j, ldb, C + i * ldc + j, ldc);
-                if (j < j1)
-                    edge_kernel<T>(MR, j1 - j, kc, a, lda, B + p0 * ldb + j, ldb, C + i * ldc + j, ldc);
+template <class T>
+void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+                T v = ep.accumulate ? C[i * ldc + j] : T(0);
+                if (ep.bias) v += ep.bias[i];
+                C[i * ldc + j] = apply_scalar(v, ep);
             }
-            if (i < i1)
-                edge_kernel<T>(i1 - i, j1 - j0, kc, A + i * lda + p0, lda, B + p0 * ldb + j0, ldb,
-                               C + i * ldc + j0, ldc);
+        return;
+    }
+    const MicroKernelDesc<T>& uk = kernel_desc<T>();
+    const int mr = uk.mr, nr = uk.nr;
+    const int64_t panels_m = cdiv(M, mr), panels_n = cdiv(N, nr);
+    const Blocking blk = choose_blocking(M, N, K, mr, nr, uk.kc, uk.mc, uk.nc, int(sizeof(T)), threads,
+                                         pack_budget_bytes);
+
+    // Tiles of C (at most mc_panels x nc_panels micro-panels each) are the
+    // unit of parallel work. Their number is rounded up to a multiple of the
+    // thread count and panels are dealt out evenly, so threads get equal work.
+    int64_t tiles_m = cdiv(panels_m, blk.mc_panels), tiles_n = cdiv(panels_n, blk.nc_panels);
+    if (threads > 1) {
+        for (int step = 0; step < 16 && (tiles_m * tiles_n) % threads != 0; ++step) {
+            if (tiles_n < panels_n) ++tiles_n;
+            else if (tiles_m < panels_m) ++tiles_m;
+            else break;
+        }
+    }
+    const int64_t tiles = tiles_m * tiles_n;
+    const int workers = int(std::min<int64_t>(threads, tiles));
+    // Per-thread panel sizes: the largest tile of the even split.
+    const int64_t tile_mp = cdiv(panels_m, tiles_m), tile_np = cdiv(panels_n, tiles_n);
+    const int64_t a_elems = tile_mp * mr * blk.kc, b_elems = tile_np * nr * blk.kc;
+    const int64_t per_thread = a_elems + b_elems;
+    AlignedBuffer buffer(size_t(per_thread) * size_t(workers) * sizeof(T));
+    T* const pack_base = static_cast<T*>(buffer.p);
+
+#pragma omp parallel num_threads(workers) if (workers > 1)
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        T* const Ap = pack_base + size_t(me) * size_t(per_thread);
+        T* const Bp = Ap + a_elems;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t tm = t / tiles_n, tn = t % tiles_n;
+            const int64_t i0 = (tm * panels_m / tiles_m) * mr, i1 = std::min(M, ((tm + 1) * panels_m / tiles_m) * mr);
+            const int64_t j0 = (tn * panels_n / tiles_n) * nr, j1 = std::min(N, ((tn + 1) * panels_n / tiles_n) * nr);
+            if (i0 >= i1 || j0 >= j1) continue;
+            for (int64_t p0 = 0; p0 < K; p0 += blk.kc) {
+                const int64_t kc = std::min(blk.kc, K - p0);
+                TileEpilogue<T> te;
+                te.load_c = p0 > 0 || ep.accumulate;
+                te.clamp = ep.clamp && p0 + kc >= K;
+                te.lo = ep.lo;
+                te.hi = ep.hi;
+                pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
+                pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
+                // B micro-panel (kc x nr) stays in L1 across the A panels.
+                for (int64_t j = j0; j < j1; j += nr) {
+                    const T* bp = Bp + ((j - j0) / nr) * nr * kc;
+                    const int n = int(std::min<int64_t>(nr, j1 - j));
+                    for (int64_t i = i0; i < i1; i += mr) {
+                        const int m = int(std::min<int64_t>(mr, i1 - i));
+                        te.bias = (p0 == 0 && ep.bias) ? ep.bias + i : nullptr;
+                        uk.fn(kc, Ap + ((i - i0) / mr) * mr * kc, bp, C + i * ldc + j, ldc, m, n, te);
+                    }
+                }
+            }
         }
     }
 }
 
-template void gemm_nn<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*,
-                             int64_t, float*, int64_t, bool, int);
-template void gemm_nn<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*,
-                              int64_t, double*, int64_t, bool, int);
+template <class T>
+void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+             bool accumulate, int threads) {
+    GemmEpilogue<T> ep;
+    ep.accumulate = accumulate;
+    gemm_nn_ex<T>(M, N, K, A, lda, B, ldb, C, ldc, ep, threads, int64_t(64) << 20);
+}
+
+template void gemm_nn_ex<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                                int64_t, const GemmEpilogue<float>&, int, int64_t);
+template void gemm_nn_ex<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
+                                 int64_t, const GemmEpilogue<double>&, int, int64_t);
+template void gemm_nn<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                             int64_t, bool, int);
+template void gemm_nn<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
+                              int64_t, bool, int);
 
 }  // namespace cnnkernels

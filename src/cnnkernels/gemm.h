@@ -1,14 +1,42 @@
-// Dense matrix multiply used by the im2col convolution.
+// Dense matrix multiply used by the im2col convolution: packed, register-blocked
+// micro-kernels (gemm_kernels.h) chosen at run time for the CPU (isa.h).
 #pragma once
 #include <cstdint>
 
 namespace cnnkernels {
 
-// C = (accumulate ? C : 0) + A * B, all row-major with leading dimensions
-// lda/ldb/ldc (in elements).
+// Applied to each element of C = A*B (+ C) before it is stored, while the tile
+// is still in registers: v (+ bias[row]) then, if clamp, min(hi, max(lo, v)),
+// NaN propagating (a NaN v stays NaN; see TileEpilogue in gemm_kernels.h).
+template <class T>
+struct GemmEpilogue {
+    bool accumulate = false;  // C = C + A*B instead of C = A*B
+    const T* bias = nullptr;  // M entries, one per row of C, or null
+    bool clamp = false;
+    T lo = T(0), hi = T(0);
+};
+
+// Packing-buffer bytes gemm_nn_ex allocates at most with `threads` threads
+// when given budget pack_budget_bytes (>= the floor of a few KiB per thread).
+int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int threads, int64_t pack_budget_bytes);
+
+// C = epilogue(A * B), all row-major with leading dimensions lda/ldb/ldc (in
+// elements). Packing buffers (A blocks of mc x kc and B blocks of kc x nc per
+// thread, 64-byte aligned, on the heap for the duration of the call) total at
+// most gemm_pack_bytes(...): the ISA's default blocking (~0.75 MiB per thread
+// for f32 AVX-512), shrunk (nc, then mc, then kc) to fit pack_budget_bytes, with
+// a floor of (mr + nr) * 8 elements per thread.
+// The result does not depend on `threads` (every element sums its K products in
+// the same order).
 // Preconditions: M, N, K >= 0; A is M x K, B is K x N, C is M x N; C must not
-// overlap A or B; threads >= 1. Any of M, N, K may be 0 (K == 0 with
-// accumulate == false zeroes C).
+// overlap A, B or bias; threads >= 1. Any of M, N, K may be 0 (K == 0 gives
+// C = epilogue(0 or C)).
+template <class T>
+void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes);
+
+// C = (accumulate ? C : 0) + A * B with the default packing budget (64 MiB).
+// Preconditions: as gemm_nn_ex.
 template <class T>
 void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
              T* C, int64_t ldc, bool accumulate, int threads);

@@ -2,8 +2,11 @@
 // library can be reused from any front end.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 namespace cnnkernels {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Spatial dims are always (D, H, W); 1-D / 2-D problems use size-1 leading dims.
 // pad is the padding BEFORE each dim; the padding after is implied by out[].

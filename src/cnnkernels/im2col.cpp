@@ -69,26 +69,22 @@ void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P
 
 namespace {
 
-// Adds bias (or zeroes) rows of a y slice; gemm then accumulates on top, which
-// saves a separate pass over y for the bias.
-template <class T>
-void prefill_rows(T* y, int64_t rows, int64_t ldy, int64_t cols, const T* bias) {
-    for (int64_t k = 0; k < rows; ++k) std::fill(y + k * ldy, y + k * ldy + cols, bias ? bias[k] : T(0));
-}
-
 // Convolution of one (image, group) pair. col has room for cap_cols columns.
 // `threads` is used inside (im2col build and gemm); pass 1 when the caller
-// already parallelises over (image, group).
+// already parallelises over (image, group). Bias and activation are applied
+// by the GEMM epilogue (no separate pass over y).
 template <class T>
 void conv_one_group(const ConvGeometry& g, const T* xg, const T* wg, const T* bg, T* yg, T* col,
-                    int64_t cap_cols, bool direct_gemm, int threads) {
-    const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups;
-    const int64_t R = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2];
+                    int64_t cap_cols, bool direct_gemm, int threads, const GemmEpilogue<T>& ep_base,
+                    int64_t pack_budget) {
+    const int64_t Kg = g.K / g.groups;
+    const int64_t R = (g.C / g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2];
     const int64_t OSP = g.out[0] * g.out[1] * g.out[2];
+    GemmEpilogue<T> ep = ep_base;
+    ep.bias = bg;
     if (direct_gemm) {
         // 1x1, stride 1, no padding, out == in: x itself is the column matrix.
-        prefill_rows(yg, Kg, OSP, OSP, bg);
-        gemm_nn<T>(Kg, OSP, R, wg, R, xg, OSP, yg, OSP, true, threads);
+        gemm_nn_ex<T>(Kg, OSP, R, wg, R, xg, OSP, yg, OSP, ep, threads, pack_budget);
         return;
     }
     for (int64_t p0 = 0; p0 < OSP; p0 += cap_cols) {
@@ -99,8 +95,7 @@ void conv_one_group(const ConvGeometry& g, const T* xg, const T* wg, const T* bg
         } else {
             im2col_slice<T>(g, xg, p0, P, 0, R, col);
         }
-        prefill_rows(yg + p0, Kg, OSP, P, bg);
-        gemm_nn<T>(Kg, P, R, wg, R, col, P, yg + p0, OSP, true, threads);
+        gemm_nn_ex<T>(Kg, P, R, wg, R, col, P, yg + p0, OSP, ep, threads, pack_budget);
     }
 }
 
@@ -108,7 +103,7 @@ void conv_one_group(const ConvGeometry& g, const T* xg, const T* wg, const T* bg
 
 template <class T>
 void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads,
-                 int64_t workspace_bytes) {
+                 int64_t workspace_bytes, double act_min, double act_max) {
     const int64_t N = g.N, C = g.C, K = g.K, G = g.groups;
     const int64_t OSP = g.out[0] * g.out[1] * g.out[2];
     const int64_t ISP = g.in[0] * g.in[1] * g.in[2];
@@ -127,16 +122,27 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     const int64_t tasks = N * G;
     const bool outer = threads > 1 && tasks >= threads;
     const int workers = outer ? threads : 1;
-    const int64_t elems = std::max<int64_t>(1, workspace_bytes / int64_t(sizeof(T)) / workers);
+    const int gemm_threads = outer ? 1 : threads;
+    // Workspace split: first the GEMM packing buffers of every worker (at most
+    // half of the workspace when there is a column buffer too), then the
+    // column buffers get the rest.
+    const int64_t pack_budget = gemm_pack_bytes(Kg, OSP, R, int(sizeof(T)), gemm_threads,
+                                                (direct_gemm ? workspace_bytes : workspace_bytes / 2) / workers);
+    const int64_t col_bytes = std::max<int64_t>(0, workspace_bytes - pack_budget * workers);
+    const int64_t elems = std::max<int64_t>(1, col_bytes / int64_t(sizeof(T)) / workers);
     const int64_t cap_cols = R > 0 ? std::min(OSP, std::max<int64_t>(1, elems / R)) : OSP;
     std::vector<T> workspace(direct_gemm ? 0 : size_t(workers) * size_t(cap_cols * R));
+    GemmEpilogue<T> ep;
+    ep.clamp = act_min > -kInf || act_max < kInf;
+    ep.lo = T(act_min);
+    ep.hi = T(act_max);
 
     auto run = [&](int64_t t, int worker, int inner_threads) {
         const int64_t n = t / G, grp = t % G;
         conv_one_group<T>(g, x + (n * C + grp * Cg) * ISP, w + grp * Kg * R,
                           bias ? bias + grp * Kg : nullptr, y + (n * K + grp * Kg) * OSP,
                           workspace.data() + size_t(worker) * size_t(cap_cols * R), cap_cols,
-                          direct_gemm, inner_threads);
+                          direct_gemm, inner_threads, ep, pack_budget);
     };
     if (outer) {
 #pragma omp parallel num_threads(threads)
@@ -155,7 +161,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
 
 template void im2col_slice<float>(const ConvGeometry&, const float*, int64_t, int64_t, int64_t, int64_t, float*);
 template void im2col_slice<double>(const ConvGeometry&, const double*, int64_t, int64_t, int64_t, int64_t, double*);
-template void conv_im2col<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int, int64_t);
-template void conv_im2col<double>(const ConvGeometry&, const double*, const double*, const double*, double*, int, int64_t);
+template void conv_im2col<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int, int64_t, double, double);
+template void conv_im2col<double>(const ConvGeometry&, const double*, const double*, const double*, double*, int, int64_t, double, double);
 
 }  // namespace cnnkernels

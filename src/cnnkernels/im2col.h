@@ -15,13 +15,16 @@ template <class T>
 void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P, int64_t r0,
                   int64_t r1, T* col);
 
-// Same result as conv_direct.
-// Preconditions: those of conv_direct, plus workspace_bytes >= 1. The column
-// buffer (in total over all threads) holds at most
-// max(workspace_bytes / sizeof(T), one column per thread) elements; larger
-// problems are processed in slices of output positions.
+// Same result as conv_direct (incl. the act_min/act_max clamp, applied by the
+// GEMM micro-kernel while the output tile is in registers).
+// Preconditions: those of conv_direct, plus workspace_bytes >= 1.
+// Workspace: the column buffer plus the GEMM packing buffers (see gemm.h) of
+// all threads total at most workspace_bytes, except for a floor of one column
+// and (mr + nr) * 8 packing elements per thread; larger problems are processed
+// in slices of output positions. 1x1 stride-1 unpadded convolutions use x
+// itself as the column matrix (only the packing buffers are allocated).
 template <class T>
 void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads,
-                 int64_t workspace_bytes);
+                 int64_t workspace_bytes, double act_min = -kInf, double act_max = kInf);
 
 }  // namespace cnnkernels

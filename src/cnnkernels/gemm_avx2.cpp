@@ -1,0 +1,92 @@
+// AVX2 GEMM micro-kernels (avx2, fma). Compiled without -march:
+// the target pragma below applies to this file's kernels only, and they are
+// called only after active_isa_kernels() (isa.cpp) has checked the CPU.
+//
+// Rules that keep AVX2 code out of shared symbols (checked after every
+// build by src/check_isa_symbols.py):
+//   * every header is included BEFORE the target pragma;
+//   * the kernels live in an anonymous namespace (internal linkage) and use no
+//     std templates or header inline functions (only <immintrin.h> intrinsics,
+//     which are always inlined and never emitted as functions);
+//   * the table and its accessor are defined after `pop_options`.
+#include <cstdint>
+
+#include "cnnkernels/gemm_kernels.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+namespace cnnkernels {
+namespace isa_avx2 {
+namespace {
+
+struct F32x8 {
+    using T = float;
+    using V = __m256;
+    static constexpr int W = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V load(const T* p) { return _mm256_loadu_ps(p); }
+    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+    static V bcast(T x) { return _mm256_set1_ps(x); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V max(V lo, V v) { return _mm256_max_ps(lo, v); }  // v if either is NaN
+    static V min(V hi, V v) { return _mm256_min_ps(hi, v); }  // v if either is NaN
+};
+
+struct F64x4 {
+    using T = double;
+    using V = __m256d;
+    static constexpr int W = 4;
+    static V zero() { return _mm256_setzero_pd(); }
+    static V load(const T* p) { return _mm256_loadu_pd(p); }
+    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+    static V bcast(T x) { return _mm256_set1_pd(x); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static V max(V lo, V v) { return _mm256_max_pd(lo, v); }
+    static V min(V hi, V v) { return _mm256_min_pd(hi, v); }
+};
+
+#include "cnnkernels/gemm_ukernel.inc"
+
+// f32_gemm_6x16_avx2: MR = 6, NR = 16 (12 ymm accumulators, 2 ymm of B, A
+// broadcast). Preconditions: MicroKernel in gemm_kernels.h; CPU has avx2, fma.
+void f32_gemm_6x16_avx2(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int m, int n,
+                        const TileEpilogue<float>& e) {
+    gemm_tile<F32x8, 6, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+}
+
+// f64_gemm_6x8_avx2: MR = 6, NR = 8. Preconditions: as f32_gemm_6x16_avx2.
+void f64_gemm_6x8_avx2(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t ldc, int m, int n,
+                       const TileEpilogue<double>& e) {
+    gemm_tile<F64x4, 6, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+}
+
+}  // namespace
+}  // namespace isa_avx2
+}  // namespace cnnkernels
+
+#pragma GCC pop_options
+
+namespace cnnkernels {
+namespace {
+// Blocking: kc x 16 B micro-panel (kc = 256: 16 KiB f32) in L1, A block
+// (mc x kc = 252 x 256 f32, 252 KiB) in L2, B block kc x nc (512 KiB f32).
+const IsaKernels kAvx2 = {
+    "avx2",
+    {&isa_avx2::f32_gemm_6x16_avx2, 6, 16, 256, 252, 512, "f32_gemm_6x16_avx2"},
+    {&isa_avx2::f64_gemm_6x8_avx2, 6, 8, 256, 126, 256, "f64_gemm_6x8_avx2"},
+};
+}  // namespace
+const IsaKernels* isa_kernels_avx2() { return &kAvx2; }
+}  // namespace cnnkernels
+
+#else  // not x86 / not GCC-compatible: no AVX2 kernels
+namespace cnnkernels {
+const IsaKernels* isa_kernels_avx2() { return nullptr; }
+}  // namespace cnnkernels
+#endif

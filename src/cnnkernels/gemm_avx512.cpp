@@ -1,0 +1,104 @@
+// AVX-512 GEMM micro-kernels (avx512f+vl+bw+dq, fma). Compiled without -march:
+// the target pragma below applies to this file's kernels only, and they are
+// called only after active_isa_kernels() (isa.cpp) has checked the CPU.
+//
+// Rules that keep AVX-512 code out of shared symbols (checked after every
+// build by src/check_isa_symbols.py):
+//   * every header is included BEFORE the target pragma;
+//   * the kernels live in an anonymous namespace (internal linkage) and use no
+//     std templates or header inline functions (only <immintrin.h> intrinsics,
+//     which are always inlined and never emitted as functions);
+//   * the table and its accessor are defined after `pop_options`.
+#include <cstdint>
+
+#include "cnnkernels/gemm_kernels.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+// GCC 12 false positive inside _mm512_max_ps/_mm512_min_ps (_mm512_undefined_ps).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace cnnkernels {
+namespace isa_avx512 {
+namespace {
+
+struct F32x16 {
+    using T = float;
+    using V = __m512;
+    static constexpr int W = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V load(const T* p) { return _mm512_loadu_ps(p); }
+    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+    static V bcast(T x) { return _mm512_set1_ps(x); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V max(V lo, V v) { return _mm512_max_ps(lo, v); }  // v if either is NaN
+    static V min(V hi, V v) { return _mm512_min_ps(hi, v); }  // v if either is NaN
+};
+
+struct F64x8 {
+    using T = double;
+    using V = __m512d;
+    static constexpr int W = 8;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V load(const T* p) { return _mm512_loadu_pd(p); }
+    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+    static V bcast(T x) { return _mm512_set1_pd(x); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+    static V add(V a, V b) { return _mm512_add_pd(a, b); }
+    static V max(V lo, V v) { return _mm512_max_pd(lo, v); }
+    static V min(V hi, V v) { return _mm512_min_pd(hi, v); }
+};
+
+#include "cnnkernels/gemm_ukernel.inc"
+
+// f32_gemm_8x32_avx512: MR = 8, NR = 32 (16 zmm accumulators, 2 zmm of B,
+// A broadcast from memory by the FMA). Measured on Zen 4 (256x3136x576, 1
+// thread): 8x32 ~90 GFLOP/s, 6x64 ~85, 12x32 ~84, 14x32 ~82, 7x48 ~82; Zen 4
+// splits each zmm FMA over its two 256-bit pipes, so 16 accumulators already
+// cover the FMA latency, and layer channel counts (multiples of 8) leave no
+// partial row panels. Preconditions: MicroKernel in gemm_kernels.h; CPU has
+// avx512f/vl/bw/dq and fma.
+void f32_gemm_8x32_avx512(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int m, int n,
+                           const TileEpilogue<float>& e) {
+    gemm_tile<F32x16, 8, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+}
+
+// f64_gemm_8x16_avx512: MR = 8, NR = 16 (16 zmm accumulators).
+// Preconditions: as f32_gemm_8x32_avx512.
+void f64_gemm_8x16_avx512(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t ldc, int m, int n,
+                           const TileEpilogue<double>& e) {
+    gemm_tile<F64x8, 8, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+}
+
+}  // namespace
+}  // namespace isa_avx512
+}  // namespace cnnkernels
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+namespace cnnkernels {
+namespace {
+// Blocking (Zen 4: 48 KiB L1d, 1 MiB L2 per core): the kc x 32 B micro-panel
+// (kc = 256: 32 KiB f32) stays in L1 while the A block (mc x kc = 256 x 256
+// f32, 256 KiB) streams from L2; the B block (kc x nc = 256 x 512 f32, 512 KiB)
+// is packed just before use. Packing buffers: 768 KiB per thread (f32 and f64).
+const IsaKernels kAvx512 = {
+    "avx512",
+    {&isa_avx512::f32_gemm_8x32_avx512, 8, 32, 256, 256, 512, "f32_gemm_8x32_avx512"},
+    {&isa_avx512::f64_gemm_8x16_avx512, 8, 16, 256, 128, 256, "f64_gemm_8x16_avx512"},
+};
+}  // namespace
+const IsaKernels* isa_kernels_avx512() { return &kAvx512; }
+}  // namespace cnnkernels
+
+#else  // not x86 / not GCC-compatible: no AVX-512 kernels
+namespace cnnkernels {
+const IsaKernels* isa_kernels_avx512() { return nullptr; }
+}  // namespace cnnkernels
+#endif

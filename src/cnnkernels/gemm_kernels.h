@@ -1,0 +1,58 @@
+// GEMM micro-kernel interface shared by the ISA-specific translation units
+// (gemm_avx512.cpp, gemm_avx2.cpp, gemm_baseline.cpp) and the portable driver
+// (gemm.cpp). Plain types only: nothing here instantiates code, so including it
+// in an ISA translation unit cannot leak ISA instructions into shared symbols.
+#pragma once
+#include <cstdint>
+
+namespace cnnkernels {
+
+// What a micro-kernel does with its MR x NR tile of accumulators before storing:
+//   v = acc (+ C if load_c) (+ bias[row] if bias) ; if clamp: v = min(hi, max(lo, v))
+// The clamp keeps NaN (like torch.relu): max/min are written so that a NaN
+// value passes through instead of being replaced by lo/hi (x86 max_ps/min_ps
+// return their SECOND operand when either is NaN, and are called as
+// max(lo, v), min(hi, v); the portable kernels use (lo > v ? lo : v)).
+// bias, when not null, points at the bias of the tile's first row (m entries).
+template <class T>
+struct TileEpilogue {
+    const T* bias;
+    T lo, hi;
+    bool load_c;
+    bool clamp;
+};
+
+// Micro-kernel: C[0:m, 0:n] (row stride ldc) = epilogue(Ap * Bp) where Ap is a
+// packed MR x kc panel of A (column k at Ap + k*MR, rows >= m zero) and Bp a
+// packed kc x NR panel of B (row k at Bp + k*NR, columns >= n zero).
+// Preconditions: kc >= 1, 1 <= m <= MR, 1 <= n <= NR, Ap and Bp 64-byte aligned,
+// C rows [0, m) x columns [0, n) writable (and readable if load_c).
+template <class T>
+using MicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int m, int n,
+                             const TileEpilogue<T>& e);
+
+// A micro-kernel and the cache blocking the driver should use with it:
+// kc (depth of a packed panel), mc (rows of A packed per block, a multiple of
+// mr) and nc (columns of B packed per block, a multiple of nr).
+template <class T>
+struct MicroKernelDesc {
+    MicroKernel<T> fn;
+    int mr, nr;
+    int64_t kc, mc, nc;
+    const char* name;
+};
+
+struct IsaKernels {
+    const char* isa;  // "avx512", "avx2" or "baseline"
+    MicroKernelDesc<float> f32;
+    MicroKernelDesc<double> f64;
+};
+
+// Kernel tables of each ISA; nullptr when that ISA was not compiled in (non-x86
+// build). Calling a table's kernels on a CPU without the ISA is undefined: go
+// through active_isa_kernels() (isa.h), which checks the CPU.
+const IsaKernels* isa_kernels_avx512();
+const IsaKernels* isa_kernels_avx2();
+const IsaKernels* isa_kernels_baseline();
+
+}  // namespace cnnkernels
