@@ -33,21 +33,26 @@ struct Blocking {
     int64_t per_thread_elems;
 };
 
-Blocking choose_blocking(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc0, int64_t mc0, int64_t nc0,
-                         int elem, int threads, int64_t budget) {
-    Blocking b;
-    // Balanced K blocks: K = 576 with kc0 = 256 gives 3 x 192, not 256+256+64.
+// Balanced K blocks: K = 576 with kc0 = 256 gives 3 x 192, not 256+256+64.
+int64_t balanced_kc(int64_t K, int64_t kc0) {
     const int64_t kblocks = cdiv(std::max<int64_t>(K, 1), kc0);
-    b.kc = cdiv(std::max<int64_t>(K, 1), kblocks);
+    return cdiv(std::max<int64_t>(K, 1), kblocks);
+}
+
+// prepacked: A is already packed (no A buffer, kc fixed).
+Blocking choose_blocking(int64_t M, int64_t N, int64_t K, int mr, int nr, int64_t kc0, int64_t mc0, int64_t nc0,
+                         int elem, int threads, int64_t budget, bool prepacked = false) {
+    Blocking b;
+    b.kc = balanced_kc(K, kc0);
     b.mc_panels = std::min(mc0 / mr, cdiv(std::max<int64_t>(M, 1), mr));
     b.nc_panels = std::min(nc0 / nr, cdiv(std::max<int64_t>(N, 1), nr));
     const int64_t per_thread_budget = std::max<int64_t>(budget / std::max(threads, 1), 0) / elem;
-    auto need = [&] { return (b.mc_panels * mr + b.nc_panels * nr) * b.kc; };
+    auto need = [&] { return ((prepacked ? 0 : b.mc_panels * mr) + b.nc_panels * nr) * b.kc; };
     while (need() > per_thread_budget) {
         if (b.nc_panels > 1) b.nc_panels = cdiv(b.nc_panels, 2);
-        else if (b.mc_panels > 1) b.mc_panels = cdiv(b.mc_panels, 2);
-        else if (b.kc > 8) b.kc = cdiv(b.kc, 2);
-        else break;  // floor: (mr + nr) * 8 elements per thread
+        else if (b.mc_panels > 1 && !prepacked) b.mc_panels = cdiv(b.mc_panels, 2);
+        else if (b.kc > 8 && !prepacked) b.kc = cdiv(b.kc, 2);
+        else break;  // floor: (mr + nr) * 8 elements per thread (nr * kc with packed A)
     }
     b.per_thread_elems = need();
     return b;
@@ -130,18 +135,25 @@ struct AlignedBuffer {
 
 }  // namespace
 
-int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int threads, int64_t pack_budget_bytes) {
+int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int threads, int64_t pack_budget_bytes,
+                        bool prepacked_a) {
     const IsaKernels& k = active_isa_kernels();
     Blocking b = elem_size == 4 ? choose_blocking(M, N, K, k.f32.mr, k.f32.nr, k.f32.kc, k.f32.mc, k.f32.nc, 4,
-                                                  threads, pack_budget_bytes)
+                                                  threads, pack_budget_bytes, prepacked_a)
                                 : choose_blocking(M, N, K, k.f64.mr, k.f64.nr, k.f64.kc, k.f64.mc, k.f64.nc, 8,
-                                                  threads, pack_budget_bytes);
+                                                  threads, pack_budget_bytes, prepacked_a);
     return b.per_thread_elems * elem_size * threads;
 }
 
+namespace {
+
+// The loop nest of gemm_nn_ex / gemm_prepacked: A is either packed per tile
+// from (A, lda) or, when Apk is not null, read from the full packed copy Apk
+// (layout of pack_a_full: K block p0 at Apk + p0 * Mpad, Mpad = M rounded up
+// to mr, then MR-row panels of that block's depth).
 template <class T>
-void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
+void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Apk, const T* B, int64_t ldb,
+               T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int64_t i = 0; i < M; ++i)
@@ -156,24 +168,33 @@ void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const 
     const int mr = uk.mr, nr = uk.nr;
     const int64_t panels_m = cdiv(M, mr), panels_n = cdiv(N, nr);
     const Blocking blk = choose_blocking(M, N, K, mr, nr, uk.kc, uk.mc, uk.nc, int(sizeof(T)), threads,
-                                         pack_budget_bytes);
+                                         pack_budget_bytes, Apk != nullptr);
+    const int64_t Mpad = panels_m * mr;
 
     // Tiles of C (at most mc_panels x nc_panels micro-panels each) are the
     // unit of parallel work. Their number is rounded up to a multiple of the
     // thread count and panels are dealt out evenly, so threads get equal work.
     int64_t tiles_m = cdiv(panels_m, blk.mc_panels), tiles_n = cdiv(panels_n, blk.nc_panels);
     if (threads > 1) {
-        for (int step = 0; step < 16 && (tiles_m * tiles_n) % threads != 0; ++step) {
-            if (tiles_n < panels_n) ++tiles_n;
-            else if (tiles_m < panels_m) ++tiles_m;
-            else break;
-        }
+        // Among slightly finer splits whose tile count is a multiple of the
+        // thread count, take the one with the least work on the busiest thread
+        // (in micro-tiles; each extra tile adds a little packing).
+        const int64_t tm0 = tiles_m, tn0 = tiles_n;
+        double best = 1e300;
+        for (int64_t tm = tm0; tm <= std::min(panels_m, tm0 + 2 * int64_t(threads)); ++tm)
+            for (int64_t tn = tn0; tn <= std::min(panels_n, tn0 + 2 * int64_t(threads)); ++tn) {
+                const int64_t t = tm * tn;
+                const double per_thread = double(cdiv(t, threads)) * double(cdiv(panels_m, tm)) *
+                                          double(cdiv(panels_n, tn));
+                const double cost = per_thread * (1.0 + 0.01 * double(t));
+                if (cost < best) best = cost, tiles_m = tm, tiles_n = tn;
+            }
     }
     const int64_t tiles = tiles_m * tiles_n;
     const int workers = int(std::min<int64_t>(threads, tiles));
     // Per-thread panel sizes: the largest tile of the even split.
     const int64_t tile_mp = cdiv(panels_m, tiles_m), tile_np = cdiv(panels_n, tiles_n);
-    const int64_t a_elems = tile_mp * mr * blk.kc, b_elems = tile_np * nr * blk.kc;
+    const int64_t a_elems = Apk ? 0 : tile_mp * mr * blk.kc, b_elems = tile_np * nr * blk.kc;
     const int64_t per_thread = a_elems + b_elems;
     AlignedBuffer buffer(size_t(per_thread) * size_t(workers) * sizeof(T));
     T* const pack_base = static_cast<T*>(buffer.p);
@@ -200,7 +221,9 @@ void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const 
                 te.lo = ep.lo;
                 te.hi = ep.hi;
                 pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
-                pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
+                // A panels of this tile and K block: packed now, or from Apk.
+                const T* at = Apk ? Apk + p0 * Mpad + i0 * kc : Ap;
+                if (!Apk) pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
                 // B micro-panel (kc x nr) stays in L1 across the A panels.
                 for (int64_t j = j0; j < j1; j += nr) {
                     const T* bp = Bp + ((j - j0) / nr) * nr * kc;
@@ -208,12 +231,40 @@ void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const 
                     for (int64_t i = i0; i < i1; i += mr) {
                         const int m = int(std::min<int64_t>(mr, i1 - i));
                         te.bias = (p0 == 0 && ep.bias) ? ep.bias + i : nullptr;
-                        uk.fn(kc, Ap + ((i - i0) / mr) * mr * kc, bp, C + i * ldc + j, ldc, m, n, te);
+                        uk.fn(kc, at + ((i - i0) / mr) * mr * kc, bp, C + i * ldc + j, ldc, m, n, te);
                     }
                 }
             }
         }
     }
+}
+
+}  // namespace
+
+template <class T>
+void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
+    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes);
+}
+
+template <class T>
+int64_t packed_a_elems(int64_t M, int64_t K) {
+    const MicroKernelDesc<T>& uk = kernel_desc<T>();
+    return cdiv(std::max<int64_t>(M, 0), uk.mr) * uk.mr * std::max<int64_t>(K, 0);
+}
+
+template <class T>
+void pack_a_full(int64_t M, int64_t K, const T* A, int64_t lda, T* dst) {
+    const MicroKernelDesc<T>& uk = kernel_desc<T>();
+    if (M <= 0 || K <= 0) return;
+    const int64_t kc0 = balanced_kc(K, uk.kc), Mpad = cdiv(M, uk.mr) * uk.mr;
+    for (int64_t p0 = 0; p0 < K; p0 += kc0) pack_a<T>(M, std::min(kc0, K - p0), A + p0, lda, uk.mr, dst + p0 * Mpad);
+}
+
+template <class T>
+void gemm_prepacked(int64_t M, int64_t N, int64_t K, const T* Apacked, const T* B, int64_t ldb, T* C, int64_t ldc,
+                    const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
+    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, C, ldc, ep, threads, pack_budget_bytes);
 }
 
 template <class T>
@@ -228,6 +279,14 @@ template void gemm_nn_ex<float>(int64_t, int64_t, int64_t, const float*, int64_t
                                 int64_t, const GemmEpilogue<float>&, int, int64_t);
 template void gemm_nn_ex<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
                                  int64_t, const GemmEpilogue<double>&, int, int64_t);
+template int64_t packed_a_elems<float>(int64_t, int64_t);
+template int64_t packed_a_elems<double>(int64_t, int64_t);
+template void pack_a_full<float>(int64_t, int64_t, const float*, int64_t, float*);
+template void pack_a_full<double>(int64_t, int64_t, const double*, int64_t, double*);
+template void gemm_prepacked<float>(int64_t, int64_t, int64_t, const float*, const float*, int64_t, float*, int64_t,
+                                    const GemmEpilogue<float>&, int, int64_t);
+template void gemm_prepacked<double>(int64_t, int64_t, int64_t, const double*, const double*, int64_t, double*,
+                                     int64_t, const GemmEpilogue<double>&, int, int64_t);
 template void gemm_nn<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
                              int64_t, bool, int);
 template void gemm_nn<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,

@@ -16,9 +16,11 @@ struct GemmEpilogue {
     T lo = T(0), hi = T(0);
 };
 
-// Packing-buffer bytes gemm_nn_ex allocates at most with `threads` threads
-// when given budget pack_budget_bytes (>= the floor of a few KiB per thread).
-int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int threads, int64_t pack_budget_bytes);
+// Packing-buffer bytes gemm_nn_ex (prepacked_a: gemm_prepacked) allocates at
+// most with `threads` threads when given budget pack_budget_bytes (>= the floor
+// of a few KiB per thread).
+int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int threads, int64_t pack_budget_bytes,
+                        bool prepacked_a = false);
 
 // C = epilogue(A * B), all row-major with leading dimensions lda/ldb/ldc (in
 // elements). Packing buffers (A blocks of mc x kc and B blocks of kc x nc per
@@ -34,6 +36,21 @@ int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int thre
 template <class T>
 void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                 int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes);
+
+// A packed once for many products with the same A (convolution weights over
+// many column slices): packed_a_elems(M, K) elements (M rounded up to the
+// micro-kernel's mr, times K), filled by pack_a_full from the row-major
+// A (lda), valid for the ISA kernels active at the time (never changes).
+template <class T>
+int64_t packed_a_elems(int64_t M, int64_t K);
+template <class T>
+void pack_a_full(int64_t M, int64_t K, const T* A, int64_t lda, T* dst);
+
+// gemm_nn_ex with A given packed by pack_a_full (same M, K): allocates only the
+// B packing buffers (kc x nc per thread).
+template <class T>
+void gemm_prepacked(int64_t M, int64_t N, int64_t K, const T* Apacked, const T* B, int64_t ldb, T* C, int64_t ldc,
+                    const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes);
 
 // C = (accumulate ? C : 0) + A * B with the default packing budget (64 MiB).
 // Preconditions: as gemm_nn_ex.

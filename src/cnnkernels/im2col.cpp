@@ -69,35 +69,10 @@ void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P
 
 namespace {
 
-// Convolution of one (image, group) pair. col has room for cap_cols columns.
-// `threads` is used inside (im2col build and gemm); pass 1 when the caller
-// already parallelises over (image, group). Bias and activation are applied
-// by the GEMM epilogue (no separate pass over y).
-template <class T>
-void conv_one_group(const ConvGeometry& g, const T* xg, const T* wg, const T* bg, T* yg, T* col,
-                    int64_t cap_cols, bool direct_gemm, int threads, const GemmEpilogue<T>& ep_base,
-                    int64_t pack_budget) {
-    const int64_t Kg = g.K / g.groups;
-    const int64_t R = (g.C / g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2];
-    const int64_t OSP = g.out[0] * g.out[1] * g.out[2];
-    GemmEpilogue<T> ep = ep_base;
-    ep.bias = bg;
-    if (direct_gemm) {
-        // 1x1, stride 1, no padding, out == in: x itself is the column matrix.
-        gemm_nn_ex<T>(Kg, OSP, R, wg, R, xg, OSP, yg, OSP, ep, threads, pack_budget);
-        return;
-    }
-    for (int64_t p0 = 0; p0 < OSP; p0 += cap_cols) {
-        const int64_t P = std::min(cap_cols, OSP - p0);
-        if (threads > 1 && R > 1) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-            for (int64_t r = 0; r < R; ++r) im2col_slice<T>(g, xg, p0, P, r, r + 1, col + r * P);
-        } else {
-            im2col_slice<T>(g, xg, p0, P, 0, R, col);
-        }
-        gemm_nn_ex<T>(Kg, P, R, wg, R, col, P, yg + p0, OSP, ep, threads, pack_budget);
-    }
-}
+// Bytes of one column chunk in the chunked schedule: written by im2col_slice
+// and immediately packed by the GEMM on the same core, so it should stay in
+// that core's L2/L3 (1 MiB L2 per core on Zen 4).
+constexpr int64_t kChunkBytes = int64_t(1) << 20;
 
 }  // namespace
 
@@ -110,39 +85,106 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     if (N <= 0 || K <= 0 || OSP <= 0) return;
     const int64_t Cg = C / G, Kg = K / G;
     const int64_t R = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2];
+    const int64_t elem = int64_t(sizeof(T));
+    // Tiny problems (LeNet-size) run faster on one thread than it takes to
+    // wake the others.
+    if (double(N) * double(K) * double(OSP) * double(R) < double(1 << 20)) threads = 1;
 
     bool direct_gemm = true;
     for (int d = 0; d < 3; ++d)
         direct_gemm = direct_gemm && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad[d] == 0 &&
                       g.out[d] == g.in[d];
 
-    // Many small (image, group) problems (batches, depthwise) parallelise best
-    // across problems with single-threaded gemms; one big problem parallelises
-    // inside the gemm. Either way the workspace is split among the workers.
-    const int64_t tasks = N * G;
-    const bool outer = threads > 1 && tasks >= threads;
-    const int workers = outer ? threads : 1;
-    const int gemm_threads = outer ? 1 : threads;
-    // Workspace split: first the GEMM packing buffers of every worker (at most
-    // half of the workspace when there is a column buffer too), then the
-    // column buffers get the rest.
-    const int64_t pack_budget = gemm_pack_bytes(Kg, OSP, R, int(sizeof(T)), gemm_threads,
-                                                (direct_gemm ? workspace_bytes : workspace_bytes / 2) / workers);
-    const int64_t col_bytes = std::max<int64_t>(0, workspace_bytes - pack_budget * workers);
-    const int64_t elems = std::max<int64_t>(1, col_bytes / int64_t(sizeof(T)) / workers);
-    const int64_t cap_cols = R > 0 ? std::min(OSP, std::max<int64_t>(1, elems / R)) : OSP;
-    std::vector<T> workspace(direct_gemm ? 0 : size_t(workers) * size_t(cap_cols * R));
     GemmEpilogue<T> ep;
     ep.clamp = act_min > -kInf || act_max < kInf;
     ep.lo = T(act_min);
     ep.hi = T(act_max);
 
+    // Workspace, all on the heap for the duration of the call:
+    //  * packed weights (all groups, packed_a_elems each) when they take at
+    //    most a quarter of the workspace, else each GEMM packs A itself;
+    //  * per worker: one column chunk of R x P elements (not for 1x1 stride-1
+    //    convolutions, where x is the column matrix) and the GEMM's B packing
+    //    buffers (gemm_pack_bytes).
+    // Their sum stays within workspace_bytes except for the floors (one column
+    // and (mr + nr) * 8 packing elements per worker).
+    const int64_t apk_group = packed_a_elems<T>(Kg, R);
+    const bool prepack = R > 0 && apk_group * G * elem <= workspace_bytes / 4;
+    std::vector<T> apk(prepack ? size_t(apk_group * G) : 0);
+    if (prepack)
+        for (int64_t grp = 0; grp < G; ++grp) pack_a_full<T>(Kg, R, w + grp * Kg * R, R, apk.data() + grp * apk_group);
+    const int64_t rest = workspace_bytes - int64_t(apk.size()) * elem;
+
+    // Schedule. Work is cut into tasks (image, group, chunk of P output
+    // positions). With enough tasks each thread builds its own chunks and runs
+    // single-threaded GEMMs on them (no barriers, the chunk never leaves the
+    // core); otherwise tasks run one after another with the threads inside
+    // (parallel column build, GEMM parallel over its tiles).
+    // Chunks of about kChunkBytes, whole multiples of 32 columns, their
+    // number rounded up to a multiple of the thread count so threads get equal
+    // work; the chunked schedule is used when it balances (or there are many
+    // tasks), else the threads work inside each GEMM (e.g. 7x7 maps, where the
+    // M split is even).
+    int64_t P = OSP, chunks = 1;
+    if (!direct_gemm && R > 0) {
+        const int64_t target = std::max<int64_t>(32, (kChunkBytes / (R * elem)) / 32 * 32);
+        chunks = (OSP + target - 1) / target;
+        if (threads > 1 && OSP >= 32 * int64_t(threads)) chunks = (chunks + threads - 1) / threads * threads;
+        P = std::min(OSP, ((OSP + chunks - 1) / chunks + 31) / 32 * 32);
+        chunks = (OSP + P - 1) / P;
+    }
+    int64_t tasks = N * G * chunks;
+    const bool outer = threads == 1 || (tasks >= threads && tasks % threads == 0 && (OSP % P == 0 || P >= 256)) ||
+                       tasks >= 8 * int64_t(threads);
+    const int workers = outer ? threads : 1;
+    const int gemm_threads = outer ? 1 : threads;
+    const int64_t pack_budget = gemm_pack_bytes(Kg, std::min(P, OSP), R, int(elem), gemm_threads,
+                                                std::max<int64_t>(0, direct_gemm ? rest : rest / 2) / workers,
+                                                prepack);
+    if (!outer && !direct_gemm && R > 0) {
+        // One task at a time: the column slice may use the whole remaining
+        // workspace (fewer, larger GEMMs).
+        const int64_t col_elems = std::max<int64_t>(0, rest - pack_budget) / elem;
+        P = std::min(OSP, std::max<int64_t>(1, col_elems / R));
+        chunks = (OSP + P - 1) / P;
+        tasks = N * G * chunks;
+    } else if (outer && !direct_gemm && R > 0) {
+        const int64_t col_elems = std::max<int64_t>(0, rest - pack_budget * workers) / elem / workers;
+        if (P * R > col_elems) {
+            P = std::max<int64_t>(1, col_elems / R);
+            chunks = (OSP + P - 1) / P;
+            tasks = N * G * chunks;
+        }
+    }
+    std::vector<T> cols(direct_gemm ? 0 : size_t(workers) * size_t(P * R));
+
     auto run = [&](int64_t t, int worker, int inner_threads) {
-        const int64_t n = t / G, grp = t % G;
-        conv_one_group<T>(g, x + (n * C + grp * Cg) * ISP, w + grp * Kg * R,
-                          bias ? bias + grp * Kg : nullptr, y + (n * K + grp * Kg) * OSP,
-                          workspace.data() + size_t(worker) * size_t(cap_cols * R), cap_cols,
-                          direct_gemm, inner_threads, ep, pack_budget);
+        const int64_t ch = t % chunks, grp = (t / chunks) % G, n = t / (chunks * G);
+        const int64_t p0 = ch * P, np = std::min(P, OSP - p0);
+        const T* xg = x + (n * C + grp * Cg) * ISP;
+        T* yg = y + (n * K + grp * Kg) * OSP + p0;
+        GemmEpilogue<T> e = ep;
+        e.bias = bias ? bias + grp * Kg : nullptr;
+        const T* B;
+        int64_t ldb;
+        if (direct_gemm) {
+            B = xg + p0;  // 1x1, stride 1, no padding, out == in: x is the column matrix
+            ldb = OSP;
+        } else {
+            T* col = cols.data() + size_t(worker) * size_t(P * R);
+            if (inner_threads > 1 && R > 1) {
+#pragma omp parallel for schedule(static) num_threads(inner_threads)
+                for (int64_t r = 0; r < R; ++r) im2col_slice<T>(g, xg, p0, np, r, r + 1, col + r * np);
+            } else {
+                im2col_slice<T>(g, xg, p0, np, 0, R, col);
+            }
+            B = col;
+            ldb = np;
+        }
+        if (prepack)
+            gemm_prepacked<T>(Kg, np, R, apk.data() + grp * apk_group, B, ldb, yg, OSP, e, inner_threads, pack_budget);
+        else
+            gemm_nn_ex<T>(Kg, np, R, w + grp * Kg * R, R, B, ldb, yg, OSP, e, inner_threads, pack_budget);
     };
     if (outer) {
 #pragma omp parallel num_threads(threads)
@@ -151,7 +193,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
 #ifdef _OPENMP
             me = omp_get_thread_num();
 #endif
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
             for (int64_t t = 0; t < tasks; ++t) run(t, me, 1);
         }
     } else {
