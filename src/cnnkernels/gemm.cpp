@@ -147,13 +147,19 @@ int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int thre
 
 namespace {
 
-// The loop nest of gemm_nn_ex / gemm_prepacked: A is either packed per tile
-// from (A, lda) or, when Apk is not null, read from the full packed copy Apk
-// (layout of pack_a_full: K block p0 at Apk + p0 * Mpad, Mpad = M rounded up
-// to mr, then MR-row panels of that block's depth).
+// The loop nest of gemm_nn_ex / gemm_prepacked. A is read in place by the
+// strided-A micro-kernels (strided_a: no copy; measured faster than packing on
+// every conv-shaped product here, e.g. 256x3136x64: 100 vs 60 GFLOP/s, since
+// the 8 rows of a panel are 8 sequential streams and A is not reused enough to
+// amortise a packing pass), or packed per tile, or, when Apk is not null, read
+// from the full packed copy Apk (layout of pack_a_full: K block p0 at
+// Apk + p0 * Mpad, Mpad = M rounded up to mr, then MR-row panels of that
+// block's depth). B is always packed, per tile and K block, into NR-column
+// panels (kc x nc per thread).
 template <class T>
 void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Apk, const T* B, int64_t ldb,
-               T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
+               T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes,
+               bool strided_a) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int64_t i = 0; i < M; ++i)
@@ -168,7 +174,7 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     const int mr = uk.mr, nr = uk.nr;
     const int64_t panels_m = cdiv(M, mr), panels_n = cdiv(N, nr);
     const Blocking blk = choose_blocking(M, N, K, mr, nr, uk.kc, uk.mc, uk.nc, int(sizeof(T)), threads,
-                                         pack_budget_bytes, Apk != nullptr);
+                                         pack_budget_bytes, Apk != nullptr || strided_a);
     const int64_t Mpad = panels_m * mr;
 
     // Tiles of C (at most mc_panels x nc_panels micro-panels each) are the
@@ -194,7 +200,7 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     const int workers = int(std::min<int64_t>(threads, tiles));
     // Per-thread panel sizes: the largest tile of the even split.
     const int64_t tile_mp = cdiv(panels_m, tiles_m), tile_np = cdiv(panels_n, tiles_n);
-    const int64_t a_elems = Apk ? 0 : tile_mp * mr * blk.kc, b_elems = tile_np * nr * blk.kc;
+    const int64_t a_elems = (Apk || strided_a) ? 0 : tile_mp * mr * blk.kc, b_elems = tile_np * nr * blk.kc;
     const int64_t per_thread = a_elems + b_elems;
     AlignedBuffer buffer(size_t(per_thread) * size_t(workers) * sizeof(T));
     T* const pack_base = static_cast<T*>(buffer.p);
@@ -222,8 +228,8 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
                 te.hi = ep.hi;
                 pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
                 // A panels of this tile and K block: packed now, or from Apk.
-                const T* at = Apk ? Apk + p0 * Mpad + i0 * kc : Ap;
-                if (!Apk) pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
+                const T* at = Apk ? Apk + p0 * Mpad + i0 * kc : strided_a ? A + i0 * lda + p0 : Ap;
+                if (!Apk && !strided_a) pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
                 // B micro-panel (kc x nr) stays in L1 across the A panels.
                 for (int64_t j = j0; j < j1; j += nr) {
                     const T* bp = Bp + ((j - j0) / nr) * nr * kc;
@@ -231,7 +237,10 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
                     for (int64_t i = i0; i < i1; i += mr) {
                         const int m = int(std::min<int64_t>(mr, i1 - i));
                         te.bias = (p0 == 0 && ep.bias) ? ep.bias + i : nullptr;
-                        uk.fn(kc, at + ((i - i0) / mr) * mr * kc, bp, C + i * ldc + j, ldc, m, n, te);
+                        if (strided_a)
+                            uk.fn_sa(kc, at + (i - i0) * lda, lda, bp, C + i * ldc + j, ldc, m, n, te);
+                        else
+                            uk.fn(kc, at + ((i - i0) / mr) * mr * kc, 0, bp, C + i * ldc + j, ldc, m, n, te);
                     }
                 }
             }
@@ -244,7 +253,7 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
 template <class T>
 void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                 int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
-    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes);
+    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes, true);
 }
 
 template <class T>
@@ -264,7 +273,7 @@ void pack_a_full(int64_t M, int64_t K, const T* A, int64_t lda, T* dst) {
 template <class T>
 void gemm_prepacked(int64_t M, int64_t N, int64_t K, const T* Apacked, const T* B, int64_t ldb, T* C, int64_t ldc,
                     const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
-    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, C, ldc, ep, threads, pack_budget_bytes);
+    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, C, ldc, ep, threads, pack_budget_bytes, false);
 }
 
 template <class T>

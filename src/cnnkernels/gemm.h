@@ -23,11 +23,11 @@ int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int thre
                         bool prepacked_a = false);
 
 // C = epilogue(A * B), all row-major with leading dimensions lda/ldb/ldc (in
-// elements). Packing buffers (A blocks of mc x kc and B blocks of kc x nc per
-// thread, 64-byte aligned, on the heap for the duration of the call) total at
-// most gemm_pack_bytes(...): the ISA's default blocking (~0.75 MiB per thread
-// for f32 AVX-512), shrunk (nc, then mc, then kc) to fit pack_budget_bytes, with
-// a floor of (mr + nr) * 8 elements per thread.
+// elements). A is read in place (no copy); B is packed into one kc x nc block
+// per thread (64-byte aligned, on the heap for the duration of the call), at
+// most gemm_pack_bytes(M, N, K, sizeof(T), threads, budget, true) bytes: the
+// ISA's default blocking (kc x nc = 256 x 512 f32 = 512 KiB per thread for
+// AVX-512), nc shrunk to fit pack_budget_bytes, floor nr * kc per thread.
 // The result does not depend on `threads` (every element sums its K products in
 // the same order).
 // Preconditions: M, N, K >= 0; A is M x K, B is K x N, C is M x N; C must not

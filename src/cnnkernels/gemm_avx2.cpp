@@ -55,15 +55,25 @@ struct F64x4 {
 
 // f32_gemm_6x16_avx2: MR = 6, NR = 16 (12 ymm accumulators, 2 ymm of B, A
 // broadcast). Preconditions: MicroKernel in gemm_kernels.h; CPU has avx2, fma.
-void f32_gemm_6x16_avx2(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int m, int n,
-                        const TileEpilogue<float>& e) {
-    gemm_tile<F32x8, 6, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+void f32_gemm_6x16_avx2(int64_t kc, const float* Ap, int64_t lda, const float* Bp, float* C, int64_t ldc, int m, int n,
+        const TileEpilogue<float>& e) {
+    gemm_tile<F32x8, 6, 2, false>(kc, Ap, lda, Bp, C, ldc, m, n, e);
+}
+// f32_gemm_6x16_avx2_sa: the same with A read in place (row stride lda). Same preconditions.
+void f32_gemm_6x16_avx2_sa(int64_t kc, const float* Ap, int64_t lda, const float* Bp, float* C, int64_t ldc, int m, int n,
+        const TileEpilogue<float>& e) {
+    gemm_tile<F32x8, 6, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
 // f64_gemm_6x8_avx2: MR = 6, NR = 8. Preconditions: as f32_gemm_6x16_avx2.
-void f64_gemm_6x8_avx2(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t ldc, int m, int n,
-                       const TileEpilogue<double>& e) {
-    gemm_tile<F64x4, 6, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+void f64_gemm_6x8_avx2(int64_t kc, const double* Ap, int64_t lda, const double* Bp, double* C, int64_t ldc, int m, int n,
+        const TileEpilogue<double>& e) {
+    gemm_tile<F64x4, 6, 2, false>(kc, Ap, lda, Bp, C, ldc, m, n, e);
+}
+// f64_gemm_6x8_avx2_sa: the same with A read in place (row stride lda). Same preconditions.
+void f64_gemm_6x8_avx2_sa(int64_t kc, const double* Ap, int64_t lda, const double* Bp, double* C, int64_t ldc, int m, int n,
+        const TileEpilogue<double>& e) {
+    gemm_tile<F64x4, 6, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
 }  // namespace
@@ -78,8 +88,8 @@ namespace {
 // (mc x kc = 252 x 256 f32, 252 KiB) in L2, B block kc x nc (512 KiB f32).
 const IsaKernels kAvx2 = {
     "avx2",
-    {&isa_avx2::f32_gemm_6x16_avx2, 6, 16, 256, 252, 512, "f32_gemm_6x16_avx2"},
-    {&isa_avx2::f64_gemm_6x8_avx2, 6, 8, 256, 126, 256, "f64_gemm_6x8_avx2"},
+    {&isa_avx2::f32_gemm_6x16_avx2, &isa_avx2::f32_gemm_6x16_avx2_sa, 6, 16, 256, 252, 512, "f32_gemm_6x16_avx2"},
+    {&isa_avx2::f64_gemm_6x8_avx2, &isa_avx2::f64_gemm_6x8_avx2_sa, 6, 8, 256, 126, 256, "f64_gemm_6x8_avx2"},
 };
 }  // namespace
 const IsaKernels* isa_kernels_avx2() { return &kAvx2; }

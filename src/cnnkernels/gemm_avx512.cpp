@@ -63,16 +63,26 @@ struct F64x8 {
 // cover the FMA latency, and layer channel counts (multiples of 8) leave no
 // partial row panels. Preconditions: MicroKernel in gemm_kernels.h; CPU has
 // avx512f/vl/bw/dq and fma.
-void f32_gemm_8x32_avx512(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int m, int n,
-                           const TileEpilogue<float>& e) {
-    gemm_tile<F32x16, 8, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+void f32_gemm_8x32_avx512(int64_t kc, const float* Ap, int64_t lda, const float* Bp, float* C, int64_t ldc, int m, int n,
+        const TileEpilogue<float>& e) {
+    gemm_tile<F32x16, 8, 2, false>(kc, Ap, lda, Bp, C, ldc, m, n, e);
+}
+// f32_gemm_8x32_avx512_sa: the same with A read in place (row stride lda). Same preconditions.
+void f32_gemm_8x32_avx512_sa(int64_t kc, const float* Ap, int64_t lda, const float* Bp, float* C, int64_t ldc, int m, int n,
+        const TileEpilogue<float>& e) {
+    gemm_tile<F32x16, 8, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
 // f64_gemm_8x16_avx512: MR = 8, NR = 16 (16 zmm accumulators).
 // Preconditions: as f32_gemm_8x32_avx512.
-void f64_gemm_8x16_avx512(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t ldc, int m, int n,
-                           const TileEpilogue<double>& e) {
-    gemm_tile<F64x8, 8, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+void f64_gemm_8x16_avx512(int64_t kc, const double* Ap, int64_t lda, const double* Bp, double* C, int64_t ldc, int m, int n,
+        const TileEpilogue<double>& e) {
+    gemm_tile<F64x8, 8, 2, false>(kc, Ap, lda, Bp, C, ldc, m, n, e);
+}
+// f64_gemm_8x16_avx512_sa: the same with A read in place (row stride lda). Same preconditions.
+void f64_gemm_8x16_avx512_sa(int64_t kc, const double* Ap, int64_t lda, const double* Bp, double* C, int64_t ldc, int m, int n,
+        const TileEpilogue<double>& e) {
+    gemm_tile<F64x8, 8, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
 }  // namespace
@@ -90,8 +100,8 @@ namespace {
 // is packed just before use. Packing buffers: 768 KiB per thread (f32 and f64).
 const IsaKernels kAvx512 = {
     "avx512",
-    {&isa_avx512::f32_gemm_8x32_avx512, 8, 32, 256, 256, 512, "f32_gemm_8x32_avx512"},
-    {&isa_avx512::f64_gemm_8x16_avx512, 8, 16, 256, 128, 256, "f64_gemm_8x16_avx512"},
+    {&isa_avx512::f32_gemm_8x32_avx512, &isa_avx512::f32_gemm_8x32_avx512_sa, 8, 32, 256, 256, 512, "f32_gemm_8x32_avx512"},
+    {&isa_avx512::f64_gemm_8x16_avx512, &isa_avx512::f64_gemm_8x16_avx512_sa, 8, 16, 256, 128, 256, "f64_gemm_8x16_avx512"},
 };
 }  // namespace
 const IsaKernels* isa_kernels_avx512() { return &kAvx512; }

@@ -46,21 +46,31 @@ struct F64x2 {
 
 // f32_gemm_4x8_baseline: MR = 4, NR = 8 (8 xmm accumulators: fits 16 SSE
 // registers). Preconditions: MicroKernel in gemm_kernels.h.
-void f32_gemm_4x8_baseline(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int m, int n,
-                           const TileEpilogue<float>& e) {
-    gemm_tile<F32x4, 4, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+void f32_gemm_4x8_baseline(int64_t kc, const float* Ap, int64_t lda, const float* Bp, float* C, int64_t ldc, int m, int n,
+        const TileEpilogue<float>& e) {
+    gemm_tile<F32x4, 4, 2, false>(kc, Ap, lda, Bp, C, ldc, m, n, e);
+}
+// f32_gemm_4x8_baseline_sa: the same with A read in place (row stride lda). Same preconditions.
+void f32_gemm_4x8_baseline_sa(int64_t kc, const float* Ap, int64_t lda, const float* Bp, float* C, int64_t ldc, int m, int n,
+        const TileEpilogue<float>& e) {
+    gemm_tile<F32x4, 4, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
 // f64_gemm_4x4_baseline: MR = 4, NR = 4. Preconditions: MicroKernel in gemm_kernels.h.
-void f64_gemm_4x4_baseline(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t ldc, int m, int n,
-                           const TileEpilogue<double>& e) {
-    gemm_tile<F64x2, 4, 2>(kc, Ap, Bp, C, ldc, m, n, e);
+void f64_gemm_4x4_baseline(int64_t kc, const double* Ap, int64_t lda, const double* Bp, double* C, int64_t ldc, int m, int n,
+        const TileEpilogue<double>& e) {
+    gemm_tile<F64x2, 4, 2, false>(kc, Ap, lda, Bp, C, ldc, m, n, e);
+}
+// f64_gemm_4x4_baseline_sa: the same with A read in place (row stride lda). Same preconditions.
+void f64_gemm_4x4_baseline_sa(int64_t kc, const double* Ap, int64_t lda, const double* Bp, double* C, int64_t ldc, int m, int n,
+        const TileEpilogue<double>& e) {
+    gemm_tile<F64x2, 4, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
 const IsaKernels kBaseline = {
     "baseline",
-    {&f32_gemm_4x8_baseline, 4, 8, 256, 128, 512, "f32_gemm_4x8_baseline"},
-    {&f64_gemm_4x4_baseline, 4, 4, 256, 64, 256, "f64_gemm_4x4_baseline"},
+    {&f32_gemm_4x8_baseline, &f32_gemm_4x8_baseline_sa, 4, 8, 256, 128, 512, "f32_gemm_4x8_baseline"},
+    {&f64_gemm_4x4_baseline, &f64_gemm_4x4_baseline_sa, 4, 4, 256, 64, 256, "f64_gemm_4x4_baseline"},
 };
 
 }  // namespace

@@ -27,8 +27,10 @@ struct TileEpilogue {
 // packed kc x NR panel of B (row k at Bp + k*NR, columns >= n zero).
 // Preconditions: kc >= 1, 1 <= m <= MR, 1 <= n <= NR, Ap and Bp 64-byte aligned,
 // C rows [0, m) x columns [0, n) writable (and readable if load_c).
+// The `_sa` ("strided A") variant reads A in place instead: row i (< m) at
+// Ap + i*lda, kc contiguous elements each (no packing copy of A).
 template <class T>
-using MicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int m, int n,
+using MicroKernel = void (*)(int64_t kc, const T* Ap, int64_t lda, const T* Bp, T* C, int64_t ldc, int m, int n,
                              const TileEpilogue<T>& e);
 
 // A micro-kernel and the cache blocking the driver should use with it:
@@ -36,7 +38,8 @@ using MicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t
 // mr) and nc (columns of B packed per block, a multiple of nr).
 template <class T>
 struct MicroKernelDesc {
-    MicroKernel<T> fn;
+    MicroKernel<T> fn;      // packed A (lda ignored)
+    MicroKernel<T> fn_sa;   // strided A
     int mr, nr;
     int64_t kc, mc, nc;
     const char* name;

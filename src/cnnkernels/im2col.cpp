@@ -100,20 +100,13 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     ep.lo = T(act_min);
     ep.hi = T(act_max);
 
-    // Workspace, all on the heap for the duration of the call:
-    //  * packed weights (all groups, packed_a_elems each) when they take at
-    //    most a quarter of the workspace, else each GEMM packs A itself;
-    //  * per worker: one column chunk of R x P elements (not for 1x1 stride-1
-    //    convolutions, where x is the column matrix) and the GEMM's B packing
-    //    buffers (gemm_pack_bytes).
-    // Their sum stays within workspace_bytes except for the floors (one column
-    // and (mr + nr) * 8 packing elements per worker).
-    const int64_t apk_group = packed_a_elems<T>(Kg, R);
-    const bool prepack = R > 0 && apk_group * G * elem <= workspace_bytes / 4;
-    std::vector<T> apk(prepack ? size_t(apk_group * G) : 0);
-    if (prepack)
-        for (int64_t grp = 0; grp < G; ++grp) pack_a_full<T>(Kg, R, w + grp * Kg * R, R, apk.data() + grp * apk_group);
-    const int64_t rest = workspace_bytes - int64_t(apk.size()) * elem;
+    // Workspace, all on the heap for the duration of the call, per worker:
+    // one column chunk of R x P elements (not for 1x1 stride-1 convolutions,
+    // where x is the column matrix) and the GEMM's B packing block
+    // (gemm_pack_bytes; the weights are read in place). Their sum stays within
+    // workspace_bytes except for the floors (one column and nr * kc packing
+    // elements per worker).
+    const int64_t rest = workspace_bytes;
 
     // Schedule. Work is cut into tasks (image, group, chunk of P output
     // positions). With enough tasks each thread builds its own chunks and runs
@@ -140,7 +133,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     const int gemm_threads = outer ? 1 : threads;
     const int64_t pack_budget = gemm_pack_bytes(Kg, std::min(P, OSP), R, int(elem), gemm_threads,
                                                 std::max<int64_t>(0, direct_gemm ? rest : rest / 2) / workers,
-                                                prepack);
+                                                true);
     if (!outer && !direct_gemm && R > 0) {
         // One task at a time: the column slice may use the whole remaining
         // workspace (fewer, larger GEMMs).
@@ -181,10 +174,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
             B = col;
             ldb = np;
         }
-        if (prepack)
-            gemm_prepacked<T>(Kg, np, R, apk.data() + grp * apk_group, B, ldb, yg, OSP, e, inner_threads, pack_budget);
-        else
-            gemm_nn_ex<T>(Kg, np, R, w + grp * Kg * R, R, B, ldb, yg, OSP, e, inner_threads, pack_budget);
+        gemm_nn_ex<T>(Kg, np, R, w + grp * Kg * R, R, B, ldb, yg, OSP, e, inner_threads, pack_budget);
     };
     if (outer) {
 #pragma omp parallel num_threads(threads)
