@@ -1,6 +1,7 @@
 #include "cnnkernels/im2col.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "cnnkernels/gemm.h"
@@ -11,9 +12,17 @@
 
 namespace cnnkernels {
 
+// Short runs (a few dozen elements) are copied/zeroed inline: a memcpy or
+// memset call per run costs more than the copy.
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNNK_INLINE_COPIES __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CNNK_INLINE_COPIES
+#endif
+
 template <class T>
-void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P, int64_t r0,
-                  int64_t r1, T* col) {
+CNNK_INLINE_COPIES void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P, int64_t r0,
+                                     int64_t r1, T* col) {
     const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
     const int64_t OH = g.out[1], OW = g.out[2];
     const int64_t KD = g.kernel[0], KH = g.kernel[1], KW = g.kernel[2];
@@ -21,16 +30,25 @@ void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P
     const int64_t dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2];
     const int64_t pd = g.pad[0], ph = g.pad[1], pw = g.pad[2];
     if (P <= 0 || OW <= 0 || OH <= 0) return;
+    // Strided rows: the input row is split once into its sw phases
+    // (phase q holds x[q], x[q + sw], ...), after which every kw tap of the
+    // row is a contiguous copy instead of a strided gather.
+    const int64_t Wq = (W + sw - 1) / sw;
+    std::vector<T> phases(sw > 1 && KW >= 2 * sw ? size_t(Wq * sw) : 0);
+    // Valid ow range [lo, hi) of each kw tap.
+    std::vector<int64_t> lo_(static_cast<size_t>(KW)), hi_(static_cast<size_t>(KW));
+    for (int64_t kw = 0; kw < KW; ++kw) detail::valid_out_range(OW, sw, kw * dw - pw, W, lo_[kw], hi_[kw]);
+    const int64_t* __restrict lov = lo_.data();
+    const int64_t* __restrict hiv = hi_.data();
 
-    for (int64_t r = r0; r < r1; ++r) {
-        const int64_t kw = r % KW, kh = (r / KW) % KH, kd = (r / (KW * KH)) % KD;
+    int64_t r = r0;
+    while (r < r1) {
+        // Rows [r, re) share (c, kd, kh) and differ in kw.
+        const int64_t re = std::min(r1, (r / KW + 1) * KW);
+        const int64_t kh = (r / KW) % KH, kd = (r / (KW * KH)) % KD;
         const int64_t c = r / (KW * KH * KD);
         const T* __restrict xc = x_group + c * D * H * W;
-        T* __restrict dst = col + (r - r0) * P;
-        // Valid ow range for this tap, shared by every output row of the slice.
-        int64_t lo, hi;
-        const int64_t woff = kw * dw - pw;
-        detail::valid_out_range(OW, sw, woff, W, lo, hi);
+        const bool split = !phases.empty() && re - r > 1;
 
         int64_t p = p0;
         const int64_t p_end = p0 + P;
@@ -40,30 +58,50 @@ void im2col_slice(const ConvGeometry& g, const T* x_group, int64_t p0, int64_t P
             const int64_t seg = std::min(OW - ow, p_end - p);
             const int64_t id = od * sd - pd + kd * dd;
             const int64_t ih = oh * sh - ph + kh * dh;
-            T* __restrict out = dst + (p - p0);
-            if (id < 0 || id >= D || ih < 0 || ih >= H) {
-                std::fill(out, out + seg, T(0));
-            } else {
+            const bool inside = !(id < 0 || id >= D || ih < 0 || ih >= H);
+            const T* __restrict xr = xc + (id * H + ih) * W;
+            if (inside && split) {
+                T* __restrict ph_ = phases.data();
+                for (int64_t q = 0; q < sw; ++q)
+                    for (int64_t t = 0, iw = q; iw < W; ++t, iw += sw) ph_[q * Wq + t] = xr[iw];
+            }
+            for (int64_t rr = r; rr < re; ++rr) {
+                T* __restrict out = col + (rr - r0) * P + (p - p0);
+                if (!inside) {
+                    for (int64_t i = 0; i < seg; ++i) out[i] = T(0);
+                    continue;
+                }
+                const int64_t kw = rr % KW;
+                const int64_t woff = kw * dw - pw;
+                const int64_t lo = lov[kw], hi = hiv[kw];
                 // [a, b): part of this segment whose input column is inside the row.
                 const int64_t a = std::min(std::max(ow, lo), ow + seg);
                 const int64_t b = std::max(a, std::min(ow + seg, hi));
-                const T* __restrict xr = xc + (id * H + ih) * W;
-                std::fill(out, out + (a - ow), T(0));
+                for (int64_t i = 0; i < a - ow; ++i) out[i] = T(0);
                 T* __restrict mid = out + (a - ow);
                 const int64_t len = b - a;
                 if (sw == 1) {
                     const T* __restrict xs = xr + (a + woff);
-                    for (int64_t i = 0; i < len; ++i) mid[i] = xs[i];
+                    if (len >= 16) std::memcpy(mid, xs, size_t(len) * sizeof(T));
+                    else for (int64_t i = 0; i < len; ++i) mid[i] = xs[i];
+                } else if (split) {
+                    // x[a*sw + woff + i*sw] = phase q at index a + (woff - q)/sw + i
+                    const int64_t q = ((woff % sw) + sw) % sw;
+                    if (len > 0) {
+                        const T* __restrict xs = phases.data() + q * Wq + (a + (woff - q) / sw);
+                        for (int64_t i = 0; i < len; ++i) mid[i] = xs[i];
+                    }
                 } else {
                     const T* __restrict xs = xr + (a * sw + woff);
                     for (int64_t i = 0; i < len; ++i) mid[i] = xs[i * sw];
                 }
-                std::fill(out + (b - ow), out + seg, T(0));
+                for (int64_t i = b - ow; i < seg; ++i) out[i] = T(0);
             }
             p += seg;
             ow = 0;
             if (++oh == OH) { oh = 0; ++od; }
         }
+        r = re;
     }
 }
 
@@ -166,8 +204,11 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
         } else {
             T* col = cols.data() + size_t(worker) * size_t(P * R);
             if (inner_threads > 1 && R > 1) {
+                // Parallel over groups of kw rows (they share the phase split).
+                const int64_t KWr = g.kernel[2], groups_r = R / KWr;
 #pragma omp parallel for schedule(static) num_threads(inner_threads)
-                for (int64_t r = 0; r < R; ++r) im2col_slice<T>(g, xg, p0, np, r, r + 1, col + r * np);
+                for (int64_t q = 0; q < groups_r; ++q)
+                    im2col_slice<T>(g, xg, p0, np, q * KWr, (q + 1) * KWr, col + q * KWr * np);
             } else {
                 im2col_slice<T>(g, xg, p0, np, 0, R, col);
             }
