@@ -30,6 +30,50 @@ CNNK_INLINE_COPIES void im2col_slice(const ConvGeometry& g, const T* x_group, in
     const int64_t dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2];
     const int64_t pd = g.pad[0], ph = g.pad[1], pw = g.pad[2];
     if (P <= 0 || OW <= 0 || OH <= 0) return;
+
+    // "Same"-size stride-1 convolutions (all 3x3 s1 p1 layers, dilated ones
+    // with matching padding): a tap's row is the input shifted by a constant
+    // flat offset, so it is one memcpy over the whole slice, clipped to the
+    // input, followed by zeroing the few columns/rows that fall in the padding.
+    if (sd == 1 && sh == 1 && sw == 1 && g.out[0] == D && OH == H && OW == W) {
+        const int64_t DHW = D * H * W;
+        for (int64_t r = r0; r < r1; ++r) {
+            const int64_t kw = r % KW, kh = (r / KW) % KH, kd = (r / (KW * KH)) % KD;
+            const int64_t c = r / (KW * KH * KD);
+            const T* __restrict xc = x_group + c * DHW;
+            T* __restrict dst = col + (r - r0) * P;
+            const int64_t woff = kw * dw - pw, hoff = kh * dh - ph, doff = kd * dd - pd;
+            const int64_t shift = (doff * H + hoff) * W + woff;
+            const int64_t a = std::min(p0 + P, std::max(p0, -shift));
+            const int64_t b = std::max(a, std::min(p0 + P, DHW - shift));
+            for (int64_t i = p0; i < a; ++i) dst[i - p0] = T(0);
+            if (b > a) std::memcpy(dst + (a - p0), xc + a + shift, size_t(b - a) * sizeof(T));
+            for (int64_t i = b; i < p0 + P; ++i) dst[i - p0] = T(0);
+            // Padding: whole output rows whose input row/plane is outside, and
+            // the columns [0, lo) and [hi, OW) of the others.
+            int64_t lo, hi;
+            detail::valid_out_range(OW, 1, woff, W, lo, hi);
+            int64_t p = p0;
+            const int64_t p_end = p0 + P;
+            int64_t ow = p % OW, oh = (p / OW) % OH, od = p / (OW * OH);
+            while (p < p_end) {
+                const int64_t seg = std::min(OW - ow, p_end - p);
+                T* __restrict out = dst + (p - p0);
+                const int64_t id = od + doff, ih = oh + hoff;
+                if (id < 0 || id >= D || ih < 0 || ih >= H) {
+                    for (int64_t i = 0; i < seg; ++i) out[i] = T(0);
+                } else {
+                    for (int64_t o = ow; o < std::min(lo, ow + seg); ++o) out[o - ow] = T(0);
+                    for (int64_t o = std::max(hi, ow); o < ow + seg; ++o) out[o - ow] = T(0);
+                }
+                p += seg;
+                ow = 0;
+                if (++oh == OH) { oh = 0; ++od; }
+            }
+        }
+        return;
+    }
+
     // Strided rows: the input row is split once into its sw phases
     // (phase q holds x[q], x[q + sw], ...), after which every kw tap of the
     // row is a contiguous copy instead of a strided gather.
