@@ -67,21 +67,23 @@ def _numba():
 
 # --- convolution -----------------------------------------------------------
 
-def _conv_numba_direct(x, w, b, y, g):
+# Conv runners: run(x, w, bias, y, geometry, act) with act = (min, max), the fused clamp (ReLU: (0, inf)).
+
+def _conv_numba_direct(x, w, b, y, g, act):
     numba_threads()
-    _numba().conv_direct(x, w, b, y, g.stride, g.pad, g.dilation, g.groups)
+    _numba().conv_direct(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, act[0], act[1])
 
 
-def _conv_numba_im2col(x, w, b, y, g):
+def _conv_numba_im2col(x, w, b, y, g, act):
     numba_threads()
     blas_threads()
-    _numba().conv_im2col(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, WORKSPACE_BYTES)
+    _numba().conv_im2col(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, WORKSPACE_BYTES, act[0], act[1])
 
 
 def _conv_cpp(algorithm):
-    def run(x, w, b, y, g):
+    def run(x, w, b, y, g, act):
         _cpp_backend.module.conv(algorithm, x, w, b if b.shape[0] else None, y, g.stride, g.pad,
-                                 g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES)
+                                 g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES, act[0], act[1])
     return run
 
 
@@ -121,14 +123,19 @@ def _winograd_supports(g):
 
 
 def _conv_numba_winograd(m):
-    def run(x, w, b, y, g):
+    def run(x, w, b, y, g, act):
+        # A transformed tile mixes all its inputs, so one NaN/Inf would spoil outputs that do not
+        # depend on it: such inputs go to an exact kernel. (A sum is non-finite iff some term is,
+        # barring overflow, which only sends huge inputs to the exact kernel too.)
+        if not (np.isfinite(x.sum()) and np.isfinite(w.sum())):
+            return _conv_numba_im2col(x, w, b, y, g, act)
         from .winograd import transforms
         AT, _, BT = transforms(m)
         U = winograd_weights(w, m, g.groups)
         numba_threads()
         blas_threads()
         _numba().winograd.conv_winograd(x, U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
-                                        WORKSPACE_BYTES)
+                                        WORKSPACE_BYTES, act[0], act[1])
     return run
 
 

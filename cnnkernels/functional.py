@@ -83,12 +83,36 @@ def _conv_args(op, nd, input, weight, bias, stride, dilation, groups):
     return x, batched, w, b, stride, dilation, groups
 
 
+def _activation(value, op):
+    """The fused epilogue as a clamp range: None, 'relu', 'relu6' or ('clamp', min, max) (None = unbounded)."""
+    if value is None:
+        return (-np.inf, np.inf)
+    if isinstance(value, str):
+        ranges = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0)}
+        if value not in ranges:
+            raise ValueError(f"{op}: activation must be None, 'relu', 'relu6' or ('clamp', min, max), got {value!r}")
+        return ranges[value]
+    if isinstance(value, (tuple, list)) and len(value) == 3 and value[0] == "clamp":
+        bounds = []
+        for bound, default in zip(value[1:], (-np.inf, np.inf)):
+            if bound is None:
+                bounds.append(default)
+            elif isinstance(bound, (int, float, np.integer, np.floating)) and not isinstance(bound, bool):
+                bounds.append(float(bound))
+            else:
+                raise TypeError(f"{op}: activation clamp bounds must be numbers or None, got {bound!r}")
+        if np.isnan(bounds).any() or bounds[0] > bounds[1]:
+            raise ValueError(f"{op}: activation ('clamp', min, max) needs min <= max, got {tuple(value)!r}")
+        return tuple(bounds)
+    raise TypeError(f"{op}: activation must be None, 'relu', 'relu6' or ('clamp', min, max), got {value!r}")
+
+
 def _check_bias(op, b, channels):
     if b is not None and b.shape != (channels,):
         raise ValueError(f"{op}: bias must have shape ({channels},), got {b.shape}")
 
 
-def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs):
+def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs, act):
     kernels = _registry.candidates(op, algorithm, backend, geometry)
     shape5 = (geometry.N, geometry.K) + geometry.out
     if out is not None:
@@ -97,13 +121,14 @@ def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend
     if y5.size:
         b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
         key = ("conv", "NCDHW", cdtype.name, geometry)
-        _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry))
+        _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry, act))
     return _finish(y5, out_shape, batched, rdtype, out)
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out):
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation):
     op = f"conv{nd}d"
     x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups)
+    act = _activation(activation, op)
     N, C = x.shape[:2]
     K = w.shape[0]
     kernel = w.shape[2:]
@@ -138,34 +163,39 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm,
                             pad3(stride, 1), pad3([p[0] for p in pads], 0), pad3(dilation, 1))
     user = [a for a in (x, w, b) if a is not None]
     return _run_conv(op, _to5d(contiguous(x, cdtype), nd), _to5d(contiguous(w, cdtype), nd), b, geometry,
-                     out_shape, batched, out, algorithm, backend, rdtype, cdtype, user)
+                     out_shape, batched, out, algorithm, backend, rdtype, cdtype, user, act)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend="auto", out=None):
+           algorithm="auto", backend="auto", out=None, activation=None):
     """1-D convolution, as ``torch.nn.functional.conv1d``; padding may also be ``[(before, after)]``."""
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out)
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend="auto", out=None):
-    """2-D convolution, as ``torch.nn.functional.conv2d``; padding may also be per-dim (before, after) pairs."""
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out)
+           algorithm="auto", backend="auto", out=None, activation=None):
+    """2-D convolution, as ``torch.nn.functional.conv2d``; padding may also be per-dim (before, after) pairs.
+
+    ``activation`` fuses an epilogue: None, ``"relu"``, ``"relu6"`` or ``("clamp", min, max)``
+    (either bound may be None); NaN stays NaN, as in torch.relu and torch.clamp.
+    """
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend="auto", out=None):
+           algorithm="auto", backend="auto", out=None, activation=None):
     """3-D convolution, as ``torch.nn.functional.conv3d``; padding may also be per-dim (before, after) pairs."""
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out)
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation)
 
 
 # --- transposed convolution ----------------------------------------------------
 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                    algorithm, backend, out):
+                    algorithm, backend, out, activation):
     """Run as a stride-1 convolution over the input with stride-1 zeros inserted, and flipped, regrouped weights."""
     op = f"conv_transpose{nd}d"
     x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups)
+    act = _activation(activation, op)
     N, C = x.shape[:2]
     if w.shape[0] != C:
         raise ValueError(f"{op}: weight of shape {w.shape} expects {w.shape[0]} input channels "
@@ -215,28 +245,28 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
                             (1, 1, 1), pad3(before, 0), pad3(dilation, 1))
     user = [a for a in (x, w, b) if a is not None]
     return _run_conv(op, _to5d(up, nd), _to5d(wt, nd), b, geometry, out_shape, batched, out,
-                     algorithm, backend, rdtype, cdtype, user)
+                     algorithm, backend, rdtype, cdtype, user, act)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algorithm="auto", backend="auto", out=None):
+                     algorithm="auto", backend="auto", out=None, activation=None):
     """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d``."""
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                           algorithm, backend, out)
+                           algorithm, backend, out, activation)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algorithm="auto", backend="auto", out=None):
+                     algorithm="auto", backend="auto", out=None, activation=None):
     """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``."""
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                           algorithm, backend, out)
+                           algorithm, backend, out, activation)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algorithm="auto", backend="auto", out=None):
+                     algorithm="auto", backend="auto", out=None, activation=None):
     """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                           algorithm, backend, out)
+                           algorithm, backend, out, activation)
 
 
 # --- pooling -------------------------------------------------------------------

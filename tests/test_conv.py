@@ -156,3 +156,32 @@ def test_winograd_transforms_are_exact():
             bd = [sum(BT[i][k] * d[k] for k in range(n)) for i in range(n)]
             y = [sum(AT[i][j] * gg[j] * bd[j] for j in range(n)) for i in range(m)]
             assert y == [sum(d[i + k] * g[k] for k in range(3)) for i in range(m)]
+
+
+@pytest.mark.parametrize("algorithm,backend", KERNELS)
+@pytest.mark.parametrize("activation,lo,hi", [("relu", 0.0, np.inf), ("relu6", 0.0, 6.0),
+                                              (("clamp", -0.5, None), -0.5, np.inf), (("clamp", -1, 1.5), -1.0, 1.5)])
+def test_fused_activation(algorithm, backend, activation, lo, hi):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 6, 11, 9)) * 3
+    x[0, 1, 4, 4] = np.nan
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    got = ck.conv2d(x, w, b, padding=1, groups=2, algorithm=algorithm, backend=backend, activation=activation)
+    ref = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 2)
+    expect = np.where(np.isnan(ref), np.nan, np.minimum(np.maximum(ref, lo), hi))
+    assert np.isnan(got).sum() == 9 * 2   # the NaN reaches a 3x3 window in each of the group's 2 outputs
+    assert_close(got, expect, np.float64)
+    if not algorithm.startswith("winograd"):
+        wt = rng.standard_normal((6, 2, 3, 3))
+        t = ck.conv_transpose2d(x, wt, None, 2, 1, groups=2, algorithm=algorithm, backend=backend,
+                                activation=activation)
+        ref_t = naive.conv_transpose(x, wt, None, (2, 2), ((1, 1), (1, 1)), (0, 0), 2, (1, 1))
+        assert_close(t, np.where(np.isnan(ref_t), np.nan, np.minimum(np.maximum(ref_t, lo), hi)), np.float64)
+
+
+@pytest.mark.parametrize("activation,exc", [("gelu", ValueError), (("clamp", 2, 1), ValueError),
+                                            (("clamp", "a", 1), TypeError), (3, TypeError)])
+def test_bad_activation(activation, exc):
+    with pytest.raises(exc, match="activation"):
+        ck.conv2d(np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3)), activation=activation)

@@ -20,8 +20,12 @@ def _valid_range(out_size, in_size, stride, offset):
 
 
 @njit(parallel=True, cache=True)
-def conv_direct(x, w, bias, y, stride, pad, dilation, groups):
-    """Direct convolution: each (n, k) output volume accumulates one weight at a time over a contiguous row."""
+def conv_direct(x, w, bias, y, stride, pad, dilation, groups, act_min=-np.inf, act_max=np.inf):
+    """Direct convolution: each (n, k) output volume accumulates one weight at a time over a contiguous row.
+
+    The result is clamped to [act_min, act_max] (ReLU: act_min=0) while the volume is still in cache;
+    NaN stays NaN.
+    """
     N, C, D, H, W = x.shape
     K, Cg, KD, KH, KW = w.shape
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
@@ -57,6 +61,27 @@ def conv_direct(x, w, bias, y, stride, pad, dilation, groups):
                                 orow = out[od, oh]
                                 for ow in range(ow_lo, ow_hi):
                                     orow[ow] += wv * row[ow * sw + off_w]
+        if act_min > -np.inf or act_max < np.inf:
+            _clamp_volume(out, act_min, act_max)
+
+
+@njit(cache=True, inline="always")
+def _clamp(v, lo, hi):
+    """min/max that keep NaN (like torch's relu and clamp)."""
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@njit(cache=True)
+def _clamp_volume(out, lo, hi):
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            row = out[i, j]
+            for k in range(out.shape[2]):
+                row[k] = _clamp(row[k], lo, hi)
 
 
 @njit(parallel=True, cache=True)
@@ -91,7 +116,7 @@ def _im2col_slice(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, P, 
 
 
 @njit(cache=True)
-def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes):
+def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes, act_min=-np.inf, act_max=np.inf):
     """im2col + GEMM (np.dot, i.e. BLAS), over slices of output positions so the column buffer stays under workspace_bytes."""
     N, C = x.shape[0], x.shape[1]
     K, Cg, KD, KH, KW = w.shape
@@ -124,4 +149,4 @@ def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes):
                     b = bias[g * Kg + i] if has_bias else 0.0
                     dst = yr[n, g * Kg + i]
                     for j in range(width):
-                        dst[p0 + j] = res[i, j] + b
+                        dst[p0 + j] = _clamp(res[i, j] + b, act_min, act_max)

@@ -10,6 +10,8 @@ and output writes stay inside y, so any y shape is safe.
 import numpy as np
 from numba import njit, prange
 
+from .conv import _clamp
+
 
 @njit(cache=True)
 def transform_weights(w, G, groups):
@@ -72,7 +74,7 @@ def _input_transform(x, img, c0, Cg, pad_t, pad_l, m, tiles_w, t0, count, BT, V)
 
 
 @njit(parallel=True, cache=True)
-def _output_transform(M, img, k0, Kg, bias, m, tiles_w, t0, count, AT, y):
+def _output_transform(M, img, k0, Kg, bias, m, tiles_w, t0, count, AT, y, act_min, act_max):
     """y tile = AT M AT^T (+ bias), clipped to y's bounds."""
     OH, OW = y.shape[3], y.shape[4]
     n = AT.shape[1]
@@ -106,11 +108,11 @@ def _output_transform(M, img, k0, Kg, bias, m, tiles_w, t0, count, AT, y):
                     s = 0.0
                     for j in range(n):
                         s += tmp[a, j] * AT[c, j]
-                    out[oh, ow] = s + b
+                    out[oh, ow] = _clamp(s + b, act_min, act_max)
 
 
 @njit(cache=True)
-def conv_winograd(x, U, bias, y, pad, m, AT, BT, workspace_bytes):
+def conv_winograd(x, U, bias, y, pad, m, AT, BT, workspace_bytes, act_min=-np.inf, act_max=np.inf):
     """Winograd convolution over blocks of tiles; V and M (the transformed tiles) stay under workspace_bytes."""
     N = x.shape[0]
     groups, nn, Kg, Cg = U.shape
@@ -132,4 +134,4 @@ def conv_winograd(x, U, bias, y, pad, m, AT, BT, workspace_bytes):
                 Mb = M if count == block else np.empty((nn, Kg, count), dtype=x.dtype)
                 for e in range(nn):
                     np.dot(U[g, e], Vb[e], Mb[e])
-                _output_transform(Mb, img, g * Kg, Kg, bias, m, tiles_w, t0, count, AT, y)
+                _output_transform(Mb, img, g * Kg, Kg, bias, m, tiles_w, t0, count, AT, y, act_min, act_max)
