@@ -159,7 +159,7 @@ namespace {
 template <class T>
 void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Apk, const T* B, int64_t ldb,
                T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes,
-               bool strided_a) {
+               bool strided_a, T* scratch, int64_t scratch_elems) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int64_t i = 0; i < M; ++i)
@@ -202,8 +202,10 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     const int64_t tile_mp = cdiv(panels_m, tiles_m), tile_np = cdiv(panels_n, tiles_n);
     const int64_t a_elems = (Apk || strided_a) ? 0 : tile_mp * mr * blk.kc, b_elems = tile_np * nr * blk.kc;
     const int64_t per_thread = a_elems + b_elems;
-    AlignedBuffer buffer(size_t(per_thread) * size_t(workers) * sizeof(T));
-    T* const pack_base = static_cast<T*>(buffer.p);
+    // The caller's scratch when it is large enough, else our own allocation.
+    if (scratch && per_thread * workers > scratch_elems) scratch = nullptr;
+    AlignedBuffer buffer(scratch ? 0 : size_t(per_thread) * size_t(workers) * sizeof(T));
+    T* const pack_base = scratch ? scratch : static_cast<T*>(buffer.p);
 
 #pragma omp parallel num_threads(workers) if (workers > 1)
     {
@@ -252,8 +254,10 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
 
 template <class T>
 void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
-    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes, true);
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes, T* scratch,
+                int64_t scratch_elems) {
+    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes, true, scratch,
+                 scratch_elems);
 }
 
 template <class T>
@@ -273,7 +277,7 @@ void pack_a_full(int64_t M, int64_t K, const T* A, int64_t lda, T* dst) {
 template <class T>
 void gemm_prepacked(int64_t M, int64_t N, int64_t K, const T* Apacked, const T* B, int64_t ldb, T* C, int64_t ldc,
                     const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
-    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, C, ldc, ep, threads, pack_budget_bytes, false);
+    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, C, ldc, ep, threads, pack_budget_bytes, false, nullptr, 0);
 }
 
 template <class T>
@@ -285,9 +289,9 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* 
 }
 
 template void gemm_nn_ex<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
-                                int64_t, const GemmEpilogue<float>&, int, int64_t);
+                                int64_t, const GemmEpilogue<float>&, int, int64_t, float*, int64_t);
 template void gemm_nn_ex<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
-                                 int64_t, const GemmEpilogue<double>&, int, int64_t);
+                                 int64_t, const GemmEpilogue<double>&, int, int64_t, double*, int64_t);
 template int64_t packed_a_elems<float>(int64_t, int64_t);
 template int64_t packed_a_elems<double>(int64_t, int64_t);
 template void pack_a_full<float>(int64_t, int64_t, const float*, int64_t, float*);

@@ -33,9 +33,14 @@ int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int thre
 // Preconditions: M, N, K >= 0; A is M x K, B is K x N, C is M x N; C must not
 // overlap A, B or bias; threads >= 1. Any of M, N, K may be 0 (K == 0 gives
 // C = epilogue(0 or C)).
+// scratch: optional caller-owned packing buffer of scratch_elems elements,
+// 64-byte aligned (saves an allocation per call when the caller runs many
+// GEMMs); used when large enough (gemm_pack_bytes(M, N, K, sizeof(T), threads,
+// pack_budget_bytes, true) bytes suffice), else the GEMM allocates its own.
 template <class T>
 void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes);
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes,
+                T* scratch = nullptr, int64_t scratch_elems = 0);
 
 // A packed once for many products with the same A (convolution weights over
 // many column slices): packed_a_elems(M, K) elements (M rounded up to the

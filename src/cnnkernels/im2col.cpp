@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "cnnkernels/gemm.h"
@@ -231,7 +232,17 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
             tasks = N * G * chunks;
         }
     }
-    std::vector<T> cols(direct_gemm ? 0 : size_t(workers) * size_t(P * R));
+    // Per worker: column chunk, then the GEMM packing block (64-byte aligned,
+    // uninitialised: every element is written before it is read).
+    const int64_t col_elems_w = direct_gemm ? 0 : (P * R + 15) / 16 * 16;
+    const int64_t pack_elems_w = (gemm_pack_bytes(Kg, std::min(P, OSP), R, int(elem), gemm_threads, pack_budget, true) /
+                                  elem + 15) / 16 * 16;
+    const int64_t per_worker = col_elems_w + pack_elems_w;
+    T* const scratch = static_cast<T*>(::operator new(size_t(per_worker * workers) * sizeof(T), std::align_val_t(64)));
+    struct Free {
+        T* p;
+        ~Free() { ::operator delete(p, std::align_val_t(64)); }
+    } free_scratch{scratch};
 
     auto run = [&](int64_t t, int worker, int inner_threads) {
         const int64_t ch = t % chunks, grp = (t / chunks) % G, n = t / (chunks * G);
@@ -246,7 +257,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
             B = xg + p0;  // 1x1, stride 1, no padding, out == in: x is the column matrix
             ldb = OSP;
         } else {
-            T* col = cols.data() + size_t(worker) * size_t(P * R);
+            T* col = scratch + size_t(worker) * size_t(per_worker);
             if (inner_threads > 1 && R > 1) {
                 // Parallel over groups of kw rows (they share the phase split).
                 const int64_t KWr = g.kernel[2], groups_r = R / KWr;
@@ -259,7 +270,8 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
             B = col;
             ldb = np;
         }
-        gemm_nn_ex<T>(Kg, np, R, w + grp * Kg * R, R, B, ldb, yg, OSP, e, inner_threads, pack_budget);
+        gemm_nn_ex<T>(Kg, np, R, w + grp * Kg * R, R, B, ldb, yg, OSP, e, inner_threads, pack_budget,
+                      scratch + size_t(worker) * size_t(per_worker) + size_t(col_elems_w), pack_elems_w);
     };
     if (outer) {
 #pragma omp parallel num_threads(threads)
