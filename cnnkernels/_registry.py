@@ -191,9 +191,74 @@ def _adaptive_max_cpp(x, y, idx, p):
     _cpp_backend.module.adaptive_max_pool(x, y, idx, _cpp_threads())
 
 
+# --- layout-native kernels -----------------------------------------------------
+
+def _depthwise_supports(g):
+    if g.groups != g.C or g.C == 0:
+        return f"needs groups == input channels (depthwise), got groups={g.groups} with {g.C} channels"
+    return None
+
+
+def _conv_numba_depthwise(x, w, b, y, g, act):
+    numba_threads()
+    _numba().depthwise.depthwise_ncdhw(x, w, b, y, g.stride, g.pad, g.dilation, act[0], act[1])
+
+
+def _conv_numba_depthwise_ndhwc(x, w, b, y, g, act):
+    numba_threads()
+    _numba().depthwise.depthwise_ndhwc(x, w, b, y, g.stride, g.pad, g.dilation, act[0], act[1])
+
+
+def _pointwise_supports(g):
+    if g.kernel != (1, 1, 1) or g.stride != (1, 1, 1) or g.pad != (0, 0, 0) or g.groups != 1 or g.out != g.inp:
+        return "needs a 1x1 kernel, stride 1, no padding and groups 1"
+    return None
+
+
+def _conv_numba_pointwise_ndhwc(x, w, b, y, g, act):
+    blas_threads()
+    _numba().depthwise.pointwise_ndhwc(x, w, b, y, act[0], act[1])
+
+
+def _max_pool_numba_ndhwc(x, y, idx, p):
+    numba_threads()
+    want = idx is not None
+    _numba().pool_nhwc.max_pool_ndhwc(x, y, idx if want else np.empty((0,) * 5, np.int64), p["kernel"],
+                                      p["stride"], p["pad_before"], p["dilation"], want)
+
+
+def _avg_pool_numba_ndhwc(x, y, idx, p):
+    numba_threads()
+    _numba().pool_nhwc.avg_pool_ndhwc(x, y, p["kernel"], p["stride"], p["pad_before"], p["pad_after"],
+                                      p["count_include_pad"], p["divisor_override"])
+
+
+def _adaptive_avg_numba_ndhwc(x, y, idx, p):
+    numba_threads()
+    _numba().pool_nhwc.adaptive_avg_pool_ndhwc(x, y)
+
+
+# --- the table -------------------------------------------------------------------
+
+CHANNELS_FIRST, CHANNELS_LAST = "NCDHW", "NDHWC"
+_LAYOUTS = {"NCW": (1, CHANNELS_FIRST), "NCHW": (2, CHANNELS_FIRST), "NCDHW": (3, CHANNELS_FIRST),
+            "NWC": (1, CHANNELS_LAST), "NHWC": (2, CHANNELS_LAST), "NDHWC": (3, CHANNELS_LAST)}
+
+
+def normalize_layout(layout, nd, op):
+    """'NCHW'-family names -> CHANNELS_FIRST, 'NHWC'-family -> CHANNELS_LAST; nd (1-3) checks the rank."""
+    if not isinstance(layout, str) or layout.upper() not in _LAYOUTS:
+        raise ValueError(f"{op}: layout must be one of {list(_LAYOUTS)}, got {layout!r}")
+    rank, kind = _LAYOUTS[layout.upper()]
+    if nd is not None and rank != nd:
+        wanted = [name for name, (r, _) in _LAYOUTS.items() if r == nd]
+        raise ValueError(f"{op}: layout for a {nd}-D operation must be one of {wanted}, got {layout!r}")
+    return kind
+
+
 @dataclass(frozen=True)
 class Kernel:
-    """One candidate: an algorithm in a backend, what it supports, and how exact it is."""
+    """One candidate: an algorithm in a backend and layout, what it supports, and how exact it is."""
     algorithm: str
     backend: str
     run: Callable
@@ -202,14 +267,12 @@ class Kernel:
     accuracy: str = "exact"   # "exact": sums the same products as the definition
     # (geometry, itemsize) -> bytes of scratch memory the kernel allocates (never above WORKSPACE_BYTES)
     workspace: Callable = staticmethod(lambda geometry, itemsize: 0)
+    layout: str = CHANNELS_FIRST
+    via: str = ""             # "+nchw": a channels-first kernel run on a channels-last call by converting
 
     @property
     def name(self):
-        return f"{self.algorithm}/{self.backend}"
-
-
-def _kernels(*specs):
-    return {(k.algorithm, k.backend): k for k in (Kernel(*spec) for spec in specs)}
+        return f"{self.algorithm}/{self.backend}{self.via}"
 
 
 def _im2col_workspace(g, itemsize):
@@ -219,18 +282,70 @@ def _im2col_workspace(g, itemsize):
     return min(WORKSPACE_BYTES, rows * npos * itemsize)
 
 
+def _pool(numba_run, cpp_run, numba_ndhwc=None):
+    kernels = [Kernel("direct", "numba", numba_run), Kernel("direct", "cpp", cpp_run)]
+    if numba_ndhwc is not None:
+        kernels.append(Kernel("direct", "numba", numba_ndhwc, layout=CHANNELS_LAST))
+    return kernels
+
+
 KERNELS = {
-    "conv": _kernels(("direct", "numba", _conv_numba_direct),
-                     ("im2col", "numba", _conv_numba_im2col, Kernel.supports, "exact", _im2col_workspace),
-                     ("direct", "cpp", _conv_cpp("direct")),
-                     ("im2col", "cpp", _conv_cpp("im2col"), Kernel.supports, "exact", _im2col_workspace),
-                     *[(f"winograd_f{m}", "numba", _conv_numba_winograd(m), _winograd_supports, f"winograd_f{m}",
-                        _winograd_workspace(m)) for m in (2, 4, 6)]),
-    "max_pool": _kernels(("direct", "numba", _max_pool_numba), ("direct", "cpp", _max_pool_cpp)),
-    "avg_pool": _kernels(("direct", "numba", _avg_pool_numba), ("direct", "cpp", _avg_pool_cpp)),
-    "adaptive_avg_pool": _kernels(("direct", "numba", _adaptive_avg_numba), ("direct", "cpp", _adaptive_avg_cpp)),
-    "adaptive_max_pool": _kernels(("direct", "numba", _adaptive_max_numba), ("direct", "cpp", _adaptive_max_cpp)),
+    "conv": [
+        Kernel("direct", "numba", _conv_numba_direct),
+        Kernel("im2col", "numba", _conv_numba_im2col, workspace=_im2col_workspace),
+        Kernel("direct", "cpp", _conv_cpp("direct")),
+        Kernel("im2col", "cpp", _conv_cpp("im2col"), workspace=_im2col_workspace),
+        *[Kernel(f"winograd_f{m}", "numba", _conv_numba_winograd(m), _winograd_supports, f"winograd_f{m}",
+                 _winograd_workspace(m)) for m in (2, 4, 6)],
+        Kernel("depthwise", "numba", _conv_numba_depthwise, _depthwise_supports),
+        Kernel("depthwise", "numba", _conv_numba_depthwise_ndhwc, _depthwise_supports, layout=CHANNELS_LAST),
+        Kernel("pointwise", "numba", _conv_numba_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST),
+    ],
+    "max_pool": _pool(_max_pool_numba, _max_pool_cpp, _max_pool_numba_ndhwc),
+    "avg_pool": _pool(_avg_pool_numba, _avg_pool_cpp, _avg_pool_numba_ndhwc),
+    "adaptive_avg_pool": _pool(_adaptive_avg_numba, _adaptive_avg_cpp, _adaptive_avg_numba_ndhwc),
+    "adaptive_max_pool": _pool(_adaptive_max_numba, _adaptive_max_cpp),
 }
+
+
+def _conv_converted(run):
+    """A channels-first conv runner on channels-last arrays: transpose in, run, transpose out (cost included)."""
+    def converted(x, w, b, y, g, act):
+        yc = np.empty((g.N, g.K) + g.out, x.dtype)
+        run(np.ascontiguousarray(np.moveaxis(x, 4, 1)), w, b, yc, g, act)
+        y[...] = np.moveaxis(yc, 1, 4)
+    return converted
+
+
+def _pool_converted(run):
+    def converted(x, y, idx, p):
+        shape = (y.shape[0], y.shape[4]) + y.shape[1:4]
+        yc = np.empty(shape, y.dtype)
+        ic = np.empty(shape, np.int64) if idx is not None else None
+        run(np.ascontiguousarray(np.moveaxis(x, 4, 1)), yc, ic, p)
+        y[...] = np.moveaxis(yc, 1, 4)
+        if idx is not None:
+            idx[...] = np.moveaxis(ic, 1, 4)
+    return converted
+
+
+_CONVERTED = {}
+
+
+def _for_layout(fam, layout):
+    """Kernels for a layout: its native ones, then channels-first ones wrapped in conversions."""
+    if layout == CHANNELS_FIRST:
+        return [k for k in KERNELS[fam] if k.layout == CHANNELS_FIRST]
+    if fam not in _CONVERTED:
+        native = [k for k in KERNELS[fam] if k.layout == CHANNELS_LAST]
+        have = {(k.algorithm, k.backend) for k in native}
+        wrap = _conv_converted if fam == "conv" else _pool_converted
+        _CONVERTED[fam] = native + [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.workspace,
+                                           CHANNELS_LAST, "+nchw")
+                                    for k in KERNELS[fam] if k.layout == CHANNELS_FIRST
+                                    and (k.algorithm, k.backend) not in have]
+    return _CONVERTED[fam]
+
 
 # Public function names -> kernel family.
 OPS = {}
@@ -257,9 +372,19 @@ def _built(kernel):
     return kernel.backend != "cpp" or _cpp_backend.module is not None
 
 
-def available_kernels(op):
-    """The (algorithm, backend) pairs that can be forced for ``op`` on this installation."""
-    return [key for key, k in KERNELS[family(op)].items() if _built(k)]
+def find(fam, algorithm, backend):
+    """The first kernel of a family with this algorithm and backend (for its declared properties)."""
+    return next(k for k in KERNELS[fam] if k.algorithm == algorithm and k.backend == backend)
+
+
+def available_kernels(op, layout=None):
+    """The (algorithm, backend) pairs that can be forced for ``op`` on this installation (in ``layout``)."""
+    channels_last = layout is not None and normalize_layout(layout, None, "layout") == CHANNELS_LAST
+    pairs = []
+    for k in _for_layout(family(op), CHANNELS_LAST if channels_last else CHANNELS_FIRST):
+        if _built(k) and (k.algorithm, k.backend) not in pairs:
+            pairs.append((k.algorithm, k.backend))
+    return pairs
 
 
 def _check_choice(value, allowed, name, op):
@@ -269,18 +394,19 @@ def _check_choice(value, allowed, name, op):
         raise ValueError(f"{name} for {op} must be one of {list(allowed)}, got {value!r}")
 
 
-def candidates(op, algorithm, backend, geometry):
+def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST):
     """The kernels a call may run: one when both are forced, several for the autotuner to choose from."""
     fam = family(op)
-    algorithms = ("auto",) + tuple(sorted({a for a, _ in KERNELS[fam]}))
+    algorithms = ("auto",) + tuple(sorted({k.algorithm for k in KERNELS[fam]}))
     _check_choice(algorithm, algorithms, "algorithm", op)
     _check_choice(backend, BACKENDS, "backend", op)
     if backend == "cpp" and _cpp_backend.module is None:
         raise BackendUnavailableError(f"backend='cpp' is unavailable: {_cpp_backend.missing_reason}")
-    if algorithm != "auto" and backend == "auto":
-        backend = "cpp" if _cpp_backend.module is not None else "numba"
-    chosen = [k for k in KERNELS[fam].values() if _built(k)
-              and algorithm in ("auto", k.algorithm) and backend in ("auto", k.backend)]
+    pool = [k for k in _for_layout(fam, layout) if _built(k)]
+    if algorithm != "auto" and backend == "auto":   # a forced algorithm runs in C++ where it exists there
+        backends = {k.backend for k in pool if k.algorithm == algorithm}
+        backend = "cpp" if "cpp" in backends else "numba"
+    chosen = [k for k in pool if algorithm in ("auto", k.algorithm) and backend in ("auto", k.backend)]
     supported = [k for k in chosen if k.supports(geometry) is None]
     if algorithm == "auto":   # a forced algorithm is the user's call; auto respects the precision policy
         allowed = PRECISION_POLICIES[get_precision()]
@@ -293,7 +419,9 @@ def candidates(op, algorithm, backend, geometry):
 
 def heuristic(fam, kernels, g):
     """The pick without timing (autotune off, or a first guess): C++ when built; GEMM once each output sums enough terms."""
-    by_key = {(k.algorithm, k.backend): k for k in kernels}
+    by_key = {}
+    for k in kernels:
+        by_key.setdefault((k.algorithm, k.backend), k)
     backend = "cpp" if any(k.backend == "cpp" for k in kernels) else "numba"
     algorithm = "direct"
     if fam == "conv":

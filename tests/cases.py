@@ -25,10 +25,11 @@ def _padding(draw, nd, kernel, dilation, stride, allow_strings=True):
 
 
 @st.composite
-def conv_case(draw, nd, transposed=False, winograd=False):
-    """Random conv geometry; winograd=True draws what Winograd supports: 2-D 3x3, stride 1, dilation 1."""
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    depthwise = draw(st.booleans()) and groups > 1
+def conv_case(draw, nd, transposed=False, winograd=False, depthwise=False):
+    """Random conv geometry; winograd=True draws what Winograd supports: 2-D 3x3, stride 1, dilation 1;
+    depthwise=True draws groups == channels (multiplier 1-3)."""
+    groups = draw(st.sampled_from([1, 2, 3, 5])) if depthwise else draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = depthwise or (draw(st.booleans()) and groups > 1)
     Cg = 1 if depthwise else draw(st.integers(1, 3))
     Kg = draw(st.integers(1, 3))
     kmax = 3 if nd == 3 else 4

@@ -128,12 +128,13 @@ def test_threads_govern_results_not_correctness():
     try:
         ck.set_num_threads(1)
         assert ck.get_num_threads() == 1
-        one = [ck.conv2d(X, W, B, padding=1, algorithm=a, backend=b) for a, b in ck.available_kernels("conv2d")]
+        pairs = [p for p in ck.available_kernels("conv2d") if p[0] != "depthwise"]   # X, W are not depthwise
+        one = [ck.conv2d(X, W, B, padding=1, algorithm=a, backend=b) for a, b in pairs]
         ck.set_num_threads(2)
-        two = [ck.conv2d(X, W, B, padding=1, algorithm=a, backend=b) for a, b in ck.available_kernels("conv2d")]
+        two = [ck.conv2d(X, W, B, padding=1, algorithm=a, backend=b) for a, b in pairs]
         for a, b in zip(one, two):
-            assert_close(a, REF, np.float32)
-            assert_close(b, REF, np.float32)
+            assert_close(a, REF, np.float32, 1e-4)
+            assert_close(b, REF, np.float32, 1e-4)
     finally:
         ck.set_num_threads(before)
 

@@ -11,7 +11,15 @@ from .cases import assert_close, conv_case
 
 KERNELS = ck.available_kernels("conv2d") + [("auto", "auto")]   # auto: whatever the tuner picks
 WINOGRAD = [(a, b) for a, b in KERNELS if a.startswith("winograd")]
-GENERAL = [(a, b) for a, b in KERNELS if not a.startswith("winograd")]
+DEPTHWISE = [(a, b) for a, b in KERNELS if a == "depthwise"]
+GENERAL = [(a, b) for a, b in KERNELS if (a, b) not in WINOGRAD + DEPTHWISE]
+
+
+def _restricted_ok(algorithm, nd, case):
+    """Whether a restricted algorithm supports the case's geometry."""
+    if algorithm == "depthwise":
+        return case["groups"] == case["x_shape"][1]
+    return nd == 2 and case["kernel"] == (3, 3) and case["stride"] == (1, 1) and case["dilation"] == (1, 1)
 CONV = {1: ck.conv1d, 2: ck.conv2d, 3: ck.conv3d}
 CONV_T = {1: ck.conv_transpose1d, 2: ck.conv_transpose2d, 3: ck.conv_transpose3d}
 
@@ -19,7 +27,7 @@ CONV_T = {1: ck.conv_transpose1d, 2: ck.conv_transpose2d, 3: ck.conv_transpose3d
 def _tolerance(algorithm, backend):
     if algorithm == "auto":
         return max(_registry.ACCURACY_BOUND[c] for c in _registry.PRECISION_POLICIES[ck.get_precision()])
-    return _registry.ACCURACY_BOUND[_registry.KERNELS["conv"][(algorithm, backend)].accuracy]
+    return _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy]
 
 
 def _check(case, got, ref, algorithm, backend):
@@ -56,12 +64,22 @@ def test_winograd_matches_reference(algorithm, backend):
     check()
 
 
-@pytest.mark.parametrize("algorithm,backend", WINOGRAD)
+@pytest.mark.parametrize("algorithm,backend", DEPTHWISE)
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_winograd_refuses_other_geometry(nd, algorithm, backend):
+def test_depthwise_matches_reference(nd, algorithm, backend):
+    """groups == channels, channel multiplier >= 1, any kernel/stride/padding/dilation."""
+    @given(conv_case(nd, depthwise=True))
+    def check(case):
+        _check(case, _run_conv(nd, case, algorithm, backend), _reference(case), algorithm, backend)
+    check()
+
+
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD + DEPTHWISE)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_restricted_algorithms_refuse_other_geometry(nd, algorithm, backend):
     @given(conv_case(nd))
     def check(case):
-        if nd == 2 and case["kernel"] == (3, 3) and case["stride"] == (1, 1) and case["dilation"] == (1, 1):
+        if _restricted_ok(algorithm, nd, case):
             _check(case, _run_conv(nd, case, algorithm, backend), _reference(case), algorithm, backend)
             return
         with pytest.raises(ValueError, match=f"algorithm='{algorithm}' does not support this geometry"):
@@ -83,7 +101,7 @@ def test_conv_transpose_matches_reference(nd, algorithm, backend):
     check()
 
 
-@pytest.mark.parametrize("algorithm,backend", KERNELS)
+@pytest.mark.parametrize("algorithm,backend", [k for k in KERNELS if k not in DEPTHWISE])
 def test_conv_large_channels_and_slicing(algorithm, backend, monkeypatch):
     """Many terms per output, and a workspace so small the kernels must work in many slices."""
     monkeypatch.setattr(_registry, "WORKSPACE_BYTES", 4096)
@@ -120,7 +138,7 @@ def test_precision_policy_limits_auto(policy):
         allowed = _registry.PRECISION_POLICIES[policy]
         for name in report["candidates"]:
             algorithm, backend = name.split("/")
-            assert _registry.KERNELS["conv"][(algorithm, backend)].accuracy in allowed
+            assert _registry.find("conv", algorithm, backend).accuracy in allowed
         if policy == "strict":
             assert not any(n.startswith("winograd") for n in report["candidates"])
         else:
@@ -165,14 +183,15 @@ def test_fused_activation(algorithm, backend, activation, lo, hi):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 6, 11, 9)) * 3
     x[0, 1, 4, 4] = np.nan
-    w = rng.standard_normal((4, 3, 3, 3))
-    b = rng.standard_normal(4)
-    got = ck.conv2d(x, w, b, padding=1, groups=2, algorithm=algorithm, backend=backend, activation=activation)
-    ref = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 2)
+    groups = 6 if algorithm == "depthwise" else 2      # depthwise: multiplier 2; else 2 outputs per group
+    w = rng.standard_normal((12 if groups == 6 else 4, 6 // groups, 3, 3))
+    b = rng.standard_normal(w.shape[0])
+    got = ck.conv2d(x, w, b, padding=1, groups=groups, algorithm=algorithm, backend=backend, activation=activation)
+    ref = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), groups)
     expect = np.where(np.isnan(ref), np.nan, np.minimum(np.maximum(ref, lo), hi))
-    assert np.isnan(got).sum() == 9 * 2   # the NaN reaches a 3x3 window in each of the group's 2 outputs
+    assert np.isnan(got).sum() == 9 * 2   # the NaN reaches a 3x3 window in the 2 outputs fed by its channel
     assert_close(got, expect, np.float64)
-    if not algorithm.startswith("winograd"):
+    if algorithm not in ("winograd_f2", "winograd_f4", "winograd_f6", "depthwise"):
         wt = rng.standard_normal((6, 2, 3, 3))
         t = ck.conv_transpose2d(x, wt, None, 2, 1, groups=2, algorithm=algorithm, backend=backend,
                                 activation=activation)

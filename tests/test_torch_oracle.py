@@ -21,7 +21,7 @@ def _unbatch(case, a):
 
 
 def _close_to_torch(got, ref, dtype, algorithm="direct", backend="numba"):
-    rtol = _registry.ACCURACY_BOUND[_registry.KERNELS["conv"][(algorithm, backend)].accuracy]
+    rtol = _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy]
     assert_close(got, ref.astype(np.float64), dtype, rtol)
 
 

@@ -31,3 +31,4 @@ def conv2d(x, w, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
     return y.reshape(N, K, OH, OW)
 
 from . import winograd  # noqa: E402  (Winograd kernels: winograd.conv_winograd, winograd.transform_weights)
+from . import depthwise, pool_nhwc  # noqa: E402,F401  (depthwise conv; channels-last pooling)
