@@ -19,22 +19,45 @@ __all__ = [f"{name}{d}d" for d in (1, 2, 3) for name in
 
 # --- shared helpers ----------------------------------------------------------
 
-def _input(value, nd, op):
-    """The input as an array of rank nd + 2 (batched) plus whether the caller gave a batch dim."""
+def _layout(layout, nd, op):
+    """True for a channels-last layout ('NWC', 'NHWC', 'NDHWC'), False for channels-first."""
+    if layout is None:
+        return False
+    return _registry.normalize_layout(layout, nd, op) == _registry.CHANNELS_LAST
+
+
+def _input(value, nd, op, cl=False):
+    """The input as a channels-first view (N, C, *spatial), no copy, plus whether the caller gave a batch dim."""
     x = as_array(value, "input")
     check_numeric(x, "input")
     if x.ndim not in (nd + 1, nd + 2):
-        layout = "NC" + "DHW"[3 - nd:]
-        raise ValueError(f"{op}: input must be {nd + 2}-D ({layout}) or {nd + 1}-D (unbatched, {layout[1:]}), "
+        spatial = "DHW"[3 - nd:]
+        layout = "N" + spatial + "C" if cl else "NC" + spatial
+        unbatched = layout[1:]
+        raise ValueError(f"{op}: input must be {nd + 2}-D ({layout}) or {nd + 1}-D (unbatched, {unbatched}), "
                          f"got {x.ndim}-D with shape {x.shape}")
-    if x.ndim == nd + 1:
-        return x[None], False
-    return x, True
+    batched = x.ndim == nd + 2
+    if not batched:
+        x = x[None]
+    return (np.moveaxis(x, -1, 1) if cl else x), batched
+
+
+def _kernel_array(x, nd, cdtype, cl=False):
+    """The C-contiguous 5-D array a kernel takes: (N, C, D, H, W), or (N, D, H, W, C) channels-last."""
+    if cl:
+        a = contiguous(np.moveaxis(x, 1, -1), cdtype)   # the caller's own array when it is contiguous
+        return a.reshape(a.shape[:1] + pad3(a.shape[1:-1], 1) + a.shape[-1:])
+    a = contiguous(x, cdtype)
+    return a.reshape(a.shape[:2] + pad3(a.shape[2:], 1))
 
 
 def _to5d(arr, nd):
     """View an (N, C, *spatial) array as (N, C, D, H, W)."""
     return arr.reshape(arr.shape[:2] + pad3(arr.shape[2:], 1))
+
+
+def _user_shape(N, C, sizes, cl):
+    return (N,) + tuple(sizes) + (C,) if cl else (N, C) + tuple(sizes)
 
 
 def _finish(y5, shape, batched, rdtype, out):
@@ -63,12 +86,19 @@ def _size_msg(op, spatial, out_sizes):
 
 # --- convolution -------------------------------------------------------------
 
-def _conv_args(op, nd, input, weight, bias, stride, dilation, groups):
-    x, batched = _input(input, nd, op)
+def _conv_args(op, nd, input, weight, bias, stride, dilation, groups, cl=False, weight_layout=None):
+    x, batched = _input(input, nd, op, cl)
     w = as_array(weight, "weight")
     check_numeric(w, "weight")
     if w.ndim != nd + 2:
         raise ValueError(f"{op}: weight must be {nd + 2}-D, got {w.ndim}-D with shape {w.shape}")
+    if weight_layout is not None:
+        spatial = "DHW"[3 - nd:]
+        forms = {"OI" + spatial: False, spatial + "IO": True}
+        if weight_layout not in forms:
+            raise ValueError(f"{op}: weight_layout must be one of {list(forms)}, got {weight_layout!r}")
+        if forms[weight_layout]:   # (*kernel, in, out) -> PyTorch's (out, in, *kernel), a view
+            w = np.moveaxis(w, (-1, -2), (0, 1))
     b = None
     if bias is not None:
         b = as_array(bias, "bias")
@@ -112,22 +142,27 @@ def _check_bias(op, b, channels):
         raise ValueError(f"{op}: bias must have shape ({channels},), got {b.shape}")
 
 
-def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs, act):
-    kernels = _registry.candidates(op, algorithm, backend, geometry)
-    shape5 = (geometry.N, geometry.K) + geometry.out
+def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs, act,
+              cl=False):
+    layout = _registry.CHANNELS_LAST if cl else _registry.CHANNELS_FIRST
+    kernels = _registry.candidates(op, algorithm, backend, geometry, layout)
+    shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
     if out is not None:
         check_out(out, out_shape if batched else out_shape[1:], rdtype)
     y5 = _output_buffer(shape5, cdtype, out, user_inputs)
     if y5.size:
         b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
-        key = ("conv", "NCDHW", cdtype.name, geometry)
+        key = ("conv", layout, cdtype.name, geometry)
         _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry, act))
     return _finish(y5, out_shape, batched, rdtype, out)
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation):
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
+          layout=None, weight_layout=None):
     op = f"conv{nd}d"
-    x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups)
+    cl = _layout(layout, nd, op)
+    x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups,
+                                                            cl, weight_layout)
     act = _activation(activation, op)
     N, C = x.shape[:2]
     K = w.shape[0]
@@ -157,43 +192,57 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm,
                          f"padding {pads}, dilation {dilation})")
     cdtype = compute_dtype(*(a for a in (x, w, b) if a is not None))
     rdtype = result_dtype(*(a for a in (x, w, b) if a is not None))
-    out_shape = (N, K) + tuple(out_sizes)
+    out_shape = _user_shape(N, K, out_sizes, cl)
     check_size(out_shape, cdtype.itemsize, "output")
     geometry = ConvGeometry(N, C, K, groups, pad3(spatial, 1), pad3(out_sizes, 1), pad3(kernel, 1),
                             pad3(stride, 1), pad3([p[0] for p in pads], 0), pad3(dilation, 1))
     user = [a for a in (x, w, b) if a is not None]
-    return _run_conv(op, _to5d(contiguous(x, cdtype), nd), _to5d(contiguous(w, cdtype), nd), b, geometry,
-                     out_shape, batched, out, algorithm, backend, rdtype, cdtype, user, act)
+    return _run_conv(op, _kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b, geometry,
+                     out_shape, batched, out, algorithm, backend, rdtype, cdtype, user, act, cl)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend="auto", out=None, activation=None):
+           algorithm="auto", backend="auto", out=None, activation=None, layout=None, weight_layout=None):
     """1-D convolution, as ``torch.nn.functional.conv1d``; padding may also be ``[(before, after)]``."""
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation)
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
+                 layout, weight_layout)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend="auto", out=None, activation=None):
+           algorithm="auto", backend="auto", out=None, activation=None, layout=None, weight_layout=None):
     """2-D convolution, as ``torch.nn.functional.conv2d``; padding may also be per-dim (before, after) pairs.
 
     ``activation`` fuses an epilogue: None, ``"relu"``, ``"relu6"`` or ``("clamp", min, max)``
     (either bound may be None); NaN stays NaN, as in torch.relu and torch.clamp.
     """
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation)
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
+                 layout, weight_layout)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", backend="auto", out=None, activation=None):
+           algorithm="auto", backend="auto", out=None, activation=None, layout=None, weight_layout=None):
     """3-D convolution, as ``torch.nn.functional.conv3d``; padding may also be per-dim (before, after) pairs."""
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation)
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
+                 layout, weight_layout)
 
 
 # --- transposed convolution ----------------------------------------------------
 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                    algorithm, backend, out, activation):
+                    algorithm, backend, out, activation, layout=None):
     """Run as a stride-1 convolution over the input with stride-1 zeros inserted, and flipped, regrouped weights."""
     op = f"conv_transpose{nd}d"
+    if _layout(layout, nd, op):
+        # Zero insertion builds a channels-first array anyway: convert at the edges.
+        x, batched = _input(input, nd, op, cl=True)
+        y = _conv_transpose(nd, x if batched else x[0], weight, bias, stride, padding, output_padding, groups,
+                            dilation, algorithm, backend, None, activation)
+        y = np.ascontiguousarray(np.moveaxis(y, 1 if batched else 0, -1))
+        if out is None:
+            return y
+        check_out(out, y.shape, y.dtype)
+        out[...] = y
+        return out
     x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups)
     act = _activation(activation, op)
     N, C = x.shape[:2]
@@ -249,47 +298,49 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algorithm="auto", backend="auto", out=None, activation=None):
+                     algorithm="auto", backend="auto", out=None, activation=None, layout=None):
     """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d``."""
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                           algorithm, backend, out, activation)
+                           algorithm, backend, out, activation, layout)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algorithm="auto", backend="auto", out=None, activation=None):
+                     algorithm="auto", backend="auto", out=None, activation=None, layout=None):
     """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``."""
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                           algorithm, backend, out, activation)
+                           algorithm, backend, out, activation, layout)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algorithm="auto", backend="auto", out=None, activation=None):
+                     algorithm="auto", backend="auto", out=None, activation=None, layout=None):
     """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                           algorithm, backend, out, activation)
+                           algorithm, backend, out, activation, layout)
 
 
 # --- pooling -------------------------------------------------------------------
 
-def _pool_input(op, nd, input):
-    x, batched = _input(input, nd, op)
+def _pool_input(op, nd, input, layout):
+    cl = _layout(layout, nd, op)
+    x, batched = _input(input, nd, op, cl)
     cdtype = compute_dtype(x)
-    return x, batched, cdtype, result_dtype(x)
+    return x, batched, cdtype, result_dtype(x), cl
 
 
-def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out):
+def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out, cl):
     nd = len(out_sizes)
-    kernels = _registry.candidates(op, algorithm, backend, None)
-    out_shape = x.shape[:2] + tuple(out_sizes)
+    layout = _registry.CHANNELS_LAST if cl else _registry.CHANNELS_FIRST
+    kernels = _registry.candidates(op, algorithm, backend, None, layout)
+    out_shape = _user_shape(x.shape[0], x.shape[1], out_sizes, cl)
     check_size(out_shape, cdtype.itemsize + (8 if return_indices else 0), "output")
     if out is not None:
         check_out(out, out_shape if batched else out_shape[1:], rdtype)
-    shape5 = x.shape[:2] + pad3(out_sizes, 1)
+    shape5 = _user_shape(x.shape[0], x.shape[1], pad3(out_sizes, 1), cl)
     y5 = _output_buffer(shape5, cdtype, out, [x])
     idx5 = np.empty(shape5, np.int64) if return_indices else None
     if y5.size:
-        x5 = _to5d(contiguous(x, cdtype), nd)
-        key = (_registry.family(op), "NCDHW", cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
+        x5 = _kernel_array(x, nd, cdtype, cl)
+        key = (_registry.family(op), layout, cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
         _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
     y = _finish(y5, out_shape, batched, rdtype, out)
     if return_indices:
@@ -330,36 +381,40 @@ def _check_bool(value, name, op):
     return bool(value)
 
 
-def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out):
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out,
+              layout):
     op = f"max_pool{nd}d"
-    x, batched, cdtype, rdtype = _pool_input(op, nd, input)
+    x, batched, cdtype, rdtype, cl = _pool_input(op, nd, input, layout)
     return_indices = _check_bool(return_indices, "return_indices", op)
     out_sizes, params = _window_args(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
-    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out)
+    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out, cl)
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
-               algorithm="auto", backend="auto", out=None):
+               algorithm="auto", backend="auto", out=None, layout=None):
     """1-D max pooling, as ``torch.nn.functional.max_pool1d``."""
-    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out)
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend,
+                     out, layout)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
-               algorithm="auto", backend="auto", out=None):
+               algorithm="auto", backend="auto", out=None, layout=None):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``."""
-    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out)
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend,
+                     out, layout)
 
 
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
-               algorithm="auto", backend="auto", out=None):
+               algorithm="auto", backend="auto", out=None, layout=None):
     """3-D max pooling, as ``torch.nn.functional.max_pool3d``."""
-    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend, out)
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm, backend,
+                     out, layout)
 
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-              algorithm, backend, out):
+              algorithm, backend, out, layout):
     op = f"avg_pool{nd}d"
-    x, batched, cdtype, rdtype = _pool_input(op, nd, input)
+    x, batched, cdtype, rdtype, cl = _pool_input(op, nd, input, layout)
     count_include_pad = _check_bool(count_include_pad, "count_include_pad", op)
     if divisor_override is not None:
         if not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override, bool):
@@ -368,28 +423,28 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
             raise ValueError(f"{op}: divisor_override must be non-zero, got 0")
     out_sizes, params = _window_args(op, nd, x, kernel_size, stride, padding, 1, ceil_mode)
     params.update(count_include_pad=count_include_pad, divisor_override=int(divisor_override or 0))
-    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, False, algorithm, backend, out)
+    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, False, algorithm, backend, out, cl)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
-               algorithm="auto", backend="auto", out=None):
+               algorithm="auto", backend="auto", out=None, layout=None):
     """1-D average pooling, as ``torch.nn.functional.avg_pool1d`` (which has no divisor_override)."""
     return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
-                     algorithm, backend, out)
+                     algorithm, backend, out, layout)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None, *, algorithm="auto", backend="auto", out=None):
+               divisor_override=None, *, algorithm="auto", backend="auto", out=None, layout=None):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
     return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                     algorithm, backend, out)
+                     algorithm, backend, out, layout)
 
 
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None, *, algorithm="auto", backend="auto", out=None):
+               divisor_override=None, *, algorithm="auto", backend="auto", out=None, layout=None):
     """3-D average pooling, as ``torch.nn.functional.avg_pool3d``."""
     return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                     algorithm, backend, out)
+                     algorithm, backend, out, layout)
 
 
 def _adaptive_sizes(op, nd, output_size, spatial):
@@ -401,45 +456,45 @@ def _adaptive_sizes(op, nd, output_size, spatial):
     return [_check_int(output_size, "output_size", 0)] * nd
 
 
-def _adaptive(kind, nd, input, output_size, return_indices, algorithm, backend, out):
+def _adaptive(kind, nd, input, output_size, return_indices, algorithm, backend, out, layout=None):
     op = f"adaptive_{kind}_pool{nd}d"
-    x, batched, cdtype, rdtype = _pool_input(op, nd, input)
+    x, batched, cdtype, rdtype, cl = _pool_input(op, nd, input, layout)
     out_sizes = _adaptive_sizes(op, nd, output_size, x.shape[2:])
     if any(i <= 0 for i in x.shape[2:]):
         raise ValueError(f"{op}: input spatial size must be positive, got {x.shape[2:]}")
-    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, {}, return_indices, algorithm, backend, out)
+    return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, {}, return_indices, algorithm, backend, out, cl)
 
 
-def adaptive_avg_pool1d(input, output_size, *, algorithm="auto", backend="auto", out=None):
+def adaptive_avg_pool1d(input, output_size, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_avg_pool1d``."""
-    return _adaptive("avg", 1, input, output_size, False, algorithm, backend, out)
+    return _adaptive("avg", 1, input, output_size, False, algorithm, backend, out, layout)
 
 
-def adaptive_avg_pool2d(input, output_size, *, algorithm="auto", backend="auto", out=None):
+def adaptive_avg_pool2d(input, output_size, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_avg_pool2d``; ``output_size=1`` is global average pooling."""
-    return _adaptive("avg", 2, input, output_size, False, algorithm, backend, out)
+    return _adaptive("avg", 2, input, output_size, False, algorithm, backend, out, layout)
 
 
-def adaptive_avg_pool3d(input, output_size, *, algorithm="auto", backend="auto", out=None):
+def adaptive_avg_pool3d(input, output_size, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_avg_pool3d``."""
-    return _adaptive("avg", 3, input, output_size, False, algorithm, backend, out)
+    return _adaptive("avg", 3, input, output_size, False, algorithm, backend, out, layout)
 
 
-def _adaptive_max(nd, input, output_size, return_indices, algorithm, backend, out):
+def _adaptive_max(nd, input, output_size, return_indices, algorithm, backend, out, layout):
     return_indices = _check_bool(return_indices, "return_indices", f"adaptive_max_pool{nd}d")
-    return _adaptive("max", nd, input, output_size, return_indices, algorithm, backend, out)
+    return _adaptive("max", nd, input, output_size, return_indices, algorithm, backend, out, layout)
 
 
-def adaptive_max_pool1d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None):
+def adaptive_max_pool1d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_max_pool1d``."""
-    return _adaptive_max(1, input, output_size, return_indices, algorithm, backend, out)
+    return _adaptive_max(1, input, output_size, return_indices, algorithm, backend, out, layout)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None):
+def adaptive_max_pool2d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_max_pool2d``."""
-    return _adaptive_max(2, input, output_size, return_indices, algorithm, backend, out)
+    return _adaptive_max(2, input, output_size, return_indices, algorithm, backend, out, layout)
 
 
-def adaptive_max_pool3d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None):
+def adaptive_max_pool3d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_max_pool3d``."""
-    return _adaptive_max(3, input, output_size, return_indices, algorithm, backend, out)
+    return _adaptive_max(3, input, output_size, return_indices, algorithm, backend, out, layout)

@@ -1,0 +1,147 @@
+"""Channels-last layouts (NWC, NHWC, NDHWC): every kernel, native or converting, against the reference."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import cnnkernels as ck
+from cnnkernels import _registry
+
+from . import naive
+from .cases import assert_close, conv_case, pool_case
+
+LAYOUT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
+
+
+def _last(a):
+    """(N, C, *spatial) -> (N, *spatial, C), C-contiguous."""
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def _supported(run):
+    try:
+        return run()
+    except ValueError as exc:
+        if "does not support this geometry" in str(exc):
+            return None
+        raise
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_conv_channels_last(nd):
+    fn = getattr(ck, f"conv{nd}d")
+    kernels = ck.available_kernels(f"conv{nd}d", layout=LAYOUT[nd])
+
+    @given(conv_case(nd))
+    def check(case):
+        ref = naive.conv(case["x"], case["w"], case["b"], case["stride"], case["pads"], case["dilation"],
+                         case["groups"])
+        x = _last(case["x"])
+        for algorithm, backend in kernels:
+            got = _supported(lambda: fn(x[0] if case["unbatched"] else x, case["w"], case["b"], case["stride"],
+                                        case["padding"], case["dilation"], case["groups"], algorithm=algorithm,
+                                        backend=backend, layout=LAYOUT[nd]))
+            if got is not None:
+                want = _last(ref)
+                assert_close(got, want[0] if case["unbatched"] else want, case["dtype"],
+                             _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy])
+    check()
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_depthwise_and_pointwise_channels_last(nd):
+    fn = getattr(ck, f"conv{nd}d")
+
+    @given(conv_case(nd, depthwise=True))
+    def check(case):
+        ref = _last(naive.conv(case["x"], case["w"], case["b"], case["stride"], case["pads"], case["dilation"],
+                               case["groups"]))
+        got = fn(_last(case["x"]), case["w"], case["b"], case["stride"], case["padding"], case["dilation"],
+                 case["groups"], algorithm="depthwise", backend="numba", layout=LAYOUT[nd], activation="relu")
+        assert_close(got, np.maximum(ref, 0), case["dtype"])
+    check()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5) + (4,) * nd)
+    w = rng.standard_normal((7, 5) + (1,) * nd)
+    got = fn(_last(x), w, np.arange(7.0), algorithm="pointwise", backend="numba", layout=LAYOUT[nd])
+    assert_close(got, _last(naive.conv(x, w, np.arange(7.0), (1,) * nd, ((0, 0),) * nd, (1,) * nd, 1)), np.float64)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_pooling_channels_last(nd):
+    kinds = {"max": getattr(ck, f"max_pool{nd}d"), "avg": getattr(ck, f"avg_pool{nd}d")}
+
+    @given(pool_case(nd, "max"))
+    def check_max(case):
+        ref, ref_idx = naive.max_pool(case["x"], case["kernel"], case["stride"], case["pads"], case["dilation"],
+                                      case["ceil_mode"])
+        for _, backend in ck.available_kernels(f"max_pool{nd}d", layout=LAYOUT[nd]):
+            y, idx = kinds["max"](_last(case["x"]), case["kernel"], case["stride"], case["padding"],
+                                  case["dilation"], case["ceil_mode"], True, backend=backend, layout=LAYOUT[nd])
+            assert_close(y, _last(ref), case["dtype"])
+            np.testing.assert_array_equal(idx, _last(ref_idx))
+
+    @given(pool_case(nd, "avg"))
+    def check_avg(case):
+        extra = {} if nd == 1 else {"divisor_override": case["divisor_override"]}
+        ref = naive.avg_pool(case["x"], case["kernel"], case["stride"], case["pads"], case["ceil_mode"],
+                             case["count_include_pad"], case["divisor_override"])
+        for _, backend in ck.available_kernels(f"avg_pool{nd}d", layout=LAYOUT[nd]):
+            y = kinds["avg"](_last(case["x"]), case["kernel"], case["stride"], case["padding"], case["ceil_mode"],
+                             case["count_include_pad"], backend=backend, layout=LAYOUT[nd], **extra)
+            assert_close(y, _last(ref), case["dtype"])
+    check_max()
+    check_avg()
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_adaptive_and_transpose_channels_last(nd):
+    rng = np.random.default_rng(nd)
+    x = rng.standard_normal((2, 3) + (7,) * nd)
+    out = (3,) * nd
+    for kind in ("avg", "max"):
+        fn = getattr(ck, f"adaptive_{kind}_pool{nd}d")
+        ref, ref_idx = naive.adaptive_pool(x, out, kind)
+        for _, backend in ck.available_kernels(f"adaptive_{kind}_pool{nd}d", layout=LAYOUT[nd]):
+            got = fn(_last(x), out, backend=backend, layout=LAYOUT[nd])
+            assert_close(got, _last(ref), np.float64)
+    w = rng.standard_normal((3, 2) + (3,) * nd)
+    got = getattr(ck, f"conv_transpose{nd}d")(_last(x)[0], w, None, 2, 1, 1, layout=LAYOUT[nd])
+    ref = naive.conv_transpose(x, w, None, (2,) * nd, ((1, 1),) * nd, (1,) * nd, 1, (1,) * nd)
+    assert_close(got, _last(ref)[0], np.float64)
+
+
+def test_weight_layout_hwio():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 4, 8, 8))
+    w = rng.standard_normal((6, 4, 3, 3))
+    hwio = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert_close(ck.conv2d(_last(x), hwio, padding=1, layout="NHWC", weight_layout="HWIO"), _last(ref), np.float64)
+    assert_close(ck.conv2d(x, hwio, padding=1, weight_layout="HWIO"), ref, np.float64)
+
+
+def test_matches_torch_channels_last():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 16, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    tx = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+    ref = torch.nn.functional.conv2d(tx, torch.from_numpy(w), padding=1, groups=16)
+    got = ck.conv2d(_last(x), w, padding=1, groups=16, layout="NHWC")
+    assert_close(got, ref.permute(0, 2, 3, 1).numpy(), np.float32)
+    ref = torch.nn.functional.max_pool2d(tx, 3, 2, 1)
+    assert_close(ck.max_pool2d(_last(x), 3, 2, 1, layout="NHWC"), ref.permute(0, 2, 3, 1).numpy(), np.float32)
+
+
+@pytest.mark.parametrize("call,exc,fragment", [
+    (lambda: ck.conv2d(np.zeros((1, 5, 5, 2)), np.zeros((2, 2, 3, 3)), layout="NCW"), ValueError, "2-D operation"),
+    (lambda: ck.conv2d(np.zeros((1, 5, 5, 2)), np.zeros((2, 2, 3, 3)), layout="HWNC"), ValueError, "layout must be"),
+    (lambda: ck.conv2d(np.zeros((1, 5, 5, 3)), np.zeros((2, 2, 3, 3)), layout="NHWC"), ValueError, "3 channels"),
+    (lambda: ck.max_pool2d(np.zeros((5, 5)), 2, layout="NHWC"), ValueError, "(NHWC)"),
+    (lambda: ck.conv2d(np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3)), weight_layout="IOHW"), ValueError,
+     "weight_layout"),
+])
+def test_layout_errors(call, exc, fragment):
+    with pytest.raises(exc, match=None) as info:
+        call()
+    assert fragment in str(info.value)
