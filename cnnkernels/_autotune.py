@@ -26,7 +26,9 @@ _local = threading.local()
 _RELATIVE_SPEED = {
     "gemm": {"im2col/cpp": 1.0, "im2col/numba": 0.7, "direct/cpp": 0.25, "direct/numba": 0.08,
              "winograd_f4/numba": 1.2, "winograd_f2/numba": 0.9, "winograd_f6/numba": 1.2},
-    "few_terms": {"direct/cpp": 1.0, "direct/numba": 0.4, "im2col/cpp": 0.3, "im2col/numba": 0.08},
+    "few_terms": {"direct/cpp": 1.0, "depthwise/numba": 0.8, "direct/numba": 0.4, "im2col/cpp": 0.3,
+                  "im2col/numba": 0.08, "winograd_f2/numba": 0.03, "winograd_f4/numba": 0.03,
+                  "winograd_f6/numba": 0.03},
 }
 _PREDICTED_LOSS = 8.0    # skip a candidate predicted to be this many times slower than the best so far
 _PRUNE = 2.0             # after its first timing, drop a candidate this many times slower than the best
@@ -130,7 +132,9 @@ def _tune(fam, kernels, geometry, call):
     exhaustive = get_autotune() == "exhaustive"
     speed = _RELATIVE_SPEED.get(_kernel_class(fam, geometry), {})
     first = _registry.heuristic(fam, kernels, geometry)
-    order = [first] + sorted((k for k in kernels if k is not first), key=lambda k: -speed.get(k.name, 0.5))
+    def rel_speed(k):   # a converting kernel (name suffix "+nchw") is judged by the kernel it wraps
+        return speed.get(f"{k.algorithm}/{k.backend}", 0.5)
+    order = [first] + sorted((k for k in kernels if k is not first), key=lambda k: -rel_speed(k))
     start = time.perf_counter()
     samples = {}
     status = {}
@@ -151,7 +155,7 @@ def _tune(fam, kernels, geometry, call):
 
     warm_excluded = 0.0
     for kernel in order:
-        rel = speed.get(kernel.name, 0.5)
+        rel = rel_speed(kernel)
         if samples and not exhaustive and best_speed / rel > _PREDICTED_LOSS:
             status[kernel.name] = "skipped: predicted slower"
             continue

@@ -44,8 +44,12 @@ def depthwise_ncdhw(x, w, bias, y, stride, pad, dilation, act_min, act_max):
                         wv = w[k, 0, kd, kh, kw]
                         off = kw * dw - pw
                         lo, hi = _valid_range(OW, W, sw, off)
-                        for ow in range(lo, hi):
-                            acc[ow] += wv * row[ow * sw + off]
+                        if sw == 1:   # unit stride: a contiguous loop LLVM vectorises
+                            for ow in range(lo, hi):
+                                acc[ow] += wv * row[ow + off]
+                        else:
+                            for ow in range(lo, hi):
+                                acc[ow] += wv * row[ow * sw + off]
             out = y[n, k, od, oh]
             for ow in range(OW):
                 out[ow] = _clamp(acc[ow], act_min, act_max)
