@@ -154,7 +154,10 @@ namespace {
 
 // Bytes of one column chunk in the chunked schedule: written by im2col_slice
 // and immediately packed by the GEMM on the same core, so it should stay in
-// that core's L2/L3 (1 MiB L2 per core on Zen 4).
+// that core's L2/L3 (1 MiB L2 per core on Zen 4). Measured on Zen 4, 1 thread
+// (resnet_3x3_56 / vgg_3x3_112 / alexnet_c1 ms): 128 KiB 3.70/45.8/2.11,
+// 256 KiB 2.77/46.1/1.85, 512 KiB 2.60/40.1/1.83, 1 MiB 2.52/38.0/1.79,
+// 2 MiB 2.73/39.8/1.82, 4 MiB 2.83/39.0/1.83.
 constexpr int64_t kChunkBytes = int64_t(1) << 20;
 
 }  // namespace
