@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from . import _cpp_backend
-from ._threads import blas_threads, get_num_threads, numba_threads
+from ._threads import get_num_threads, numba_threads, single_threaded_blas
 
 ALGORITHMS = ("auto", "direct", "im2col")
 BACKENDS = ("auto", "numba", "cpp")
@@ -76,8 +76,8 @@ def _conv_numba_direct(x, w, b, y, g, act):
 
 def _conv_numba_im2col(x, w, b, y, g, act):
     numba_threads()
-    blas_threads()
-    _numba().conv_im2col(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, WORKSPACE_BYTES, act[0], act[1])
+    with single_threaded_blas():
+        _numba().conv_im2col(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, WORKSPACE_BYTES, act[0], act[1])
 
 
 def _conv_cpp(algorithm):
@@ -133,9 +133,9 @@ def _conv_numba_winograd(m):
         AT, _, BT = transforms(m)
         U = winograd_weights(w, m, g.groups)
         numba_threads()
-        blas_threads()
-        _numba().winograd.conv_winograd(x, U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
-                                        WORKSPACE_BYTES, act[0], act[1])
+        with single_threaded_blas():
+            _numba().winograd.conv_winograd(x, U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
+                                            WORKSPACE_BYTES, act[0], act[1])
     return run
 
 
@@ -216,8 +216,9 @@ def _pointwise_supports(g):
 
 
 def _conv_numba_pointwise_ndhwc(x, w, b, y, g, act):
-    blas_threads()
-    _numba().depthwise.pointwise_ndhwc(x, w, b, y, act[0], act[1])
+    numba_threads()
+    with single_threaded_blas():
+        _numba().depthwise.pointwise_ndhwc(x, w, b, y, act[0], act[1])
 
 
 def _max_pool_numba_ndhwc(x, y, idx, p):

@@ -72,29 +72,43 @@ def _find_blas_setters():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for sym in ("openblas_set_num_threads", "openblas_set_num_threads64_",
-                    "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_"):
-            fn = getattr(lib, sym, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                fn.restype = None
-                setters.append(fn)
-                break
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_"):
+                set_n = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                get_n = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                if set_n is not None and get_n is not None:
+                    set_n.argtypes = [ctypes.c_int]
+                    set_n.restype = None
+                    get_n.argtypes = []
+                    get_n.restype = ctypes.c_int
+                    setters.append((set_n, get_n))
+                    break
+            else:
+                continue
+            break
     return setters
 
 
-_blas_applied = None
+class single_threaded_blas:
+    """Context: OpenBLAS runs on the calling thread only, then gets its old thread count back.
 
+    Numba kernels call BLAS from many threads at once and parallelise across calls themselves;
+    OpenBLAS's own workers would oversubscribe the cores and keep spinning after each call,
+    slowing whatever runs next (measured: up to 2x on the following C++ or PyTorch call).
+    """
 
-def blas_threads():
-    """Apply the thread count to OpenBLAS, which Numba's np.dot reaches through scipy."""
-    global _blas_setters, _blas_applied
-    n = get_num_threads()
-    if _blas_applied == n:
-        return
-    with _lock:
+    def __enter__(self):
+        global _blas_setters
         if _blas_setters is None:
-            _blas_setters = _find_blas_setters()
-        for fn in _blas_setters:
-            fn(n)
-        _blas_applied = n
+            with _lock:
+                if _blas_setters is None:
+                    _blas_setters = _find_blas_setters()
+        self.previous = [(set_n, get_n()) for set_n, get_n in _blas_setters]
+        for set_n, _ in _blas_setters:
+            set_n(1)
+        return self
+
+    def __exit__(self, *exc):
+        for set_n, n in self.previous:
+            set_n(n)
+        return False

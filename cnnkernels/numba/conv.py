@@ -84,24 +84,24 @@ def _clamp_volume(out, lo, hi):
                 row[k] = _clamp(row[k], lo, hi)
 
 
-@njit(parallel=True, cache=True)
-def _im2col_slice(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, P, col):
-    """Fill col (Cg*KD*KH*KW, P) with the input patches of output positions [p0, p0 + P); zeros for padding."""
+@njit(cache=True)
+def _im2col_chunk(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, col):
+    """Fill col (Cg*KD*KH*KW, width) with the input patches of output positions [p0, p0 + width); 0 for padding."""
     D, H, W = x.shape[2], x.shape[3], x.shape[4]
     KD, KH, KW = ksize
     OH, OW = out_sizes[1], out_sizes[2]
     sd, sh, sw = stride
     pd, ph, pw = pad
     dd, dh, dw = dilation
-    rows = Cg * KD * KH * KW
-    for r in prange(rows):
+    rows, width = col.shape
+    for r in range(rows):
         kw = r % KW
         kh = (r // KW) % KH
         kd = (r // (KW * KH)) % KD
         c = r // (KW * KH * KD)
         xc = x[n, c0 + c]
         crow = col[r]
-        for j in range(P):
+        for j in range(width):
             p = p0 + j
             ow = p % OW
             oh = (p // OW) % OH
@@ -115,36 +115,43 @@ def _im2col_slice(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, P, 
                 crow[j] = 0.0
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes, act_min=-np.inf, act_max=np.inf):
-    """im2col + GEMM (np.dot, i.e. BLAS), over slices of output positions so the column buffer stays under workspace_bytes."""
+    """im2col + GEMM (np.dot, i.e. BLAS) over chunks of output positions, one chunk per parallel iteration.
+
+    Each chunk's column matrix is sized to stay in L2 and the chunks in flight at once (one per
+    thread) stay under workspace_bytes. Parallelism comes from the chunks, so BLAS should run
+    single-threaded (the caller arranges it): its worker threads would otherwise fight ours.
+    """
     N, C = x.shape[0], x.shape[1]
     K, Cg, KD, KH, KW = w.shape
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
     Kg = K // groups
     rows = Cg * KD * KH * KW
     npos = OD * OH * OW
+    if npos == 0 or K == 0:
+        return
     has_bias = bias.shape[0] > 0
     wmat = w.reshape(K, rows)
     yr = y.reshape(N, K, npos)
     pointwise = (KD == 1 and KH == 1 and KW == 1 and stride == (1, 1, 1) and pad == (0, 0, 0)
                  and x.shape[2] == OD and x.shape[3] == OH and x.shape[4] == OW)
     xr = x.reshape(N * C, x.shape[2] * x.shape[3] * x.shape[4])
-    if npos == 0 or K == 0:
-        return
-    P = max(1, min(npos, workspace_bytes // max(1, rows * x.itemsize)))
-    buf = np.empty(0 if pointwise else rows * P, dtype=x.dtype)
+    budget = min(workspace_bytes, 1 << 18)   # bytes of one chunk's column matrix
+    P = max(8, min(npos, budget // max(1, rows * x.itemsize)))
+    chunks = (npos + P - 1) // P
     for n in range(N):
         for g in range(groups):
-            wg = wmat[g * Kg:(g + 1) * Kg]
-            for p0 in range(0, npos, P):
+            wg = np.ascontiguousarray(wmat[g * Kg:(g + 1) * Kg])
+            for ch in prange(chunks):
+                p0 = ch * P
                 width = min(P, npos - p0)
                 if pointwise:
-                    res = np.dot(wg, np.ascontiguousarray(xr[n * C + g * Cg:n * C + (g + 1) * Cg, p0:p0 + width]))
+                    col = np.ascontiguousarray(xr[n * C + g * Cg:n * C + (g + 1) * Cg, p0:p0 + width])
                 else:
-                    col = buf[:rows * width].reshape(rows, width)
-                    _im2col_slice(x, n, g * Cg, Cg, (KD, KH, KW), stride, pad, dilation, (OD, OH, OW), p0, width, col)
-                    res = np.dot(wg, col)
+                    col = np.empty((rows, width), dtype=x.dtype)
+                    _im2col_chunk(x, n, g * Cg, Cg, (KD, KH, KW), stride, pad, dilation, (OD, OH, OW), p0, col)
+                res = np.dot(wg, col)
                 for i in range(Kg):
                     b = bias[g * Kg + i] if has_bias else 0.0
                     dst = yr[n, g * Kg + i]

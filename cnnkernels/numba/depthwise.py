@@ -105,15 +105,21 @@ def depthwise_ndhwc(x, w, bias, y, stride, pad, dilation, act_min, act_max):
                 out[k] = _clamp(acc[k], act_min, act_max)
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def pointwise_ndhwc(x, w, bias, y, act_min, act_max):
-    """1x1, stride 1, no padding, groups 1, channels last: one GEMM (BLAS) of (positions x C) by (C x K)."""
+    """1x1, stride 1, no padding, groups 1, channels last: (positions x C) by (C x K) GEMMs over row chunks."""
     N, D, H, W, C = x.shape
     K = w.shape[0]
     rows = N * D * H * W
-    res = np.dot(x.reshape(rows, C), np.ascontiguousarray(w.reshape(K, C).T))
+    xr = x.reshape(rows, C)
+    wt = np.ascontiguousarray(w.reshape(K, C).T)
     yr = y.reshape(rows, K)
     has_bias = bias.shape[0] > 0
-    for r in range(rows):
-        for k in range(K):
-            yr[r, k] = _clamp(res[r, k] + (bias[k] if has_bias else 0.0), act_min, act_max)
+    step = max(16, (1 << 16) // max(1, C))   # rows per chunk: the chunk of x stays in L2
+    for ch in prange((rows + step - 1) // step):
+        r0 = ch * step
+        r1 = min(rows, r0 + step)
+        res = np.dot(xr[r0:r1], wt)
+        for r in range(r1 - r0):
+            for k in range(K):
+                yr[r0 + r, k] = _clamp(res[r, k] + (bias[k] if has_bias else 0.0), act_min, act_max)

@@ -111,6 +111,13 @@ def _output_transform(M, img, k0, Kg, bias, m, tiles_w, t0, count, AT, y, act_mi
                     out[oh, ow] = _clamp(s + b, act_min, act_max)
 
 
+@njit(parallel=True, cache=True)
+def _batched_dot(U, V, M):
+    """M[e] = U[e] V[e] for every transform point e, one BLAS call per parallel iteration."""
+    for e in prange(U.shape[0]):
+        np.dot(U[e], V[e], M[e])
+
+
 @njit(cache=True)
 def conv_winograd(x, U, bias, y, pad, m, AT, BT, workspace_bytes, act_min=-np.inf, act_max=np.inf):
     """Winograd convolution over blocks of tiles; V and M (the transformed tiles) stay under workspace_bytes."""
@@ -132,6 +139,5 @@ def conv_winograd(x, U, bias, y, pad, m, AT, BT, workspace_bytes, act_min=-np.in
                 Vb = V if count == block else np.ascontiguousarray(V[:, :, :count])
                 _input_transform(x, img, g * Cg, Cg, pad[1], pad[2], m, tiles_w, t0, count, BT, Vb)
                 Mb = M if count == block else np.empty((nn, Kg, count), dtype=x.dtype)
-                for e in range(nn):
-                    np.dot(U[g, e], Vb[e], Mb[e])
+                _batched_dot(U[g], Vb, Mb)
                 _output_transform(Mb, img, g * Kg, Kg, bias, m, tiles_w, t0, count, AT, y, act_min, act_max)
