@@ -1,0 +1,124 @@
+// Buffer and argument checks shared by the binding files: every check that protects a
+// kernel's preconditions lives here, so each binding re-validates what Python sends.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace cnnkernels_py {
+
+namespace py = pybind11;
+using i64 = int64_t;
+using Triple = std::array<i64, 3>;
+
+
+// Thread counts above this are almost certainly a bug, and the OpenMP runtime
+// aborts the process if it cannot create the threads.
+constexpr i64 kMaxThreads = 256;
+// Index arithmetic in the kernels stays far below this, so it cannot overflow.
+constexpr __int128 kIndexLimit = (__int128)1 << 62;
+
+enum class Dtype { f32, f64 };
+
+inline std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
+
+inline std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+inline py::array as_array(py::handle h, const char* name) {
+    // No conversion: a converted copy of an output would silently drop results,
+    // and a copy of an input would hide a costly mistake in the caller.
+    if (!py::isinstance<py::array>(h))
+        throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " + type_name(h));
+    return py::reinterpret_borrow<py::array>(h);
+}
+
+inline void check_layout(const py::array& a, const char* name, py::ssize_t ndim, bool writeable) {
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " +
+                              std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
+    using api = py::detail::npy_api;
+    if (!(a.flags() & api::NPY_ARRAY_C_CONTIGUOUS_))
+        throw py::value_error(std::string(name) + " must be C-contiguous");
+    if (!(a.flags() & api::NPY_ARRAY_ALIGNED_))
+        throw py::value_error(std::string(name) + " must be aligned");
+    if (writeable && !a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+}
+
+inline Dtype float_dtype(const py::array& a, const char* name) {
+    if (py::isinstance<py::array_t<float>>(a)) return Dtype::f32;
+    if (py::isinstance<py::array_t<double>>(a)) return Dtype::f64;
+    throw py::type_error(std::string(name) + " must have dtype float32 or float64 (native byte order), got " +
+                         std::string(py::str(a.dtype())));
+}
+
+inline void check_same_dtype(const py::array& a, const char* name, Dtype expected, const char* ref) {
+    if (float_dtype(a, name) != expected)
+        throw py::type_error(std::string(name) + " must have the same dtype as " + ref + " (" +
+                             (expected == Dtype::f32 ? "float32" : "float64") + "), got " +
+                             std::string(py::str(a.dtype())));
+}
+
+inline void check_int64(const py::array& a, const char* name) {
+    if (!py::isinstance<py::array_t<int64_t>>(a))
+        throw py::type_error(std::string(name) + " must have dtype int64, got " + std::string(py::str(a.dtype())));
+}
+
+// Outputs that alias an input (or each other) would give garbage: reject them.
+inline void check_no_overlap(const py::array& out, const char* out_name, const py::array& other, const char* other_name) {
+    if (out.nbytes() == 0 || other.nbytes() == 0) return;
+    auto a0 = reinterpret_cast<uintptr_t>(out.data()), a1 = a0 + uintptr_t(out.nbytes());
+    auto b0 = reinterpret_cast<uintptr_t>(other.data()), b1 = b0 + uintptr_t(other.nbytes());
+    if (a0 < b1 && b0 < a1)
+        throw py::value_error(std::string(out_name) + " must not share memory with " + other_name);
+}
+
+inline Triple get3(py::handle h, const char* name) {
+    if (py::isinstance<py::str>(h) || py::isinstance<py::bytes>(h) || !PySequence_Check(h.ptr()))
+        throw py::type_error(std::string(name) + " must be a sequence of 3 ints, got " + type_name(h));
+    auto seq = py::reinterpret_borrow<py::sequence>(h);
+    if (seq.size() != 3)
+        throw py::value_error(std::string(name) + " must have exactly 3 entries, got " + std::to_string(seq.size()));
+    Triple v{};
+    for (size_t i = 0; i < 3; ++i) {
+        py::object item = seq[i];
+        if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
+            throw py::type_error(std::string(name) + " entries must be ints, got " + type_name(item));
+        py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+        if (!idx) throw py::error_already_set();
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(idx.ptr(), &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            throw py::value_error(std::string(name) + " entries must fit in int64");
+        }
+        v[i] = i64(x);
+    }
+    return v;
+}
+
+inline void check_min(const Triple& v, i64 lo, const char* name) {
+    for (i64 x : v)
+        if (x < lo)
+            throw py::value_error(std::string(name) + " entries must be >= " + std::to_string(lo) + ", got " +
+                                  std::to_string(x));
+}
+
+inline int check_threads(i64 threads) {
+    if (threads < 1 || threads > kMaxThreads)
+        throw py::value_error("threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                              std::to_string(threads));
+    return int(threads);
+}
+
+inline void check_index_range(__int128 v, const char* what) {
+    if (v >= kIndexLimit) throw py::value_error(std::string(what) + " too large: index arithmetic would overflow");
+}
+
+}  // namespace cnnkernels_py
