@@ -1,4 +1,4 @@
-"""The benchmark command: every conv kernel on a layer suite, checked against float64, timed against PyTorch.
+"""The benchmark command: every kernel on a layer suite, checked against float64, timed against PyTorch.
 
     python bench/run.py                 # quick suite, all threads
     python bench/run.py --suite dense --threads 1 2
@@ -26,42 +26,73 @@ def _torch():
         return None
 
 
-def _reference(x, w, layer):
-    """float64 result to check every kernel against before timing it (PyTorch's if present, else ours in float64)."""
+def _reference(case, x, w):
+    """float64 result every kernel is checked against before timing (PyTorch's if present, else our direct kernel)."""
     torch = _torch()
+    x64 = x.astype(np.float64)
+    w64 = None if w is None else w.astype(np.float64)
     if torch is not None:
-        return torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(w.astype(np.float64)),
-                                          None, layer.stride, layer.padding, layer.dilation, layer.groups).numpy()
-    return ck.conv2d(x.astype(np.float64), w.astype(np.float64), None, layer.stride, layer.padding, layer.dilation,
-                     layer.groups, algorithm="direct")
+        return case.run_torch(torch.nn.functional, torch.from_numpy(x64),
+                              None if w64 is None else torch.from_numpy(w64)).numpy()
+    from dataclasses import replace
+    return replace(case, layout="NCHW").run_ck(ck, x64, w64, algorithm="direct", backend="numba")
 
 
-def bench_layer(layer, threads, repeats):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((layer.batch, layer.C, layer.H, layer.W)).astype(np.float32)
-    w = rng.standard_normal((layer.K, layer.C // layer.groups, layer.kernel, layer.kernel)).astype(np.float32)
-    args = (None, layer.stride, layer.padding, layer.dilation, layer.groups)
-    ref = _reference(x, w, layer)
-    scale = np.abs(ref).max()
+def _op(case):
+    return case.op if case.op == "conv2d" else case.ck_op
+
+
+def bench_layer(case, threads, repeats):
+    x, w = case.inputs()
+    ref = _reference(case, x, w)
+    nhwc = case.layout == "NHWC"
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
+    scale = max(np.abs(ref).max(), 1e-30)
     funcs, errors = {}, {}
-    for algorithm, backend in ck.available_kernels("conv2d") + [("auto", "auto")]:
+    for algorithm, backend in ck.available_kernels(_op(case), layout=case.layout) + [("auto", "auto")]:
         name = f"{algorithm}/{backend}"
-        got = ck.conv2d(x, w, *args, algorithm=algorithm, backend=backend)
+        try:
+            got = case.run_ck(ck, xin, w, algorithm=algorithm, backend=backend)
+        except ValueError as exc:   # an algorithm that does not cover this layer (Winograd on 5x5, ...)
+            if "does not support this geometry" in str(exc):
+                continue
+            raise
+        if nhwc:
+            got = got.transpose(0, 3, 1, 2)
         errors[name] = float(np.abs(got - ref).max() / scale)
-        funcs[name] = (lambda a=algorithm, b=backend: ck.conv2d(x, w, *args, algorithm=a, backend=b))
-    tuning = ck.explain("conv2d", x, w, *args, retune=True, verbose=False)   # fresh tuning: its cost and pick
+        funcs[name] = (lambda a=algorithm, b=backend: case.run_ck(ck, xin, w, algorithm=a, backend=b))
+    tuning = ck.explain(_op(case), *([xin, w] if w is not None else [xin]), **_explain_kwargs(case),
+                        retune=True, verbose=False)   # fresh tuning: its cost and pick
     torch = _torch()
     if torch is not None:
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        F = torch.nn.functional
+        tx = torch.from_numpy(x)
+        if nhwc:
+            tx = tx.contiguous(memory_format=torch.channels_last)
+        tw = None if w is None else torch.from_numpy(w)
         with torch.no_grad():
-            errors["torch"] = float(np.abs(torch.nn.functional.conv2d(tx, tw, *args).numpy() - ref).max() / scale)
-        funcs["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, *args)
+            errors["torch"] = float(np.abs(case.run_torch(F, tx, tw).numpy() - ref).max() / scale)
+        funcs["torch"] = lambda: case.run_torch(F, tx, tw)
     times = interleaved_medians(funcs, repeats=repeats)
-    return [{"layer": layer.name, "shape": layer.describe(), "category": layer.category, "threads": threads,
-             "dtype": "float32", "kernel": k, "ms": t * 1e3, "gflops": layer.flops / t / 1e9, "rel_err": errors[k],
-             "vs_torch": (times["torch"] / t) if "torch" in times else None,
-             **({"pick": tuning["choice"], "tune_s": tuning["tuning_seconds"]} if k == "auto/auto" else {})}
+    return [{"layer": case.name, "shape": case.describe(), "category": case.category, "threads": threads,
+             "dtype": "float32", "layout": case.layout, "kernel": k, "ms": t * 1e3,
+             "gflops": case.flops / t / 1e9 if case.flops else None, "gbps": case.nbytes / t / 1e9,
+             "rel_err": errors[k], "vs_torch": (times["torch"] / t) if "torch" in times else None,
+             **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0}
+                if k == "auto/auto" else {})}
             for k, t in times.items()]
+
+
+def _explain_kwargs(case):
+    """Arguments of case.run_ck, for explain (which takes the op's own arguments)."""
+    if case.op == "conv2d":
+        return dict(case.kwargs(), layout=case.layout)
+    if case.kind == "global":
+        return dict(output_size=1, layout=case.layout)
+    if case.kind == "max":
+        return dict(kernel_size=case.kernel, stride=case.stride, padding=case.padding, layout=case.layout)
+    return dict(kernel_size=case.kernel, stride=case.stride, padding=case.padding,
+                count_include_pad=case.count_include_pad, layout=case.layout)
 
 
 def _geomean(values):
@@ -86,7 +117,8 @@ def summarize(rows):
             ratio = a["ms"] / fastest
             close += ratio <= 1.05
             worst = max(worst, ratio)
-            costs.append(a["tune_s"] / (a["ms"] / 1e3))
+            if a["tune_s"]:
+                costs.append((a["tune_s"], a["tune_s"] <= max(0.3, 30 * a["ms"] / 1e3)))
         if autos:
             lines.append(f"{threads} thr  autotuner: pick within 5% of the fastest on {close}/{len(autos)} layers, "
                          f"worst {worst:.2f}x; tuning cost {min(costs):.0f}-{max(costs):.0f}x the pick's time")
@@ -113,7 +145,8 @@ def main(argv=None):
           f"C++: {ck.info()['cpp']['isa'] if ck.info()['cpp'] else 'not built'} | "
           f"torch: {_torch().__version__ if _torch() else 'not installed'} | float32, NCHW")
     rows = []
-    header = f"{'layer':<15} {'shape':<26} {'thr':>3} {'kernel':<14} {'ms':>9} {'GFLOP/s':>8} {'vs torch':>8} {'rel err':>8}"
+    header = (f"{'layer':<18} {'shape':<32} {'thr':>3} {'kernel':<22} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} "
+              f"{'vs torch':>8} {'rel err':>8}")
     for threads in args.threads:
         _set_threads(threads)
         print("\n" + header + "\n" + "-" * len(header))
@@ -122,8 +155,9 @@ def main(argv=None):
                 rows.append(row)
                 ratio = f"{row['vs_torch']:.2f}x" if row["vs_torch"] is not None else "-"
                 pick = f"  pick {row['pick']}, tuned in {row['tune_s']:.2f} s" if "pick" in row else ""
-                print(f"{row['layer']:<15} {row['shape']:<26} {threads:>3} {row['kernel']:<14} {row['ms']:>9.3f} "
-                      f"{row['gflops']:>8.1f} {ratio:>8} {row['rel_err']:>8.1e}{pick}", flush=True)
+                gflops = f"{row['gflops']:>8.1f}" if row["gflops"] else f"{'-':>8}"
+                print(f"{row['layer']:<18} {row['shape']:<32} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
+                      f"{gflops} {row['gbps']:>7.1f} {ratio:>8} {row['rel_err']:>8.1e}{pick}", flush=True)
     print()
     for line in summarize(rows):
         print(line)
