@@ -86,7 +86,11 @@ def _clamp_volume(out, lo, hi):
 
 @njit(cache=True)
 def _im2col_chunk(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, col):
-    """Fill col (Cg*KD*KH*KW, width) with the input patches of output positions [p0, p0 + width); 0 for padding."""
+    """Fill col (Cg*KD*KH*KW, width) with the input patches of output positions [p0, p0 + width); 0 for padding.
+
+    Works in segments of one output row (fixed od, oh): per patch row the valid part of a segment
+    is one contiguous (stride 1) or strided copy, the rest zeros, so there is no per-element test.
+    """
     D, H, W = x.shape[2], x.shape[3], x.shape[4]
     KD, KH, KW = ksize
     OH, OW = out_sizes[1], out_sizes[2]
@@ -94,25 +98,41 @@ def _im2col_chunk(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, col
     pd, ph, pw = pad
     dd, dh, dw = dilation
     rows, width = col.shape
-    for r in range(rows):
-        kw = r % KW
-        kh = (r // KW) % KH
-        kd = (r // (KW * KH)) % KD
-        c = r // (KW * KH * KD)
-        xc = x[n, c0 + c]
-        crow = col[r]
-        for j in range(width):
-            p = p0 + j
-            ow = p % OW
-            oh = (p // OW) % OH
-            od = p // (OW * OH)
+    j = 0
+    while j < width:
+        p = p0 + j
+        ow0 = p % OW
+        oh = (p // OW) % OH
+        od = p // (OW * OH)
+        seg = min(OW - ow0, width - j)
+        for r in range(rows):
+            kw = r % KW
+            kh = (r // KW) % KH
+            kd = (r // (KW * KH)) % KD
+            c = r // (KW * KH * KD)
+            crow = col[r]
             i_d = od * sd - pd + kd * dd
             i_h = oh * sh - ph + kh * dh
-            i_w = ow * sw - pw + kw * dw
-            if 0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W:
-                crow[j] = xc[i_d, i_h, i_w]
+            if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
+                for t in range(seg):
+                    crow[j + t] = 0.0
+                continue
+            src = x[n, c0 + c, i_d, i_h]
+            off = kw * dw - pw
+            lo, hi = _valid_range(ow0 + seg, W, sw, off)
+            lo = max(lo, ow0)
+            hi = max(hi, lo)
+            for ow in range(ow0, lo):
+                crow[j + ow - ow0] = 0.0
+            if sw == 1:
+                for ow in range(lo, hi):
+                    crow[j + ow - ow0] = src[ow + off]
             else:
-                crow[j] = 0.0
+                for ow in range(lo, hi):
+                    crow[j + ow - ow0] = src[ow * sw + off]
+            for ow in range(hi, ow0 + seg):
+                crow[j + ow - ow0] = 0.0
+        j += seg
 
 
 @njit(parallel=True, cache=True)
@@ -137,7 +157,7 @@ def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes, a
     pointwise = (KD == 1 and KH == 1 and KW == 1 and stride == (1, 1, 1) and pad == (0, 0, 0)
                  and x.shape[2] == OD and x.shape[3] == OH and x.shape[4] == OW)
     xr = x.reshape(N * C, x.shape[2] * x.shape[3] * x.shape[4])
-    budget = min(workspace_bytes, 1 << 18)   # bytes of one chunk's column matrix
+    budget = min(workspace_bytes, 1 << 19)   # bytes of one chunk's column matrix (half of L2)
     P = max(8, min(npos, budget // max(1, rows * x.itemsize)))
     chunks = (npos + P - 1) // P
     for n in range(N):
