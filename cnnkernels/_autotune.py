@@ -71,6 +71,25 @@ def reset_cache():
     global _cache
     with _cache_lock:
         _cache = None
+    bump_generation()
+
+
+_generation = 0
+
+
+def bump_generation():
+    """Invalidate the functional API's memo of per-signature plans (their kernel choice may be stale)."""
+    global _generation
+    _generation += 1
+
+
+def state():
+    """What a memoised kernel choice depends on besides the call itself."""
+    return (get_autotune(), _registry.get_precision(), get_num_threads(), _generation)
+
+
+def recording():
+    return getattr(_local, "recorder", None) is not None
 
 
 def _key(parts):
@@ -87,7 +106,7 @@ def dispatch(op, kernels, geometry, key_parts, call):
         if recorder is not None:
             recorder.update(op=op, choice=kernel.name, source="forced" if len(kernels) == 1 else "heuristic",
                             candidates={k.name: None for k in kernels})
-        return
+        return kernel
     key = _key(key_parts + (f"cands={','.join(k.name for k in kernels)}",))
     tuned = cache()
     entry = None if (recorder is not None and recorder.get("retune")) else tuned.get(key)
@@ -100,18 +119,21 @@ def dispatch(op, kernels, geometry, key_parts, call):
             if entry is None:
                 entry = _tune(fam, kernels, geometry, call)
                 tuned.put(key, entry)
+                bump_generation()
                 source = "tuned"
                 if recorder is not None:
                     recorder.update(op=op, key=key, choice=entry["choice"], source=source,
                                     candidates=entry["timings"], status=entry["status"],
                                     tuning_seconds=entry["tuning_seconds"])
-                return   # the winner's last timed run left its (correct) result in the output
+                # every candidate leaves a correct result in the output; the winner runs from now on
+                return next(k for k in kernels if k.name == entry["choice"])
     by_name = {k.name: k for k in kernels}
     kernel = by_name.get(entry["choice"]) or _registry.heuristic(fam, kernels, geometry)
     call(kernel)
     if recorder is not None:
         recorder.update(op=op, key=key, choice=kernel.name, source=source, candidates=entry.get("timings", {}),
                         status=entry.get("status", {}), tuning_seconds=entry.get("tuning_seconds"))
+    return kernel
 
 
 def _kernel_class(fam, g):

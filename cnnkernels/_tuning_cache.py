@@ -68,7 +68,7 @@ class TuningCache:
         try:
             with open(self.path) as f:
                 data = json.load(f)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return {}
         except (OSError, ValueError) as exc:
             if warn:

@@ -153,12 +153,70 @@ def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend
     if y5.size:
         b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
         key = ("conv", layout, cdtype.name, geometry)
-        _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry, act))
-    return _finish(y5, out_shape, batched, rdtype, out)
+        kernel = _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry, act))
+    else:
+        kernel = None
+    return _finish(y5, out_shape, batched, rdtype, out), kernel
+
+
+# Memo of validated calls: a repeated call with the same array shapes/dtypes/strides and arguments
+# skips validation and kernel selection (Python overhead ~25 us -> a few us).
+_PLANS = {}
+_PLAN_LIMIT = 512
+
+
+def _plan_key(*parts):
+    """A hashable key of the call, or None when the call is not memoisable (array-likes, unhashable args)."""
+    if _autotune.recording():
+        return None
+    key = []
+    for p in parts:
+        if type(p) is np.ndarray:
+            key.append((p.shape, p.dtype.str, p.strides))
+        elif p is None or isinstance(p, (int, str, tuple)):
+            key.append(p)
+        else:
+            return None
+    key.append(_autotune.state())
+    try:
+        hash(tuple(key))
+    except TypeError:
+        return None
+    return tuple(key)
+
+
+def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kernel, act):
+    """A repeat of a validated conv call: only array preparation and the chosen kernel."""
+    shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
+
+    def run(input, weight, bias):
+        x = input if batched else input[None]
+        if cl:
+            x = np.moveaxis(x, -1, 1)
+        w = np.moveaxis(weight, (-1, -2), (0, 1)) if hwio else weight
+        y5 = np.empty(shape5, cdtype)
+        if y5.size:
+            b1 = contiguous(bias, cdtype) if bias is not None else np.empty(0, cdtype)
+            kernel.run(_kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b1, y5, geometry, act)
+        return _finish(y5, out_shape, batched, rdtype, None)
+    return run
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
           layout=None, weight_layout=None):
+    plan_key = None
+    if out is None and type(input) is np.ndarray and type(weight) is np.ndarray:
+        plan_key = _plan_key(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend,
+                             activation, layout, weight_layout)
+        plan = _PLANS.get(plan_key) if plan_key is not None else None
+        if plan is not None:
+            return plan(input, weight, bias)
+    return _conv_checked(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out,
+                         activation, layout, weight_layout, plan_key)
+
+
+def _conv_checked(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
+                  layout, weight_layout, plan_key):
     op = f"conv{nd}d"
     cl = _layout(layout, nd, op)
     x, batched, w, b, stride, dilation, groups = _conv_args(op, nd, input, weight, bias, stride, dilation, groups,
@@ -197,8 +255,14 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm,
     geometry = ConvGeometry(N, C, K, groups, pad3(spatial, 1), pad3(out_sizes, 1), pad3(kernel, 1),
                             pad3(stride, 1), pad3([p[0] for p in pads], 0), pad3(dilation, 1))
     user = [a for a in (x, w, b) if a is not None]
-    return _run_conv(op, _kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b, geometry,
-                     out_shape, batched, out, algorithm, backend, rdtype, cdtype, user, act, cl)
+    result, kernel = _run_conv(op, _kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b,
+                               geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user, act, cl)
+    if plan_key is not None and kernel is not None and (b is None or type(bias) is np.ndarray):
+        if len(_PLANS) >= _PLAN_LIMIT:
+            _PLANS.clear()
+        _PLANS[plan_key] = _conv_plan(nd, cl, weight_layout is not None and weight_layout[-2:] == "IO", batched,
+                                      cdtype, rdtype, geometry, out_shape, kernel, act)
+    return result
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -294,7 +358,7 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
                             (1, 1, 1), pad3(before, 0), pad3(dilation, 1))
     user = [a for a in (x, w, b) if a is not None]
     return _run_conv(op, _to5d(up, nd), _to5d(wt, nd), b, geometry, out_shape, batched, out,
-                     algorithm, backend, rdtype, cdtype, user, act)
+                     algorithm, backend, rdtype, cdtype, user, act)[0]
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,

@@ -169,3 +169,30 @@ def test_numba_kernels_are_callable_from_user_njit_code():
     got = conv_then_pool(X, W, B)
     ref = naive.max_pool(REF, (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False)[0]
     assert_close(got, ref, np.float32)
+
+
+def test_repeated_calls_use_fresh_data_and_settings():
+    """The memo of validated calls must never serve stale data, layouts or kernel choices."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 9, 9))
+    w = rng.standard_normal((5, 4, 3, 3))
+    for _ in range(3):   # first call validates and tunes; repeats take the memoised path
+        x2 = rng.standard_normal(x.shape)
+        w2 = rng.standard_normal(w.shape)
+        assert_close(ck.conv2d(x2, w2, padding=1), naive.conv(x2, w2, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+                     np.float64)
+    w3 = w.copy()
+    first = ck.conv2d(x, w3, padding=1)
+    w3 *= -1                                            # in place: same array object, new contents
+    np.testing.assert_allclose(ck.conv2d(x, w3, padding=1), -first, rtol=1e-10, atol=1e-10)
+    strided = np.zeros((2, 4, 18, 9))[:, :, ::2]
+    strided[...] = x
+    assert_close(ck.conv2d(strided, w, padding=1), first, np.float64)   # same shape, other strides
+    assert_close(ck.conv2d(x[0], w, padding=1), first[0], np.float64)     # unbatched
+    before = ck.get_precision()
+    try:
+        ck.set_precision("strict")
+        report = ck.explain("conv2d", x, w, padding=1, verbose=False)
+        assert not report["choice"].startswith("winograd")
+    finally:
+        ck.set_precision(before)
