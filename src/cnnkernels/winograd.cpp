@@ -1,0 +1,311 @@
+// Winograd convolution driver (portable; the SIMD transforms and GEMM
+// micro-kernels are reached through the ISA tables).
+//
+// Per (image, group), tiles (m x m outputs, row-major over the output plane)
+// are processed in blocks of Tb tiles, three phases per block, all threads
+// sharing each phase (OpenMP for loops):
+//   A. input: per (channel chunk of L lanes, tile row of the block): the n
+//      input rows of the tile row are copied into a per-thread band with
+//      channels innermost (zero outside x), then transformed:
+//      V[e][t][c] (n*n x Tb x Cpad), channels contiguous;
+//   B. GEMM per (point e, NR-panel of K): M[e] (Tb x Kg) = V[e] (Tb x Cg, read
+//      in place by the strided-A micro-kernel) x U[g][e] (Cg x Kg, prepacked);
+//   C. output: per (chunk of L output channels, tile row): AT M AT^T + bias,
+//      clamp, scattered to y.
+#include "cnnkernels/winograd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "cnnkernels/gemm_kernels.h"
+#include "cnnkernels/isa.h"
+#include "cnnkernels/winograd_kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnkernels {
+namespace {
+
+int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
+
+const WinoKernels& wino_kernels() {
+    static const WinoKernels* k = [] {
+        const char* isa = active_isa_kernels().isa;
+        const WinoKernels* t = nullptr;
+        if (std::strcmp(isa, "avx512") == 0) t = wino_kernels_avx512();
+        else if (std::strcmp(isa, "avx2") == 0) t = wino_kernels_avx2();
+        return t ? t : wino_kernels_baseline();
+    }();
+    return *k;
+}
+
+template <class T>
+const MicroKernelDesc<T>& kernel_desc();
+template <>
+const MicroKernelDesc<float>& kernel_desc<float>() { return active_isa_kernels().f32; }
+template <>
+const MicroKernelDesc<double>& kernel_desc<double>() { return active_isa_kernels().f64; }
+
+template <class T>
+struct Funcs;
+template <>
+struct Funcs<float> {
+    static int lanes() { return wino_kernels().lanes_f32; }
+    static WinoInputFn<float> in(int n) { return wino_kernels().input_f32[n / 2 - 2]; }
+    static WinoOutputFn<float> out(int n) { return wino_kernels().output_f32[n / 2 - 2]; }
+};
+template <>
+struct Funcs<double> {
+    static int lanes() { return wino_kernels().lanes_f64; }
+    static WinoInputFn<double> in(int n) { return wino_kernels().input_f64[n / 2 - 2]; }
+    static WinoOutputFn<double> out(int n) { return wino_kernels().output_f64[n / 2 - 2]; }
+};
+
+template <class T>
+WinoMatrix<T> sparse(const double* a, int rows, int cols) {
+    WinoMatrix<T> s{};
+    s.rows = rows;
+    s.cols = cols;
+    for (int r = 0; r < rows; ++r) {
+        int c = 0;
+        for (int j = 0; j < cols; ++j)
+            if (a[r * cols + j] != 0.0) {
+                s.idx[r][c] = j;
+                s.coef[r][c] = T(a[r * cols + j]);
+                ++c;
+            }
+        s.cnt[r] = c;
+    }
+    return s;
+}
+
+struct AlignedBuffer {
+    void* p = nullptr;
+    explicit AlignedBuffer(size_t bytes) {
+        if (bytes) p = ::operator new(bytes, std::align_val_t(64));
+    }
+    ~AlignedBuffer() {
+        if (p) ::operator delete(p, std::align_val_t(64));
+    }
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
+
+// Copies rows ih0 .. ih0 + n - 1, columns iw0 .. iw0 + cols - 1 of `lanes`
+// channel planes (channel l at x + l * HW) into band (row i, column q, lane l at
+// band + (i * cols + q) * L + l); zero outside the plane and for lanes >= `lanes`.
+template <class T>
+void fill_band(const T* x, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int n, int64_t cols, int lanes, int L,
+               T* __restrict band) {
+    const int64_t HW = H * W;
+    const int64_t q_lo = std::min(cols, std::max<int64_t>(0, -iw0));
+    const int64_t q_hi = std::max(q_lo, std::min(cols, W - iw0));
+    for (int i = 0; i < n; ++i) {
+        const int64_t ih = ih0 + i;
+        T* __restrict row = band + i * cols * L;
+        if (ih < 0 || ih >= H || q_lo == q_hi) {
+            std::memset(static_cast<void*>(row), 0, size_t(cols * L) * sizeof(T));
+            continue;
+        }
+        if (lanes < L || q_lo > 0 || q_hi < cols)
+            std::memset(static_cast<void*>(row), 0, size_t(cols * L) * sizeof(T));
+        for (int l = 0; l < lanes; ++l) {
+            const T* __restrict src = x + l * HW + ih * W;
+            for (int64_t q = q_lo; q < q_hi; ++q) row[q * L + l] = src[iw0 + q];
+        }
+    }
+}
+
+}  // namespace
+
+int winograd_nr(int elem_size) {
+    return elem_size == 4 ? active_isa_kernels().f32.nr : active_isa_kernels().f64.nr;
+}
+
+template <class T>
+void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, const T* w, const double* G, T* U) {
+    const int64_t Kg = K / groups, Kp = winograd_kpad(Kg), nn = int64_t(n) * n;
+    const int NR = kernel_desc<T>().nr;
+    std::memset(static_cast<void*>(U), 0, size_t(groups * nn * Kp * Cg) * sizeof(T));
+    double tmp[8][3];
+    for (int64_t kk = 0; kk < K; ++kk) {
+        const int64_t g = kk / Kg, k = kk % Kg;
+        for (int64_t c = 0; c < Cg; ++c) {
+            const T* f = w + (kk * Cg + c) * 9;
+            for (int a = 0; a < n; ++a)
+                for (int j = 0; j < 3; ++j) {
+                    double s = 0.0;
+                    for (int i = 0; i < 3; ++i) s += G[a * 3 + i] * double(f[i * 3 + j]);
+                    tmp[a][j] = s;
+                }
+            for (int a = 0; a < n; ++a)
+                for (int b = 0; b < n; ++b) {
+                    double s = 0.0;
+                    for (int j = 0; j < 3; ++j) s += tmp[a][j] * G[b * 3 + j];
+                    T* blk = U + (g * nn + a * n + b) * Kp * Cg;
+                    blk[(k / NR) * NR * Cg + c * NR + k % NR] = T(s);
+                }
+        }
+    }
+}
+
+template <class T>
+void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
+                   const double* BT, int threads, int64_t workspace_bytes, double act_min, double act_max) {
+    const int m = g.m, n = m + 2, nn = n * n;
+    const int64_t N = g.N, groups = g.groups, Cg = g.C / groups, Kg = g.K / groups;
+    const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+    const int64_t th = cdiv(OH, m), tw = cdiv(OW, m), tiles = th * tw;
+    if (N <= 0 || Kg <= 0 || tiles <= 0) return;
+
+    const int L = Funcs<T>::lanes();
+    const WinoInputFn<T> in_fn = Funcs<T>::in(n);
+    const WinoOutputFn<T> out_fn = Funcs<T>::out(n);
+    const MicroKernelDesc<T>& uk = kernel_desc<T>();
+    const int MR = uk.mr, NR = uk.nr;
+    const WinoMatrix<T> bt = sparse<T>(BT, n, n), at = sparse<T>(AT, m, n);
+    const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
+    const T lo = T(act_min), hi = T(act_max);
+
+    const int64_t Cpad = std::max<int64_t>(round_up(Cg, L), L), Kpad = round_up(Kg, L);
+    const int64_t cchunks = Cpad / L, kchunks = Kpad / L, Kp = winograd_kpad(Kg);
+    const int64_t band_cols = (tw - 1) * m + n;
+    const int64_t band_elems = n * band_cols * L;
+    const int64_t s = int64_t(sizeof(T));
+    const int64_t per_tile = nn * (Cpad + Kpad) * s;
+    const int64_t fixed = (threads * band_elems + (bias ? groups * Kpad : 0)) * s;
+    // Block of tiles: V + M of a block about the size of the L2 caches,
+    // never above the workspace (floor: one tile).
+    const int64_t target = int64_t(threads) * (int64_t(1) << 20);
+    int64_t Tb = std::min(tiles, std::max<int64_t>(1, (workspace_bytes - fixed) / per_tile));
+    Tb = std::min(Tb, std::max<int64_t>(4 * MR, target / per_tile));
+    Tb = std::max<int64_t>(1, std::min(Tb, tiles));
+    const int64_t nblocks = cdiv(tiles, Tb);
+    Tb = cdiv(tiles, nblocks);
+
+    AlignedBuffer vbuf(size_t(nn * Tb * Cpad) * sizeof(T)), mbuf(size_t(nn * Tb * Kpad) * sizeof(T));
+    AlignedBuffer bandbuf(size_t(threads * band_elems) * sizeof(T));
+    AlignedBuffer biasbuf(bias ? size_t(groups * Kpad) * sizeof(T) : 0);
+    T* const V = static_cast<T*>(vbuf.p);
+    T* const M = static_cast<T*>(mbuf.p);
+    T* const bias_pad = static_cast<T*>(biasbuf.p);
+    // Lanes of M beyond Kg are read (never stored) by the output transform.
+    std::memset(mbuf.p, 0, size_t(nn * Tb * Kpad) * sizeof(T));
+    if (bias) {
+        std::memset(biasbuf.p, 0, size_t(groups * Kpad) * sizeof(T));
+        for (int64_t gi = 0; gi < groups; ++gi)
+            for (int64_t k = 0; k < Kg; ++k) bias_pad[gi * Kpad + k] = bias[gi * Kg + k];
+    }
+    const int64_t kc0 = std::max<int64_t>(1, cdiv(std::max<int64_t>(Cg, 1), cdiv(std::max<int64_t>(Cg, 1), uk.kc)));
+    const int64_t npanels = cdiv(Kg, NR);
+    const int64_t gemm_items = nn * npanels;
+    const int64_t plane = OH * OW;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        T* const band = static_cast<T*>(bandbuf.p) + me * band_elems;
+        for (int64_t img = 0; img < N; ++img)
+            for (int64_t gi = 0; gi < groups; ++gi) {
+                const T* xg = x + (img * g.C + gi * Cg) * H * W;
+                T* yg = y + (img * g.K + gi * Kg) * plane;
+                const T* Ug = U + gi * nn * Kp * Cg;
+                for (int64_t t0 = 0; t0 < tiles; t0 += Tb) {
+                    const int64_t t1 = std::min(tiles, t0 + Tb), cnt = t1 - t0;
+                    const int64_t r_a = t0 / tw, nseg = (t1 - 1) / tw - r_a + 1;
+                    // A: input transform.
+#pragma omp for schedule(static)
+                    for (int64_t it = 0; it < cchunks * nseg; ++it) {
+                        const int64_t ch = it / nseg, r = r_a + it % nseg;
+                        const int64_t ta = std::max(t0, r * tw), tb = std::min(t1, (r + 1) * tw);
+                        const int64_t tc0 = ta - r * tw, count = tb - ta;
+                        const int64_t cols = (count - 1) * m + n;
+                        const int lanes = int(std::min<int64_t>(L, Cg - ch * L));
+                        fill_band<T>(xg + ch * L * H * W, H, W, r * m - g.pad_top, tc0 * m - g.pad_left, n, cols,
+                                     std::max(lanes, 0), L, band);
+                        WinoInputJob<T> j;
+                        j.band = band;
+                        j.band_cols = cols;
+                        j.count = count;
+                        j.m = m;
+                        j.V = V + (ta - t0) * Cpad + ch * L;
+                        j.v_e_stride = Tb * Cpad;
+                        j.v_t_stride = Cpad;
+                        j.BT = &bt;
+                        in_fn(j);
+                    }
+                    // B: batched GEMM over the transform points.
+#pragma omp for schedule(static)
+                    for (int64_t it = 0; it < gemm_items; ++it) {
+                        const int64_t e = it / npanels, jp = it % npanels;
+                        const int nc = int(std::min<int64_t>(NR, Kg - jp * NR));
+                        const T* Ue = Ug + e * Kp * Cg + jp * NR * Cg;
+                        const T* Ve = V + e * Tb * Cpad;
+                        T* Me = M + e * Tb * Kpad + jp * NR;
+                        if (Cg == 0) {
+                            for (int64_t t = 0; t < cnt; ++t)
+                                for (int c = 0; c < nc; ++c) Me[t * Kpad + c] = T(0);
+                            continue;
+                        }
+                        for (int64_t p0 = 0; p0 < Cg; p0 += kc0) {
+                            const int64_t kc = std::min(kc0, Cg - p0);
+                            TileEpilogue<T> te;
+                            te.bias = nullptr;
+                            te.lo = te.hi = T(0);
+                            te.load_c = p0 > 0;
+                            te.clamp = false;
+                            for (int64_t i = 0; i < cnt; i += MR) {
+                                const int mr = int(std::min<int64_t>(MR, cnt - i));
+                                uk.fn_sa(kc, Ve + i * Cpad + p0, Cpad, Ue + p0 * NR, Me + i * Kpad, Kpad, mr, nc, te);
+                            }
+                        }
+                    }
+                    // C: output transform (no barrier after: the next block's
+                    // phase A touches neither M nor y, and its barrier comes
+                    // before phase B rewrites M).
+#pragma omp for schedule(static) nowait
+                    for (int64_t it = 0; it < kchunks * nseg; ++it) {
+                        const int64_t kk = it / nseg, r = r_a + it % nseg;
+                        const int64_t ta = std::max(t0, r * tw), tb = std::min(t1, (r + 1) * tw);
+                        const int64_t tc0 = ta - r * tw;
+                        WinoOutputJob<T> j;
+                        j.M = M + (ta - t0) * Kpad + kk * L;
+                        j.m_e_stride = Tb * Kpad;
+                        j.m_t_stride = Kpad;
+                        j.count = tb - ta;
+                        j.m = m;
+                        j.AT = &at;
+                        j.bias = bias ? bias_pad + gi * Kpad + kk * L : nullptr;
+                        j.clamp = clamp;
+                        j.lo = lo;
+                        j.hi = hi;
+                        j.y = yg + (kk * L) * plane + (r * m) * OW + tc0 * m;
+                        j.plane = plane;
+                        j.OW = OW;
+                        j.ow_left = OW - tc0 * m;
+                        j.lanes = int(std::min<int64_t>(L, Kg - kk * L));
+                        j.rows = int(std::min<int64_t>(m, OH - r * m));
+                        out_fn(j);
+                    }
+                }
+            }
+    }
+}
+
+template void winograd_transform_weights<float>(int64_t, int64_t, int64_t, int, const float*, const double*, float*);
+template void winograd_transform_weights<double>(int64_t, int64_t, int64_t, int, const double*, const double*,
+                                                 double*);
+template void winograd_conv<float>(const WinogradGeometry&, const float*, const float*, const float*, float*,
+                                   const double*, const double*, int, int64_t, double, double);
+template void winograd_conv<double>(const WinogradGeometry&, const double*, const double*, const double*, double*,
+                                    const double*, const double*, int, int64_t, double, double);
+
+}  // namespace cnnkernels

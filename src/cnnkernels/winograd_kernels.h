@@ -1,0 +1,80 @@
+// Winograd transform kernels shared by the ISA-specific translation units
+// (winograd_avx512.cpp, winograd_avx2.cpp, winograd_baseline.cpp) and the
+// portable driver (winograd.cpp). Plain types only, like gemm_kernels.h: nothing
+// here instantiates code, so including it in an ISA translation unit cannot leak
+// ISA instructions into shared symbols.
+#pragma once
+#include <cstdint>
+
+namespace cnnkernels {
+
+// A small matrix (at most 8 x 8) stored by rows as its nonzero entries:
+// row r is sum over s < cnt[r] of coef[r][s] * (column idx[r][s]).
+template <class T>
+struct WinoMatrix {
+    int rows, cols;
+    int cnt[8];
+    int idx[8][8];
+    T coef[8][8];
+};
+
+// Input transform of `count` consecutive tiles of one tile row, for one chunk of
+// L channels (L = the ISA's lane count; lanes are channels):
+//   V[tile k][point a*n+b] = (BT d BT^T)[a][b], d = the n x n patch of tile k.
+// band: n rows x band_cols columns of L-lane vectors, (row i, column q) at
+// band + (i * band_cols + q) * L; tile k's patch starts at column k * m
+// (band_cols >= (count - 1) * m + n). Output vector of tile k, point e at
+// V + k * v_t_stride + e * v_e_stride (L contiguous elements).
+template <class T>
+struct WinoInputJob {
+    const T* band;
+    int64_t band_cols;
+    int64_t count;
+    int m;
+    T* V;
+    int64_t v_e_stride, v_t_stride;
+    const WinoMatrix<T>* BT;  // n x n
+};
+
+// Output transform of `count` consecutive tiles of one tile row, for one chunk
+// of L output channels: out = clamp(AT Mt AT^T + bias), Mt the n x n transformed
+// tile (point e of tile k at M + k * m_t_stride + e * m_e_stride, L lanes).
+// Lane l (< lanes) of output (a, b) of tile k goes to
+// y[l * plane + a * OW + k * m + b] for a < rows, b < min(m, ow_left - k * m).
+template <class T>
+struct WinoOutputJob {
+    const T* M;
+    int64_t m_e_stride, m_t_stride;
+    int64_t count;
+    int m;
+    const WinoMatrix<T>* AT;  // m x n
+    const T* bias;            // L entries (zero beyond the valid lanes) or null
+    bool clamp;
+    T lo, hi;
+    T* y;
+    int64_t plane, OW, ow_left;
+    int lanes, rows;
+};
+
+template <class T>
+using WinoInputFn = void (*)(const WinoInputJob<T>&);
+template <class T>
+using WinoOutputFn = void (*)(const WinoOutputJob<T>&);
+
+// Per ISA: lane counts and the transforms for n = 4, 6, 8 (index n / 2 - 2).
+struct WinoKernels {
+    const char* isa;
+    int lanes_f32, lanes_f64;
+    WinoInputFn<float> input_f32[3];
+    WinoOutputFn<float> output_f32[3];
+    WinoInputFn<double> input_f64[3];
+    WinoOutputFn<double> output_f64[3];
+};
+
+// Tables of each ISA; nullptr when not compiled in. Use the one whose name
+// matches active_isa_kernels().isa (the CPU has been checked for it).
+const WinoKernels* wino_kernels_avx512();
+const WinoKernels* wino_kernels_avx2();
+const WinoKernels* wino_kernels_baseline();
+
+}  // namespace cnnkernels
