@@ -1,0 +1,93 @@
+"""Layers and model builders: PyTorch's shapes, init, state_dict keys, BatchNorm folding and ReLU fusion."""
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+from cnnkernels import models
+from cnnkernels import nn
+
+from . import naive
+from .cases import assert_close
+
+
+@pytest.fixture
+def heuristic_dispatch():
+    """Model tests meet many new shapes: skip timing them (the choice does not change results)."""
+    before = ck.get_autotune()
+    ck.set_autotune("off")
+    yield
+    ck.set_autotune(before)
+
+
+def test_conv_layer_matches_functional_and_init_bounds():
+    layer = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+    assert layer.weight.shape == (6, 2, 3, 3) and layer.bias.shape == (6,)
+    assert np.abs(layer.weight).max() <= 1 / np.sqrt(2 * 9)          # PyTorch's U(+-1/sqrt(fan_in))
+    x = np.random.default_rng(0).standard_normal((2, 4, 9, 9)).astype(np.float32)
+    ref = naive.conv(x, layer.weight, layer.bias, (2, 2), ((1, 1), (1, 1)), (1, 1), 2)
+    assert_close(layer(x), ref, np.float32)
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    assert set(nn.Conv2d(4, 6, 3, bias=False).state_dict()) == {"weight"}
+
+
+def test_prepare_folds_batchnorm_and_fuses_relu():
+    rng = np.random.default_rng(1)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 4, 1), nn.ReLU6(), nn.Flatten(), nn.Linear(4 * 16, 5))
+    bn = model[1]
+    bn.weight, bn.bias = rng.uniform(0.5, 1.5, 8).astype(np.float32), rng.uniform(-1, 1, 8).astype(np.float32)
+    bn.running_mean, bn.running_var = rng.uniform(-1, 1, 8).astype(np.float32), rng.uniform(0.5, 2, 8).astype(np.float32)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    before = model(x)
+    model.prepare()
+    assert isinstance(model[1], nn.Identity) and isinstance(model[2], nn.Identity) and isinstance(model[5], nn.Identity)
+    assert model[0].activation == "relu" and model[4].activation == "relu6"
+    assert_close(model(x), before, np.float32, 1e-5)
+
+
+def test_load_state_dict_checks_keys_and_shapes():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    state = {k: np.ones_like(v) for k, v in model.state_dict().items()}
+    assert sorted(state) == ["0.bias", "0.weight", "1.bias", "1.running_mean", "1.running_var", "1.weight"]
+    model.load_state_dict(dict(state, **{"1.num_batches_tracked": np.array(3)}))
+    assert (model[0].weight == 1).all()
+    with pytest.raises(KeyError, match="missing keys"):
+        model.load_state_dict({k: v for k, v in state.items() if k != "0.bias"})
+    with pytest.raises(ValueError, match="0.weight has shape"):
+        model.load_state_dict(dict(state, **{"0.weight": np.ones((4, 3, 5, 5))}))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18", "mobilenet_v2", "alexnet"])
+def test_models_match_torch_with_the_same_weights(name, heuristic_dispatch):
+    torch = pytest.importorskip("torch")
+    builder, shape = models.MODELS[name]
+    if name != "lenet5":
+        shape = (1, 3, 96, 96) if name != "alexnet" else (1, 3, 127, 127)   # small inputs keep the test fast
+    torch.manual_seed(0)
+    reference = builder(torch.nn).eval()
+    for m in reference.modules():          # non-trivial BatchNorm statistics, so folding is exercised
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    model = builder(nn)
+    model.load_state_dict(reference.state_dict())
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        ref = reference(torch.from_numpy(x)).numpy()
+    assert_close(model(x), ref, np.float32, 1e-4)
+    assert_close(model.prepare()(x), ref, np.float32, 1e-4)
+
+
+def test_from_torch_copies_a_sequential():
+    torch = pytest.importorskip("torch")
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 3)).eval()
+    model = nn.from_torch(seq)
+    x = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        ref = seq(torch.from_numpy(x)).numpy()
+    assert_close(model(x), ref, np.float32)
+    with pytest.raises(TypeError, match="GELU is not supported"):
+        nn.from_torch(torch.nn.GELU())
