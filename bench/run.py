@@ -14,7 +14,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnnkernels as ck  # noqa: E402
-from suites import SUITES  # noqa: E402
+from networks import bench_network  # noqa: E402
+from suites import NETWORKS, SUITES  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 
@@ -106,6 +107,10 @@ def summarize(rows):
     for threads in sorted({r["threads"] for r in rows}):
         mine = [r for r in rows if r["threads"] == threads]
         autos = [r for r in mine if r["kernel"] == "auto/auto"]
+        for r in mine:
+            if r["kernel"] == "cnnkernels" and r["vs_torch"]:
+                lines.append(f"{threads} thr  network {r['layer']:<12} {r['ms']:.1f} ms, {r['vs_torch']:.2f}x torch, "
+                             f"max abs error {r['rel_err']:.1e} x max abs output")
         for cat in sorted({r["category"] for r in autos}):
             g = _geomean([r["vs_torch"] for r in autos if r["category"] == cat])
             if g:
@@ -134,7 +139,7 @@ def _set_threads(n):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default="quick", choices=sorted(SUITES))
+    parser.add_argument("--suite", default="quick", choices=sorted(set(SUITES) | set(NETWORKS)))
     parser.add_argument("--threads", type=int, nargs="+", default=[ck.get_num_threads()])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=os.path.join("bench", "results", "latest.json"))
@@ -150,14 +155,20 @@ def main(argv=None):
     for threads in args.threads:
         _set_threads(threads)
         print("\n" + header + "\n" + "-" * len(header))
-        for layer in SUITES[args.suite]:
-            for row in bench_layer(layer, threads, args.repeats):
+        cases = [("layer", c) for c in SUITES.get(args.suite, [])] + \
+                [("network", n) for n in NETWORKS.get(args.suite, [])]
+        for kind, case in cases:
+            rows_here = bench_layer(case, threads, args.repeats) if kind == "layer" else \
+                bench_network(case, threads, args.repeats, _torch())
+            for row in rows_here:
                 rows.append(row)
                 ratio = f"{row['vs_torch']:.2f}x" if row["vs_torch"] is not None else "-"
                 pick = f"  pick {row['pick']}, tuned in {row['tune_s']:.2f} s" if "pick" in row else ""
                 gflops = f"{row['gflops']:>8.1f}" if row["gflops"] else f"{'-':>8}"
+                gbps = f"{row['gbps']:>7.1f}" if row["gbps"] else f"{'-':>7}"
+                err = f"{row['rel_err']:>8.1e}" if row["rel_err"] is not None else f"{'-':>8}"
                 print(f"{row['layer']:<18} {row['shape']:<32} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
-                      f"{gflops} {row['gbps']:>7.1f} {ratio:>8} {row['rel_err']:>8.1e}{pick}", flush=True)
+                      f"{gflops} {gbps} {ratio:>8} {err}{pick}", flush=True)
     print()
     for line in summarize(rows):
         print(line)

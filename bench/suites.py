@@ -159,10 +159,14 @@ def _nhwc(cases):
 _BY_NAME = {c.name: c for c in DENSE + DEPTHWISE + POOLING}
 QUICK = [_BY_NAME[n] for n in ("lenet_c1", "resnet_c1", "resnet_3x3_28", "resnet_1x1_56", "resnet_3x3s2",
                                "dw_3x3_14", "max_3x3s2_112", "gap_2048_7")]
+NETWORKS = {"quick": ["lenet5", "resnet18"], "resnet50": ["resnet50"], "vgg16": ["vgg16"],
+            "mobilenet": ["mobilenet_v2"], "networks": ["lenet5", "alexnet", "vgg16", "resnet18", "resnet50",
+                                                       "mobilenet_v2"]}
 SUITES = {
     "quick": QUICK,
     "dense": DENSE,
     "depthwise": DEPTHWISE + _nhwc(DEPTHWISE),
     "pooling": POOLING + _nhwc(POOLING),
     "all": DENSE + DEPTHWISE + POOLING + _nhwc(DEPTHWISE + POOLING),
+    "resnet50": [], "vgg16": [], "mobilenet": [], "networks": [],
 }
