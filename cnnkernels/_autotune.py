@@ -24,11 +24,12 @@ _local = threading.local()
 # Rough speed of each candidate relative to the best kernel of its class, used only to order
 # candidates and to skip ones that would almost surely lose by far (saving their run time).
 _RELATIVE_SPEED = {
-    "gemm": {"im2col/cpp": 1.0, "im2col/numba": 0.7, "direct/cpp": 0.25, "direct/numba": 0.08,
-             "winograd_f4/numba": 1.2, "winograd_f2/numba": 0.9, "winograd_f6/numba": 1.2},
+    "gemm": {"winograd_f4/cpp": 1.8, "winograd_f6/cpp": 1.8, "winograd_f2/cpp": 1.3, "im2col/cpp": 1.0,
+             "winograd_f4/numba": 0.8, "winograd_f2/numba": 0.6, "winograd_f6/numba": 0.8, "im2col/numba": 0.4,
+             "direct/cpp": 0.15, "direct/numba": 0.05},
     "few_terms": {"direct/cpp": 1.0, "depthwise/numba": 0.8, "direct/numba": 0.4, "im2col/cpp": 0.3,
                   "im2col/numba": 0.08, "winograd_f2/numba": 0.03, "winograd_f4/numba": 0.03,
-                  "winograd_f6/numba": 0.03},
+                  "winograd_f6/numba": 0.03, "winograd_f2/cpp": 0.1, "winograd_f4/cpp": 0.1, "winograd_f6/cpp": 0.1},
 }
 _PREDICTED_LOSS = 8.0    # skip a candidate predicted to be this many times slower than the best so far
 _PRUNE = 2.0             # after its first timing, drop a candidate this many times slower than the best

@@ -93,21 +93,26 @@ _WINOGRAD_CACHE = OrderedDict()   # (pointer, shape, dtype, m, groups) -> (copy 
 _WINOGRAD_CACHE_SIZE = 32
 
 
-def winograd_weights(w, m, groups):
+def winograd_weights(w, m, groups, backend="numba"):
     """Transformed weights for F(m x m, 3 x 3), reused while the weight array's contents are unchanged.
 
     The cache is keyed on the array's memory and checked against a copy of its contents, so
     editing weights in place is safe; the check costs one read of the weights, far less than
-    the transform.
+    the transform. The C++ backend's U is packed for its GEMM micro-kernel, hence its own entry.
     """
     from .winograd import transforms
-    key = (w.ctypes.data, w.shape, w.dtype.str, m, groups)
+    key = (w.ctypes.data, w.shape, w.dtype.str, m, groups, backend)
     hit = _WINOGRAD_CACHE.get(key)
     if hit is not None and np.array_equal(hit[0], w):
         _WINOGRAD_CACHE.move_to_end(key)
         return hit[1]
     _, G, _ = transforms(m)
-    U = _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
+    if backend == "cpp":
+        mod = _cpp_backend.module
+        U = np.empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
+        mod.winograd_transform_weights(w, U, G, groups)
+    else:
+        U = _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
     _WINOGRAD_CACHE[key] = (w.copy(), U)
     if len(_WINOGRAD_CACHE) > _WINOGRAD_CACHE_SIZE:
         _WINOGRAD_CACHE.popitem(last=False)
@@ -136,6 +141,18 @@ def _conv_numba_winograd(m):
         with single_threaded_blas():
             _numba().winograd.conv_winograd(x, U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
                                             WORKSPACE_BYTES, act[0], act[1])
+    return run
+
+
+def _conv_cpp_winograd(m):
+    def run(x, w, b, y, g, act):
+        if not (np.isfinite(x.sum()) and np.isfinite(w.sum())):   # see _conv_numba_winograd
+            return _conv_cpp("im2col")(x, w, b, y, g, act)
+        from .winograd import transforms
+        AT, _, BT = transforms(m)
+        U = winograd_weights(w, m, g.groups, "cpp")
+        _cpp_backend.module.winograd_conv(x, U, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
+                                          WORKSPACE_BYTES, act[0], act[1])
     return run
 
 
@@ -296,8 +313,8 @@ KERNELS = {
         Kernel("im2col", "numba", _conv_numba_im2col, workspace=_im2col_workspace),
         Kernel("direct", "cpp", _conv_cpp("direct")),
         Kernel("im2col", "cpp", _conv_cpp("im2col"), workspace=_im2col_workspace),
-        *[Kernel(f"winograd_f{m}", "numba", _conv_numba_winograd(m), _winograd_supports, f"winograd_f{m}",
-                 _winograd_workspace(m)) for m in (2, 4, 6)],
+        *[Kernel(f"winograd_f{m}", backend, run(m), _winograd_supports, f"winograd_f{m}", _winograd_workspace(m))
+          for m in (2, 4, 6) for backend, run in (("numba", _conv_numba_winograd), ("cpp", _conv_cpp_winograd))],
         Kernel("depthwise", "numba", _conv_numba_depthwise, _depthwise_supports),
         Kernel("depthwise", "numba", _conv_numba_depthwise_ndhwc, _depthwise_supports, layout=CHANNELS_LAST),
         Kernel("pointwise", "numba", _conv_numba_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST),
