@@ -2,10 +2,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "cnnkernels/isa.h"
+#include "cnnkernels/pool_kernels.h"
+
 namespace cnnkernels {
+
+const PoolKernels& active_pool_kernels() {
+    static const PoolKernels* k = [] {
+        const char* isa = active_isa_kernels().isa;
+        const PoolKernels* t = nullptr;
+        if (std::strcmp(isa, "avx512") == 0) t = pool_kernels_avx512();
+        else if (std::strcmp(isa, "avx2") == 0) t = pool_kernels_avx2();
+        return t ? t : pool_kernels_baseline();
+    }();
+    return *k;
+}
+
 namespace {
 
 // Per-dim window description for one output index: input positions are
@@ -87,17 +103,109 @@ void max_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
 
 }  // namespace
 
+namespace {
+
+int64_t max_valid(const std::vector<Window>& v) {
+    int64_t m = 1;
+    for (const Window& w : v) m = std::max(m, w.k_hi - w.k_lo);
+    return m;
+}
+
+// Fast path: each output row (plane, od, oh) is one call of the ISA row kernel,
+// which vectorizes across W; the window's valid (d, h) rows are listed in scan order.
+// Channel blocks per output row for the channels-last kernels: enough jobs for
+// every thread when there are few rows, blocks of at least 64 channels.
+struct ChannelBlocks {
+    int64_t n, size;
+};
+ChannelBlocks channel_blocks(int64_t rows, int64_t C, int threads) {
+    if (C <= 0) return {1, 1};  // NCDHW (C = 0): one "channel", element stride 1
+    int64_t n = 1;
+    while (rows * n < 4 * int64_t(threads) && C / (n * 2) >= 64) n *= 2;
+    int64_t size = (C + n - 1) / n;
+    size = (size + 63) / 64 * 64;
+    return {(C + size - 1) / size, size};
+}
+
+// channels == 0: NCDHW planes (g.planes = N*C). channels > 0: NDHWC with
+// g.planes = N and `channels` contiguous channels per position.
+template <class T>
+void max_rows(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int threads, int64_t channels = 0) {
+    const int64_t H = g.in[1], W = g.in[2];
+    const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2];
+    const int64_t rows = g.planes * OD * OH;
+    if (rows <= 0 || OW <= 0) return;
+    const int64_t CS = channels > 0 ? channels : 1;
+    const ChannelBlocks cb = channel_blocks(rows, channels, threads);
+    const int64_t jobs = rows * cb.n;
+    const auto wd = sliding_windows(OD, g.in[0], g.kernel[0], g.stride[0], g.pad_before[0], g.dilation[0]);
+    const auto wh = sliding_windows(OH, H, g.kernel[1], g.stride[1], g.pad_before[1], g.dilation[1]);
+    const int64_t maxr = max_valid(wd) * max_valid(wh);
+    const int64_t in_plane = g.in[0] * H * W;
+    const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).max_row_cl : pool_fns<T>(active_pool_kernels()).max_row;
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<const T*> rp(static_cast<size_t>(maxr));
+        std::vector<int64_t> pos(static_cast<size_t>(maxr));
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            const int64_t row = job / cb.n, blk = job % cb.n;
+            const int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
+            const Window& a = wd[size_t(od)];
+            const Window& b = wh[size_t(oh)];
+            int n = 0;
+            for (int64_t kd = a.k_lo; kd < a.k_hi; ++kd)
+                for (int64_t kh = b.k_lo; kh < b.k_hi; ++kh) {
+                    const int64_t p = ((a.base + kd * a.step) * H + b.base + kh * b.step) * W;
+                    rp[size_t(n)] = x + (plane * in_plane + p) * CS;
+                    pos[size_t(n)] = p;
+                    ++n;
+                }
+            PoolRow<T> r{};
+            r.rows = rp.data();
+            r.row_pos = pos.data();
+            r.nrows = n;
+            r.first_pos = (a.first * H + b.first) * W;
+            r.W = W;
+            r.OW = OW;
+            r.KW = g.kernel[2];
+            r.stride = g.stride[2];
+            r.pad = g.pad_before[2];
+            r.dil = g.dilation[2];
+            r.C = CS;
+            r.c0 = channels > 0 ? blk * cb.size : 0;
+            r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
+            r.y = y + row * OW * CS;
+            r.idx = indices ? indices + row * OW * CS : nullptr;
+            fn(r);
+        }
+    }
+}
+
+}  // namespace
+
 template <class T>
 void max_pool(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int threads) {
-    const auto wd = sliding_windows(g.out[0], g.in[0], g.kernel[0], g.stride[0], g.pad_before[0], g.dilation[0]);
-    const auto wh = sliding_windows(g.out[1], g.in[1], g.kernel[1], g.stride[1], g.pad_before[1], g.dilation[1]);
-    const auto ww = sliding_windows(g.out[2], g.in[2], g.kernel[2], g.stride[2], g.pad_before[2], g.dilation[2]);
-    max_scan<T>(g.planes, g.in, g.out, wd, wh, ww, x, y, indices, threads);
+    max_rows<T>(g, x, y, indices, threads);
 }
 
 template <class T>
 void adaptive_max_pool(int64_t planes, const int64_t in[3], const int64_t out[3], const T* x, T* y,
                        int64_t* indices, int threads) {
+    bool divisible = true;
+    for (int d = 0; d < 3; ++d) divisible = divisible && out[d] > 0 && in[d] > 0 && in[d] % out[d] == 0;
+    if (divisible) {  // the adaptive windows are then plain kernel = stride = in / out windows
+        PoolGeometry g{};
+        g.planes = planes;
+        for (int d = 0; d < 3; ++d) {
+            g.in[d] = in[d];
+            g.out[d] = out[d];
+            g.kernel[d] = g.stride[d] = in[d] / out[d];
+            g.dilation[d] = 1;
+        }
+        max_rows<T>(g, x, y, indices, threads);
+        return;
+    }
     const auto wd = adaptive_windows(out[0], in[0]);
     const auto wh = adaptive_windows(out[1], in[1]);
     const auto ww = adaptive_windows(out[2], in[2]);
@@ -145,12 +253,64 @@ void avg_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
     }
 }
 
+// Fast path: one ISA row-kernel call per output row (plane, od, oh), vectorized
+// across W. Products of the divisor are formed in T in (d, h, w) order, as the
+// scalar scan does: exact for any realistic window, no int64 overflow for absurd ones.
+template <class T>
+void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std::vector<AvgRange>& rh,
+              bool count_include_pad, int64_t divisor_override, bool adaptive, const T* x, T* y, int threads,
+              int64_t channels = 0) {
+    const int64_t H = g.in[1], W = g.in[2];
+    const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2];
+    const int64_t rows = g.planes * OD * OH;
+    if (rows <= 0 || OW <= 0) return;
+    const int64_t CS = channels > 0 ? channels : 1;
+    const ChannelBlocks cb = channel_blocks(rows, channels, threads);
+    const int64_t jobs = rows * cb.n;
+    int64_t md = 1, mh = 1;
+    for (const AvgRange& a : rd) md = std::max(md, a.hi - a.lo);
+    for (const AvgRange& a : rh) mh = std::max(mh, a.hi - a.lo);
+    const int64_t in_plane = g.in[0] * H * W;
+    const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).avg_row_cl : pool_fns<T>(active_pool_kernels()).avg_row;
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<const T*> rp(static_cast<size_t>(md * mh));
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            const int64_t row = job / cb.n, blk = job % cb.n;
+            const int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
+            const AvgRange& a = rd[size_t(od)];
+            const AvgRange& b = rh[size_t(oh)];
+            int n = 0;
+            for (int64_t id = a.lo; id < a.hi; ++id)
+                for (int64_t ih = b.lo; ih < b.hi; ++ih) rp[size_t(n++)] = x + (plane * in_plane + (id * H + ih) * W) * CS;
+            PoolRow<T> r{};
+            r.rows = rp.data();
+            r.nrows = n;
+            r.W = W;
+            r.OW = OW;
+            r.KW = g.kernel[2];
+            r.stride = g.stride[2];
+            r.pad = g.pad_before[2];
+            r.dil = 1;
+            r.pad_after = g.pad_after[2];
+            r.C = CS;
+            r.c0 = channels > 0 ? blk * cb.size : 0;
+            r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
+            r.div_incl = T(a.pool_extent) * T(b.pool_extent);
+            r.div_excl = T(a.hi - a.lo) * T(b.hi - b.lo);
+            r.div_override = T(divisor_override);
+            r.count_include_pad = count_include_pad;
+            r.adaptive = adaptive;
+            r.y = y + row * OW * CS;
+            fn(r);
+        }
+    }
+}
+
 }  // namespace
 
-template <class T>
-void avg_pool(const PoolGeometry& g, bool count_include_pad, int64_t divisor_override, const T* x,
-              T* y, int threads) {
-    std::vector<AvgRange> r[3];
+static void avg_ranges(const PoolGeometry& g, std::vector<AvgRange> r[3]) {
     for (int d = 0; d < 3; ++d) {
         r[d].resize(size_t(std::max<int64_t>(g.out[d], 0)));
         for (int64_t o = 0; o < g.out[d]; ++o) {
@@ -161,14 +321,14 @@ void avg_pool(const PoolGeometry& g, bool count_include_pad, int64_t divisor_ove
             r[d][size_t(o)] = {lo, hi, end - start};
         }
     }
-    // Products are formed in T: exact for any realistic window, and no int64
-    // overflow for absurd geometries.
-    auto divisor_of = [=](const AvgRange& a, const AvgRange& b, const AvgRange& c) -> T {
-        if (divisor_override != 0) return T(divisor_override);
-        if (count_include_pad) return T(a.pool_extent) * T(b.pool_extent) * T(c.pool_extent);
-        return T(a.hi - a.lo) * T(b.hi - b.lo) * T(c.hi - c.lo);
-    };
-    avg_scan<T>(g.planes, g.in, g.out, r[0], r[1], r[2], divisor_of, x, y, threads);
+}
+
+template <class T>
+void avg_pool(const PoolGeometry& g, bool count_include_pad, int64_t divisor_override, const T* x,
+              T* y, int threads) {
+    std::vector<AvgRange> r[3];
+    avg_ranges(g, r);
+    avg_rows<T>(g, r[0], r[1], count_include_pad, divisor_override, false, x, y, threads);
 }
 
 template <class T>
@@ -182,11 +342,82 @@ void adaptive_avg_pool(int64_t planes, const int64_t in[3], const int64_t out[3]
             r[d][size_t(o)] = {s, std::max(s, e), e - s};
         }
     }
+    if (planes <= 0 || out[0] <= 0 || out[1] <= 0 || out[2] <= 0) return;
+    if (out[0] == 1 && out[1] == 1 && out[2] == 1) {  // global average: one contiguous sum per plane
+        const int64_t n = in[0] * in[1] * in[2];
+        const T div = T(in[0]) * T(in[1]) * T(in[2]);
+        const auto fn = pool_fns<T>(active_pool_kernels()).plane_mean;
+        const int64_t chunk = 64;
+        const int64_t jobs = (planes + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t j = 0; j < jobs; ++j) {
+            const int64_t p0 = j * chunk, p1 = std::min(planes, p0 + chunk);
+            fn(x + p0 * n, n, p1 - p0, div, y + p0);
+        }
+        return;
+    }
+    bool divisible = true;
+    for (int d = 0; d < 3; ++d) divisible = divisible && in[d] > 0 && in[d] % out[d] == 0;
+    if (divisible) {  // kernel = stride = in / out, no padding: the same divisor products
+        PoolGeometry g{};
+        g.planes = planes;
+        for (int d = 0; d < 3; ++d) {
+            g.in[d] = in[d];
+            g.out[d] = out[d];
+            g.kernel[d] = g.stride[d] = in[d] / out[d];
+            g.dilation[d] = 1;
+        }
+        avg_pool<T>(g, false, 0, x, y, threads);
+        return;
+    }
     auto divisor_of = [](const AvgRange& a, const AvgRange& b, const AvgRange& c) -> T {
         return T(a.hi - a.lo) * T(b.hi - b.lo) * T(c.hi - c.lo);
     };
     avg_scan<T>(planes, in, out, r[0], r[1], r[2], divisor_of, x, y, threads);
 }
+
+template <class T>
+void max_pool_ndhwc(const PoolGeometry& g, int64_t C, const T* x, T* y, int64_t* indices, int threads) {
+    if (C <= 0) return;
+    max_rows<T>(g, x, y, indices, threads, C);
+}
+
+template <class T>
+void avg_pool_ndhwc(const PoolGeometry& g, int64_t C, bool count_include_pad, int64_t divisor_override, const T* x,
+                    T* y, int threads) {
+    if (C <= 0) return;
+    std::vector<AvgRange> r[3];
+    avg_ranges(g, r);
+    avg_rows<T>(g, r[0], r[1], count_include_pad, divisor_override, false, x, y, threads, C);
+}
+
+template <class T>
+void adaptive_avg_pool_ndhwc(int64_t N, const int64_t in[3], const int64_t out[3], int64_t C, const T* x, T* y,
+                             int threads) {
+    if (C <= 0) return;
+    PoolGeometry g{};
+    g.planes = N;
+    std::vector<AvgRange> r[3];
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = in[d];
+        g.out[d] = out[d];
+        g.kernel[d] = g.stride[d] = g.dilation[d] = 1;
+        r[d].resize(size_t(std::max<int64_t>(out[d], 0)));
+        for (int64_t o = 0; o < out[d]; ++o) {
+            const int64_t s = (o * in[d]) / out[d], e = ((o + 1) * in[d] + out[d] - 1) / out[d];
+            r[d][size_t(o)] = {s, std::max(s, e), e - s};
+        }
+    }
+    avg_rows<T>(g, r[0], r[1], false, 0, true, x, y, threads, C);
+}
+
+template void max_pool_ndhwc<float>(const PoolGeometry&, int64_t, const float*, float*, int64_t*, int);
+template void max_pool_ndhwc<double>(const PoolGeometry&, int64_t, const double*, double*, int64_t*, int);
+template void avg_pool_ndhwc<float>(const PoolGeometry&, int64_t, bool, int64_t, const float*, float*, int);
+template void avg_pool_ndhwc<double>(const PoolGeometry&, int64_t, bool, int64_t, const double*, double*, int);
+template void adaptive_avg_pool_ndhwc<float>(int64_t, const int64_t[3], const int64_t[3], int64_t, const float*, float*, int);
+template void adaptive_avg_pool_ndhwc<double>(int64_t, const int64_t[3], const int64_t[3], int64_t, const double*, double*,
+                                              int);
 
 template void max_pool<float>(const PoolGeometry&, const float*, float*, int64_t*, int);
 template void max_pool<double>(const PoolGeometry&, const double*, double*, int64_t*, int);

@@ -38,4 +38,16 @@ template <class T>
 void adaptive_max_pool(int64_t planes, const int64_t in[3], const int64_t out[3], const T* x, T* y,
                        int64_t* indices, int threads);
 
+// Channels-last variants: x (N, D, H, W, C), y / indices (N, OD, OH, OW, C), g.planes = N,
+// SIMD across C. Same windows, scan order, NaN / index rules and divisors as the NCDHW
+// kernels above (indices are flat (d*H + h)*W + w positions). C >= 0.
+template <class T>
+void max_pool_ndhwc(const PoolGeometry& g, int64_t C, const T* x, T* y, int64_t* indices, int threads);
+template <class T>
+void avg_pool_ndhwc(const PoolGeometry& g, int64_t C, bool count_include_pad, int64_t divisor_override, const T* x,
+                    T* y, int threads);
+template <class T>
+void adaptive_avg_pool_ndhwc(int64_t N, const int64_t in[3], const int64_t out[3], int64_t C, const T* x, T* y,
+                             int threads);
+
 }  // namespace cnnkernels

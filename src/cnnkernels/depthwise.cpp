@@ -1,0 +1,196 @@
+#include "cnnkernels/depthwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cnnkernels/pool_kernels.h"
+
+namespace cnnkernels {
+namespace {
+
+template <class T>
+bool all_finite(const T* p, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(p[i])) return false;
+    return true;
+}
+
+// Valid (tap, input index) pairs of one output index along D or H.
+inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t kernel, int64_t in, int64_t& lo,
+                       int64_t& hi) {
+    detail::valid_out_range(kernel, dil, o * stride - pad, in, lo, hi);
+}
+
+}  // namespace
+
+template <class T>
+void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T lo, T hi, int threads) {
+    const int64_t N = g.N, C = g.C, K = g.K, mult = K / C;
+    const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+    const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2];
+    const int64_t KD = g.kernel[0], KH = g.kernel[1], KW = g.kernel[2];
+    if (N <= 0 || K <= 0 || OD <= 0 || OH <= 0 || OW <= 0) return;
+    const PoolFns<T>& f = pool_fns<T>(active_pool_kernels());
+    const int64_t s = g.stride[1];
+    const bool fast = KD == 1 && KH == KW && (KH == 3 || KH == 5) && g.stride[2] == s && (s == 1 || s == 2) &&
+                      g.dilation[1] == 1 && g.dilation[2] == 1 && all_finite(w, K * KH * KW);
+    if (fast) {
+        // Zero-padded copy of the plane; padding taps then add w * 0 = 0 (finite weights),
+        // which equals skipping them.
+        const int64_t Hp = (OH - 1) * s + KH, Wp = (OW - 1) * s + KW;
+        const int64_t ph = g.pad[1], pw = g.pad[2];
+        const auto kern = f.dw_plane[(KH == 5) * 2 + (s == 2)];
+        const int64_t jobs = N * K * OD;
+#pragma omp parallel num_threads(threads)
+        {
+            std::vector<T> P(static_cast<size_t>(Hp * Wp));
+            std::vector<T> ob(static_cast<size_t>(s == 1 ? OH * Wp : 0));
+#pragma omp for schedule(static)
+            for (int64_t job = 0; job < jobs; ++job) {
+                const int64_t od = job % OD, k = (job / OD) % K, n = job / (OD * K);
+                T* yp = y + job * OH * OW;
+                const T b = bias ? bias[k] : T(0);
+                const int64_t id = od * g.stride[0] - g.pad[0];
+                if (id < 0 || id >= D) {
+                    const T v = b < lo ? lo : (b > hi ? hi : b);
+                    std::fill(yp, yp + OH * OW, v);
+                    continue;
+                }
+                const T* xp = x + ((n * C + k / mult) * D + id) * H * W;
+                // Columns [c_lo, c_hi) of a padded row hold input columns c - pw.
+                const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
+                for (int64_t r = 0; r < Hp; ++r) {
+                    T* pr = P.data() + r * Wp;
+                    const int64_t ih = r - ph;
+                    if (ih < 0 || ih >= H) {
+                        std::fill(pr, pr + Wp, T(0));
+                        continue;
+                    }
+                    std::fill(pr, pr + c_lo, T(0));
+                    if (c_hi > c_lo) std::memcpy(pr + c_lo, xp + ih * W, size_t(c_hi - c_lo) * sizeof(T));
+                    std::fill(pr + c_hi, pr + Wp, T(0));
+                }
+                DwPlane<T> pl{P.data(), Wp, OH, OW, w + k * KH * KW, b, lo, hi, s == 1 ? ob.data() : yp,
+                              s == 1 ? Wp : OW};
+                kern(pl);
+                if (s == 1)
+                    for (int64_t oh = 0; oh < OH; ++oh)
+                        std::memcpy(yp + oh * OW, ob.data() + oh * Wp, size_t(OW) * sizeof(T));
+            }
+        }
+        return;
+    }
+    const int64_t rows = N * K * OD * OH;
+    const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<const T*> rp(static_cast<size_t>(maxr)), wp(static_cast<size_t>(maxr));
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < rows; ++row) {
+            const int64_t oh = row % OH, od = (row / OH) % OD, k = (row / (OH * OD)) % K, n = row / (OH * OD * K);
+            int64_t dlo, dhi, hlo, hhi;
+            valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
+            valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
+            const T* xc = x + (n * C + k / mult) * D * H * W;
+            int nr = 0;
+            for (int64_t kd = dlo; kd < dhi; ++kd)
+                for (int64_t kh = hlo; kh < hhi; ++kh) {
+                    const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+                    const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                    rp[size_t(nr)] = xc + (id * H + ih) * W;
+                    wp[size_t(nr)] = w + ((k * KD + kd) * KH + kh) * KW;
+                    ++nr;
+                }
+            DwRow<T> r{};
+            r.rows = rp.data();
+            r.wrows = wp.data();
+            r.nrows = nr;
+            r.W = W;
+            r.OW = OW;
+            r.KW = KW;
+            r.stride = g.stride[2];
+            r.pad = g.pad[2];
+            r.dil = g.dilation[2];
+            r.bias = bias ? bias[k] : T(0);
+            r.lo = lo;
+            r.hi = hi;
+            r.y = y + row * OW;
+            f.dw_row(r);
+        }
+    }
+}
+
+template <class T>
+void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T lo, T hi, int threads) {
+    const int64_t N = g.N, C = g.C, K = g.K, mult = K / C;
+    const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+    const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2];
+    const int64_t KD = g.kernel[0], KH = g.kernel[1], KW = g.kernel[2];
+    if (N <= 0 || K <= 0 || OD <= 0 || OH <= 0 || OW <= 0) return;
+    const PoolFns<T>& f = pool_fns<T>(active_pool_kernels());
+    // Weights with channels innermost: taps[((kd*KH + kh)*KW + kw)*K + k].
+    const int64_t ntaps = KD * KH * KW;
+    std::vector<T> taps(static_cast<size_t>(ntaps * K));
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t t = 0; t < ntaps; ++t) taps[size_t(t * K + k)] = w[k * ntaps + t];
+    const int64_t rows = N * OD * OH;
+    int64_t nb = 1;
+    while (rows * nb < 4 * int64_t(threads) && K / (nb * 2) >= 64) nb *= 2;
+    int64_t bs = (K + nb - 1) / nb;
+    bs = (bs + 63) / 64 * 64;
+    nb = (K + bs - 1) / bs;
+    const int64_t jobs = rows * nb;
+    const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<const T*> rp(static_cast<size_t>(maxr)), wp(static_cast<size_t>(maxr));
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            const int64_t row = job / nb, blk = job % nb;
+            const int64_t oh = row % OH, od = (row / OH) % OD, n = row / (OH * OD);
+            int64_t dlo, dhi, hlo, hhi;
+            valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
+            valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
+            int nr = 0;
+            for (int64_t kd = dlo; kd < dhi; ++kd)
+                for (int64_t kh = hlo; kh < hhi; ++kh) {
+                    const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+                    const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                    rp[size_t(nr)] = x + ((n * D + id) * H + ih) * W * C;
+                    wp[size_t(nr)] = taps.data() + ((kd * KH + kh) * KW) * K;
+                    ++nr;
+                }
+            DwRow<T> r{};
+            r.rows = rp.data();
+            r.wrows = wp.data();
+            r.nrows = nr;
+            r.W = W;
+            r.OW = OW;
+            r.KW = KW;
+            r.stride = g.stride[2];
+            r.pad = g.pad[2];
+            r.dil = g.dilation[2];
+            r.C = C;
+            r.K = K;
+            r.mult = mult;
+            r.c0 = blk * bs;
+            r.c1 = std::min(K, r.c0 + bs);
+            r.bias_vec = bias;
+            r.lo = lo;
+            r.hi = hi;
+            r.y = y + row * OW * K;
+            f.dw_row_cl(r);
+        }
+    }
+}
+
+template void depthwise_ncdhw<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float, float, int);
+template void depthwise_ncdhw<double>(const ConvGeometry&, const double*, const double*, const double*, double*, double,
+                                      double, int);
+template void depthwise_ndhwc<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float, float, int);
+template void depthwise_ndhwc<double>(const ConvGeometry&, const double*, const double*, const double*, double*, double,
+                                      double, int);
+
+}  // namespace cnnkernels

@@ -1,0 +1,104 @@
+// Per-ISA row kernels for pooling (NCDHW and NDHWC) and depthwise convolution.
+// Plain types only (like gemm_kernels.h): including this in an ISA translation
+// unit instantiates no code. The drivers (pool.cpp, pool_nhwc.cpp, depthwise.cpp)
+// handle threading and window bookkeeping and call these through
+// active_pool_kernels(), which follows the ISA chosen by isa.h.
+#pragma once
+#include <cstdint>
+
+namespace cnnkernels {
+
+// One output row of sliding-window pooling along W.
+//   NCDHW: C = 1, c0 = 0, c1 = 1; element iw of input row r at rows[r][iw], output ow at y[ow].
+//   NDHWC: element (iw, c) at rows[r][iw*C + c], output (ow, c) at y[ow*C + c]; channels [c0, c1).
+// W window of output ow: base = ow*stride - pad, positions base + kw*dil (kw < KW)
+// inside [0, W). rows: the window's valid (d, h) input rows in scan order.
+// Max: the scan is (row, kw) with `v > best || isnan(v)`; idx (nullable) gets
+// row_pos[r] + position, starting at first_pos + (first valid-or-later w position).
+// Avg (dil must be 1): end = min(base + KW, W + pad_after); divisor = div_override
+// if nonzero, else div_incl * (end - base) if count_include_pad, else
+// div_excl * (clipped count); zero divisor -> NaN. adaptive: the W window of ow is
+// [ow*W/OW, ceil((ow+1)*W/OW)) and the divisor div_excl * its size.
+template <class T>
+struct PoolRow {
+    const T* const* rows;
+    const int64_t* row_pos;
+    int nrows;
+    int64_t first_pos;
+    int64_t W, OW, KW, stride, pad, dil, pad_after;
+    int64_t C, c0, c1;
+    T div_incl, div_excl, div_override;
+    bool count_include_pad, adaptive;
+    T* y;
+    int64_t* idx;
+};
+
+// One output row of depthwise convolution.
+//   NCDHW: rows[r] = input row, wrows[r] = its KW weights; y[ow] = clamp(bias + sum).
+//   NDHWC: rows[r] = input row (element (iw, c) at iw*C + c), wrows[r] = KW x K
+//          weights of that row (channels innermost); y[ow*K + k] for k in [c0, c1),
+//          input channel k / mult; bias_vec (K entries, nullable).
+// Taps are summed in (row, kw) order starting from the bias; reads are bounds-checked.
+template <class T>
+struct DwRow {
+    const T* const* rows;
+    const T* const* wrows;
+    int nrows;
+    int64_t W, OW, KW, stride, pad, dil;
+    int64_t C, K, mult, c0, c1;
+    T bias;
+    const T* bias_vec;
+    T lo, hi;
+    T* y;
+};
+
+// A zero-padded 2-D plane for the fast depthwise path: P (Hp x Wp), output
+// (OH x OW) into out (row stride ldo) = clamp(bias + sum_{kh,kw} w[kh*KW+kw] * P[(oh*S+kh)*Wp + ow*S+kw]).
+// Preconditions: Hp >= (OH-1)*S + KH, Wp >= (OW-1)*S + KW; out holds OH rows of
+// ldo >= Wp entries when S == 1 (the stride-1 kernel computes whole padded rows).
+template <class T>
+struct DwPlane {
+    const T* P;
+    int64_t Wp, OH, OW;
+    const T* w;
+    T bias, lo, hi;
+    T* out;
+    int64_t ldo;
+};
+
+template <class T>
+struct PoolFns {
+    void (*max_row)(const PoolRow<T>&);
+    void (*avg_row)(const PoolRow<T>&);
+    void (*max_row_cl)(const PoolRow<T>&);
+    void (*avg_row_cl)(const PoolRow<T>&);
+    // y[p] = sum(x[p*n : (p+1)*n]) / div for p < planes (div == 0 -> NaN).
+    void (*plane_mean)(const T* x, int64_t n, int64_t planes, T div, T* y);
+    void (*dw_row)(const DwRow<T>&);
+    void (*dw_row_cl)(const DwRow<T>&);
+    // Fast 2-D depthwise plane for (KH, KW, S) in {(3,3,1),(3,3,2),(5,5,1),(5,5,2)}; index
+    // (K == 5) * 2 + (S == 2).
+    void (*dw_plane[4])(const DwPlane<T>&);
+};
+
+struct PoolKernels {
+    const char* isa;
+    PoolFns<float> f32;
+    PoolFns<double> f64;
+};
+
+const PoolKernels* pool_kernels_avx512();
+const PoolKernels* pool_kernels_avx2();
+const PoolKernels* pool_kernels_baseline();
+
+// The table of the ISA active_isa_kernels() (isa.h) selected.
+const PoolKernels& active_pool_kernels();
+
+template <class T>
+inline const PoolFns<T>& pool_fns(const PoolKernels& k);
+template <>
+inline const PoolFns<float>& pool_fns<float>(const PoolKernels& k) { return k.f32; }
+template <>
+inline const PoolFns<double>& pool_fns<double>(const PoolKernels& k) { return k.f64; }
+
+}  // namespace cnnkernels
