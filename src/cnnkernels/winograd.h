@@ -34,8 +34,9 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
 // winograd_transform_weights, AT (m x n) and BT (n x n) float64 row-major,
 // bias (K) or null. Reads outside x are zero; writes stay inside y.
 // Scratch (heap, this call): the transformed input V and products M of one tile
-// block (n*n x tiles x channels each) plus one input band per thread; at most
-// workspace_bytes except for a floor of one tile per block.
+// block (n*n x tiles x channels each; one block per thread when threads run
+// separate blocks) plus one input band (n rows, channels innermost) per thread;
+// at most workspace_bytes except for a floor of one tile per block.
 // Preconditions: shapes consistent, y does not overlap x/U/bias, threads >= 1.
 template <class T>
 void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
