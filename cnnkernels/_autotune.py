@@ -27,7 +27,7 @@ _RELATIVE_SPEED = {
     "gemm": {"winograd_f4/cpp": 1.8, "winograd_f6/cpp": 1.8, "winograd_f2/cpp": 1.3, "im2col/cpp": 1.0,
              "winograd_f4/numba": 0.8, "winograd_f2/numba": 0.6, "winograd_f6/numba": 0.8, "im2col/numba": 0.4,
              "direct/cpp": 0.15, "direct/numba": 0.05},
-    "few_terms": {"direct/cpp": 1.0, "depthwise/numba": 0.8, "direct/numba": 0.4, "im2col/cpp": 0.3,
+    "few_terms": {"depthwise/cpp": 2.0, "direct/cpp": 1.0, "depthwise/numba": 0.8, "direct/numba": 0.4, "im2col/cpp": 0.3,
                   "im2col/numba": 0.08, "winograd_f2/numba": 0.03, "winograd_f4/numba": 0.03,
                   "winograd_f6/numba": 0.03, "winograd_f2/cpp": 0.1, "winograd_f4/cpp": 0.1, "winograd_f6/cpp": 0.1},
 }

@@ -226,6 +226,27 @@ def _conv_numba_depthwise_ndhwc(x, w, b, y, g, act):
     _numba().depthwise.depthwise_ndhwc(x, w, b, y, g.stride, g.pad, g.dilation, act[0], act[1])
 
 
+def _conv_cpp_depthwise(layout):
+    def run(x, w, b, y, g, act):
+        fn = _cpp_backend.module.depthwise_ndhwc if layout == CHANNELS_LAST else _cpp_backend.module.depthwise_ncdhw
+        fn(x, w, b if b.shape[0] else None, y, g.stride, g.pad, g.dilation, _cpp_threads(), act[0], act[1])
+    return run
+
+
+def _max_pool_cpp_ndhwc(x, y, idx, p):
+    _cpp_backend.module.max_pool_ndhwc(x, y, idx, p["kernel"], p["stride"], p["pad_before"], p["dilation"],
+                                       _cpp_threads())
+
+
+def _avg_pool_cpp_ndhwc(x, y, idx, p):
+    _cpp_backend.module.avg_pool_ndhwc(x, y, p["kernel"], p["stride"], p["pad_before"], p["pad_after"],
+                                       p["count_include_pad"], p["divisor_override"], _cpp_threads())
+
+
+def _adaptive_avg_cpp_ndhwc(x, y, idx, p):
+    _cpp_backend.module.adaptive_avg_pool_ndhwc(x, y, _cpp_threads())
+
+
 def _pointwise_supports(g):
     if g.kernel != (1, 1, 1) or g.stride != (1, 1, 1) or g.pad != (0, 0, 0) or g.groups != 1 or g.out != g.inp:
         return "needs a 1x1 kernel, stride 1, no padding and groups 1"
@@ -300,10 +321,12 @@ def _im2col_workspace(g, itemsize):
     return min(WORKSPACE_BYTES, rows * npos * itemsize)
 
 
-def _pool(numba_run, cpp_run, numba_ndhwc=None):
+def _pool(numba_run, cpp_run, numba_ndhwc=None, cpp_ndhwc=None):
     kernels = [Kernel("direct", "numba", numba_run), Kernel("direct", "cpp", cpp_run)]
     if numba_ndhwc is not None:
         kernels.append(Kernel("direct", "numba", numba_ndhwc, layout=CHANNELS_LAST))
+    if cpp_ndhwc is not None:
+        kernels.append(Kernel("direct", "cpp", cpp_ndhwc, layout=CHANNELS_LAST))
     return kernels
 
 
@@ -317,11 +340,14 @@ KERNELS = {
           for m in (2, 4, 6) for backend, run in (("numba", _conv_numba_winograd), ("cpp", _conv_cpp_winograd))],
         Kernel("depthwise", "numba", _conv_numba_depthwise, _depthwise_supports),
         Kernel("depthwise", "numba", _conv_numba_depthwise_ndhwc, _depthwise_supports, layout=CHANNELS_LAST),
+        Kernel("depthwise", "cpp", _conv_cpp_depthwise(CHANNELS_FIRST), _depthwise_supports),
+        Kernel("depthwise", "cpp", _conv_cpp_depthwise(CHANNELS_LAST), _depthwise_supports, layout=CHANNELS_LAST),
         Kernel("pointwise", "numba", _conv_numba_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST),
     ],
-    "max_pool": _pool(_max_pool_numba, _max_pool_cpp, _max_pool_numba_ndhwc),
-    "avg_pool": _pool(_avg_pool_numba, _avg_pool_cpp, _avg_pool_numba_ndhwc),
-    "adaptive_avg_pool": _pool(_adaptive_avg_numba, _adaptive_avg_cpp, _adaptive_avg_numba_ndhwc),
+    "max_pool": _pool(_max_pool_numba, _max_pool_cpp, _max_pool_numba_ndhwc, _max_pool_cpp_ndhwc),
+    "avg_pool": _pool(_avg_pool_numba, _avg_pool_cpp, _avg_pool_numba_ndhwc, _avg_pool_cpp_ndhwc),
+    "adaptive_avg_pool": _pool(_adaptive_avg_numba, _adaptive_avg_cpp, _adaptive_avg_numba_ndhwc,
+                               _adaptive_avg_cpp_ndhwc),
     "adaptive_max_pool": _pool(_adaptive_max_numba, _adaptive_max_cpp),
 }
 

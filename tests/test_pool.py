@@ -96,3 +96,24 @@ def test_max_pool_nan_propagates(backend):
     y, idx = ck.max_pool1d(x, 3, return_indices=True, backend=backend)
     assert np.isnan(y[0, 0, 0]) and idx[0, 0, 0] == 1
     assert np.isnan(y[0, 0, 1]) and idx[0, 0, 1] == 3
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("window", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (5, 3, 2)])
+def test_common_windows_on_larger_maps(window, layout):
+    """Fast paths engage on real map sizes (hypothesis draws small ones): check them at 47-64 pixels."""
+    k, s, p = window
+    rng = np.random.default_rng(k * 10 + s)
+    for shape in [(1, 3, 48, 48), (2, 2, 47, 61), (1, 17, 9, 64)]:
+        x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)    # after a ReLU: many ties at 0
+        x[0, 0, 5, 7] = np.nan
+        ref, ref_idx = naive.max_pool(x, (k, k), (s, s), ((p, p), (p, p)), (1, 1), False)
+        ref_avg = naive.avg_pool(x, (k, k), (s, s), ((p, p), (p, p)), False, False, None)
+        xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+        back = (lambda a: a.transpose(0, 3, 1, 2)) if layout == "NHWC" else (lambda a: a)
+        for _, backend in ck.available_kernels("max_pool2d", layout=layout):
+            y, idx = ck.max_pool2d(xin, k, s, p, return_indices=True, backend=backend, layout=layout)
+            assert_close(back(y), ref, np.float32)
+            np.testing.assert_array_equal(back(idx), ref_idx)
+            avg = ck.avg_pool2d(xin, k, s, p, count_include_pad=False, backend=backend, layout=layout)
+            assert_close(back(avg), ref_avg, np.float32)
