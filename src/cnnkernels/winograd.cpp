@@ -22,6 +22,7 @@
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
 #include "cnnkernels/winograd_kernels.h"
+#include "cnnkernels/winograd_matrices.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -61,15 +62,24 @@ struct Funcs;
 template <>
 struct Funcs<float> {
     static int lanes() { return wino_kernels().lanes_f32; }
-    static WinoInputFn<float> in(int n) { return wino_kernels().input_f32[n / 2 - 2]; }
-    static WinoOutputFn<float> out(int n) { return wino_kernels().output_f32[n / 2 - 2]; }
+    static WinoInputFn<float> in(int n, bool fx) { return wino_kernels().input_f32[fx][n / 2 - 2]; }
+    static WinoOutputFn<float> out(int n, bool fx) { return wino_kernels().output_f32[fx][n / 2 - 2]; }
+    static WinoFillFn<float> fill() { return wino_kernels().fill_f32; }
 };
 template <>
 struct Funcs<double> {
     static int lanes() { return wino_kernels().lanes_f64; }
-    static WinoInputFn<double> in(int n) { return wino_kernels().input_f64[n / 2 - 2]; }
-    static WinoOutputFn<double> out(int n) { return wino_kernels().output_f64[n / 2 - 2]; }
+    static WinoInputFn<double> in(int n, bool fx) { return wino_kernels().input_f64[fx][n / 2 - 2]; }
+    static WinoOutputFn<double> out(int n, bool fx) { return wino_kernels().output_f64[fx][n / 2 - 2]; }
+    static WinoFillFn<double> fill() { return wino_kernels().fill_f64; }
 };
+
+double baked_at(int n, int r, int c) {
+    return n == 4 ? wino_mats::at<4>(r, c) : n == 6 ? wino_mats::at<6>(r, c) : wino_mats::at<8>(r, c);
+}
+double baked_bt(int n, int r, int c) {
+    return n == 4 ? wino_mats::bt<4>(r, c) : n == 6 ? wino_mats::bt<6>(r, c) : wino_mats::bt<8>(r, c);
+}
 
 template <class T>
 WinoMatrix<T> sparse(const double* a, int rows, int cols) {
@@ -100,31 +110,6 @@ struct AlignedBuffer {
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
-
-// Copies rows ih0 .. ih0 + n - 1, columns iw0 .. iw0 + cols - 1 of `lanes`
-// channel planes (channel l at x + l * HW) into band (row i, column q, lane l at
-// band + (i * cols + q) * L + l); zero outside the plane and for lanes >= `lanes`.
-template <class T>
-void fill_band(const T* x, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int n, int64_t cols, int lanes, int L,
-               T* __restrict band) {
-    const int64_t HW = H * W;
-    const int64_t q_lo = std::min(cols, std::max<int64_t>(0, -iw0));
-    const int64_t q_hi = std::max(q_lo, std::min(cols, W - iw0));
-    for (int i = 0; i < n; ++i) {
-        const int64_t ih = ih0 + i;
-        T* __restrict row = band + i * cols * L;
-        if (ih < 0 || ih >= H || q_lo == q_hi) {
-            std::memset(static_cast<void*>(row), 0, size_t(cols * L) * sizeof(T));
-            continue;
-        }
-        if (lanes < L || q_lo > 0 || q_hi < cols)
-            std::memset(static_cast<void*>(row), 0, size_t(cols * L) * sizeof(T));
-        for (int l = 0; l < lanes; ++l) {
-            const T* __restrict src = x + l * HW + ih * W;
-            for (int64_t q = q_lo; q < q_hi; ++q) row[q * L + l] = src[iw0 + q];
-        }
-    }
-}
 
 }  // namespace
 
@@ -169,8 +154,15 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     if (N <= 0 || Kg <= 0 || tiles <= 0) return;
 
     const int L = Funcs<T>::lanes();
-    const WinoInputFn<T> in_fn = Funcs<T>::in(n);
-    const WinoOutputFn<T> out_fn = Funcs<T>::out(n);
+    // The unrolled transforms when AT, BT are the matrices baked into them.
+    bool fixed_mats = true;
+    for (int r = 0; r < m; ++r)
+        for (int c = 0; c < n; ++c) fixed_mats = fixed_mats && AT[r * n + c] == baked_at(n, r, c);
+    for (int r = 0; r < n; ++r)
+        for (int c = 0; c < n; ++c) fixed_mats = fixed_mats && BT[r * n + c] == baked_bt(n, r, c);
+    const WinoInputFn<T> in_fn = Funcs<T>::in(n, fixed_mats);
+    const WinoOutputFn<T> out_fn = Funcs<T>::out(n, fixed_mats);
+    const WinoFillFn<T> fill_fn = Funcs<T>::fill();
     const MicroKernelDesc<T>& uk = kernel_desc<T>();
     const int MR = uk.mr, NR = uk.nr;
     const WinoMatrix<T> bt = sparse<T>(BT, n, n), at = sparse<T>(AT, m, n);
@@ -259,8 +251,18 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
         const int64_t tc0 = ta - r * tw, count = tb - ta;
         const int64_t cols = (count - 1) * m + n;
         const int lanes = int(std::max<int64_t>(0, std::min<int64_t>(L, Cg - ch * L)));
-        fill_band<T>(x + (k.img * g.C + k.gi * Cg + ch * L) * H * W, H, W, r * m - g.pad_top, tc0 * m - g.pad_left,
-                     n, cols, lanes, L, band);
+        WinoFillJob<T> f;
+        f.x = x + (k.img * g.C + k.gi * Cg + ch * L) * H * W;
+        f.H = H;
+        f.W = W;
+        f.HW = H * W;
+        f.ih0 = r * m - g.pad_top;
+        f.iw0 = tc0 * m - g.pad_left;
+        f.cols = cols;
+        f.n = n;
+        f.lanes = lanes;
+        f.band = band;
+        fill_fn(f);
         WinoInputJob<T> j;
         j.band = band;
         j.band_cols = cols;

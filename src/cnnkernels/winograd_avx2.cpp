@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cnnkernels/winograd_kernels.h"
+#include "cnnkernels/winograd_matrices.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -45,18 +46,33 @@ struct WF64 {
 
 #include "cnnkernels/winograd_transforms.inc"
 
-void in_f32_4(const WinoInputJob<float>& j) { wino_input<WF32, 4>(j); }
-void in_f32_6(const WinoInputJob<float>& j) { wino_input<WF32, 6>(j); }
-void in_f32_8(const WinoInputJob<float>& j) { wino_input<WF32, 8>(j); }
-void out_f32_4(const WinoOutputJob<float>& j) { wino_output<WF32, 4>(j); }
-void out_f32_6(const WinoOutputJob<float>& j) { wino_output<WF32, 6>(j); }
-void out_f32_8(const WinoOutputJob<float>& j) { wino_output<WF32, 8>(j); }
-void in_f64_4(const WinoInputJob<double>& j) { wino_input<WF64, 4>(j); }
-void in_f64_6(const WinoInputJob<double>& j) { wino_input<WF64, 6>(j); }
-void in_f64_8(const WinoInputJob<double>& j) { wino_input<WF64, 8>(j); }
-void out_f64_4(const WinoOutputJob<double>& j) { wino_output<WF64, 4>(j); }
-void out_f64_6(const WinoOutputJob<double>& j) { wino_output<WF64, 6>(j); }
-void out_f64_8(const WinoOutputJob<double>& j) { wino_output<WF64, 8>(j); }
+void fill_f32(const WinoFillJob<float>& j) { wino_fill_scalar<float, 8>(j); }
+void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 4>(j); }
+
+void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
+void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
+void in_f32_8_0(const WinoInputJob<float>& j) { wino_input<WF32, 8, false>(j); }
+void out_f32_4_0(const WinoOutputJob<float>& j) { wino_output<WF32, 4, false>(j); }
+void out_f32_6_0(const WinoOutputJob<float>& j) { wino_output<WF32, 6, false>(j); }
+void out_f32_8_0(const WinoOutputJob<float>& j) { wino_output<WF32, 8, false>(j); }
+void in_f32_4_1(const WinoInputJob<float>& j) { wino_input<WF32, 4, true>(j); }
+void in_f32_6_1(const WinoInputJob<float>& j) { wino_input<WF32, 6, true>(j); }
+void in_f32_8_1(const WinoInputJob<float>& j) { wino_input<WF32, 8, true>(j); }
+void out_f32_4_1(const WinoOutputJob<float>& j) { wino_output<WF32, 4, true>(j); }
+void out_f32_6_1(const WinoOutputJob<float>& j) { wino_output<WF32, 6, true>(j); }
+void out_f32_8_1(const WinoOutputJob<float>& j) { wino_output<WF32, 8, true>(j); }
+void in_f64_4_0(const WinoInputJob<double>& j) { wino_input<WF64, 4, false>(j); }
+void in_f64_6_0(const WinoInputJob<double>& j) { wino_input<WF64, 6, false>(j); }
+void in_f64_8_0(const WinoInputJob<double>& j) { wino_input<WF64, 8, false>(j); }
+void out_f64_4_0(const WinoOutputJob<double>& j) { wino_output<WF64, 4, false>(j); }
+void out_f64_6_0(const WinoOutputJob<double>& j) { wino_output<WF64, 6, false>(j); }
+void out_f64_8_0(const WinoOutputJob<double>& j) { wino_output<WF64, 8, false>(j); }
+void in_f64_4_1(const WinoInputJob<double>& j) { wino_input<WF64, 4, true>(j); }
+void in_f64_6_1(const WinoInputJob<double>& j) { wino_input<WF64, 6, true>(j); }
+void in_f64_8_1(const WinoInputJob<double>& j) { wino_input<WF64, 8, true>(j); }
+void out_f64_4_1(const WinoOutputJob<double>& j) { wino_output<WF64, 4, true>(j); }
+void out_f64_6_1(const WinoOutputJob<double>& j) { wino_output<WF64, 6, true>(j); }
+void out_f64_8_1(const WinoOutputJob<double>& j) { wino_output<WF64, 8, true>(j); }
 
 }  // namespace
 }  // namespace isa_avx2
@@ -69,8 +85,11 @@ namespace {
 namespace k = isa_avx2;
 const WinoKernels kWinoAvx2 = {
     "avx2", 8, 4,
-    {&k::in_f32_4, &k::in_f32_6, &k::in_f32_8}, {&k::out_f32_4, &k::out_f32_6, &k::out_f32_8},
-    {&k::in_f64_4, &k::in_f64_6, &k::in_f64_8}, {&k::out_f64_4, &k::out_f64_6, &k::out_f64_8},
+    {{&k::in_f32_4_0, &k::in_f32_6_0, &k::in_f32_8_0}, {&k::in_f32_4_1, &k::in_f32_6_1, &k::in_f32_8_1}},
+    {{&k::out_f32_4_0, &k::out_f32_6_0, &k::out_f32_8_0}, {&k::out_f32_4_1, &k::out_f32_6_1, &k::out_f32_8_1}},
+    {{&k::in_f64_4_0, &k::in_f64_6_0, &k::in_f64_8_0}, {&k::in_f64_4_1, &k::in_f64_6_1, &k::in_f64_8_1}},
+    {{&k::out_f64_4_0, &k::out_f64_6_0, &k::out_f64_8_0}, {&k::out_f64_4_1, &k::out_f64_6_1, &k::out_f64_8_1}},
+    &k::fill_f32, &k::fill_f64,
 };
 }  // namespace
 const WinoKernels* wino_kernels_avx2() { return &kWinoAvx2; }

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cnnkernels/winograd_kernels.h"
+#include "cnnkernels/winograd_matrices.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -17,10 +18,67 @@ namespace cnnkernels {
 namespace isa_avx512 {
 namespace {
 
+// out[c] = column c of the 16 x 16 matrix whose row r is in[r].
+inline __attribute__((always_inline)) void transpose16(const __m512* in, __m512* out) {
+    __m512 r[16], t[16];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+        t[2 * p] = _mm512_unpacklo_ps(in[2 * p], in[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(in[2 * p], in[2 * p + 1]);
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+        const __m512d a = _mm512_castps_pd(t[4 * p]), b = _mm512_castps_pd(t[4 * p + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * p + 2]), d = _mm512_castps_pd(t[4 * p + 3]);
+        r[4 * p] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * p + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * p + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * p + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // r[4p + jj], 128-bit lane k: rows 4p..4p+3 of column 4k + jj.
+#pragma GCC unroll 4
+    for (int jj = 0; jj < 4; ++jj) {
+        const __m512 u0 = _mm512_shuffle_f32x4(r[jj], r[4 + jj], 0x44);
+        const __m512 u1 = _mm512_shuffle_f32x4(r[jj], r[4 + jj], 0xEE);
+        const __m512 u2 = _mm512_shuffle_f32x4(r[8 + jj], r[12 + jj], 0x44);
+        const __m512 u3 = _mm512_shuffle_f32x4(r[8 + jj], r[12 + jj], 0xEE);
+        out[jj] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        out[4 + jj] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        out[8 + jj] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        out[12 + jj] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+}
+
 struct WF32 {
     using T = float;
     using V = __m512;
     static constexpr int W = 16;
+    // F(4x4) output tile: ov[a*4 + b] holds output (a, b) of 16 channels;
+    // transposed, channel l's vector holds its 4 x 4 tile row by row, stored
+    // as 4-float rows (masked for partial tiles).
+    static void store_tile(const V* ov, T* y, int64_t plane, int64_t OW, int lanes, int rows, int cols) {
+        __m512 v[16];
+        transpose16(ov, v);
+        const __mmask8 cm = __mmask8((1u << cols) - 1u);
+#pragma GCC unroll 16
+        for (int l = 0; l < 16; ++l) {
+            if (l >= lanes) break;
+            T* yl = y + l * plane;
+            const __m128 r0 = _mm512_castps512_ps128(v[l]), r1 = _mm512_extractf32x4_ps(v[l], 1);
+            const __m128 r2 = _mm512_extractf32x4_ps(v[l], 2), r3 = _mm512_extractf32x4_ps(v[l], 3);
+            if (cols == 4 && rows == 4) {
+                _mm_storeu_ps(yl, r0);
+                _mm_storeu_ps(yl + OW, r1);
+                _mm_storeu_ps(yl + 2 * OW, r2);
+                _mm_storeu_ps(yl + 3 * OW, r3);
+            } else {
+                _mm_mask_storeu_ps(yl, cm, r0);
+                if (rows > 1) _mm_mask_storeu_ps(yl + OW, cm, r1);
+                if (rows > 2) _mm_mask_storeu_ps(yl + 2 * OW, cm, r2);
+                if (rows > 3) _mm_mask_storeu_ps(yl + 3 * OW, cm, r3);
+            }
+        }
+    }
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const T* p) { return _mm512_loadu_ps(p); }
     static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
@@ -47,18 +105,70 @@ struct WF64 {
 
 #include "cnnkernels/winograd_transforms.inc"
 
-void in_f32_4(const WinoInputJob<float>& j) { wino_input<WF32, 4>(j); }
-void in_f32_6(const WinoInputJob<float>& j) { wino_input<WF32, 6>(j); }
-void in_f32_8(const WinoInputJob<float>& j) { wino_input<WF32, 8>(j); }
-void out_f32_4(const WinoOutputJob<float>& j) { wino_output<WF32, 4>(j); }
-void out_f32_6(const WinoOutputJob<float>& j) { wino_output<WF32, 6>(j); }
-void out_f32_8(const WinoOutputJob<float>& j) { wino_output<WF32, 8>(j); }
-void in_f64_4(const WinoInputJob<double>& j) { wino_input<WF64, 4>(j); }
-void in_f64_6(const WinoInputJob<double>& j) { wino_input<WF64, 6>(j); }
-void in_f64_8(const WinoInputJob<double>& j) { wino_input<WF64, 8>(j); }
-void out_f64_4(const WinoOutputJob<double>& j) { wino_output<WF64, 4>(j); }
-void out_f64_6(const WinoOutputJob<double>& j) { wino_output<WF64, 6>(j); }
-void out_f64_8(const WinoOutputJob<double>& j) { wino_output<WF64, 8>(j); }
+// Band fill for 16 f32 lanes: per row, blocks of 16 columns of the 16
+// channel rows are loaded with masks (columns outside the plane read as 0,
+// masked-off elements are never accessed), transposed in registers
+// (transpose16) and stored as 16 vectors of 16 channels.
+void fill_f32(const WinoFillJob<float>& j) {
+    const int64_t cols = j.cols;
+    for (int i = 0; i < j.n; ++i) {
+        const int64_t ih = j.ih0 + i;
+        float* row = j.band + i * cols * 16;
+        if (ih < 0 || ih >= j.H) {
+            for (int64_t q = 0; q < cols; ++q) _mm512_storeu_ps(row + q * 16, _mm512_setzero_ps());
+            continue;
+        }
+        const float* src = j.x + ih * j.W;
+        for (int64_t q0 = 0; q0 < cols; q0 += 16) {
+            // Valid columns of this block: iw = iw0 + q0 + c in [0, W).
+            const int64_t iw = j.iw0 + q0;
+            int64_t c_lo = -iw > 0 ? -iw : 0, c_hi = j.W - iw;
+            if (c_lo > 16) c_lo = 16;
+            if (c_hi > 16) c_hi = 16;
+            __mmask16 mask = 0;
+            if (c_hi > c_lo) mask = __mmask16(((1u << (c_hi - c_lo)) - 1u) << c_lo) & __mmask16(0xFFFF);
+            if (c_hi - c_lo == 16) mask = 0xFFFF;
+            __m512 r[16], o[16];
+#pragma GCC unroll 16
+            for (int l = 0; l < 16; ++l)
+                r[l] = (l < j.lanes && mask) ? _mm512_maskz_loadu_ps(mask, src + l * j.HW + iw) : _mm512_setzero_ps();
+            transpose16(r, o);
+            const int64_t left = cols - q0;
+            if (left >= 16) {
+#pragma GCC unroll 16
+                for (int c = 0; c < 16; ++c) _mm512_storeu_ps(row + (q0 + c) * 16, o[c]);
+            } else {
+                for (int c = 0; c < left; ++c) _mm512_storeu_ps(row + (q0 + c) * 16, o[c]);
+            }
+        }
+    }
+}
+void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 8>(j); }
+
+void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
+void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
+void in_f32_8_0(const WinoInputJob<float>& j) { wino_input<WF32, 8, false>(j); }
+void out_f32_4_0(const WinoOutputJob<float>& j) { wino_output<WF32, 4, false>(j); }
+void out_f32_6_0(const WinoOutputJob<float>& j) { wino_output<WF32, 6, false, true>(j); }
+void out_f32_8_0(const WinoOutputJob<float>& j) { wino_output<WF32, 8, false>(j); }
+void in_f32_4_1(const WinoInputJob<float>& j) { wino_input<WF32, 4, true>(j); }
+void in_f32_6_1(const WinoInputJob<float>& j) { wino_input<WF32, 6, true>(j); }
+void in_f32_8_1(const WinoInputJob<float>& j) { wino_input<WF32, 8, true>(j); }
+void out_f32_4_1(const WinoOutputJob<float>& j) { wino_output<WF32, 4, true>(j); }
+void out_f32_6_1(const WinoOutputJob<float>& j) { wino_output<WF32, 6, true, true>(j); }
+void out_f32_8_1(const WinoOutputJob<float>& j) { wino_output<WF32, 8, true>(j); }
+void in_f64_4_0(const WinoInputJob<double>& j) { wino_input<WF64, 4, false>(j); }
+void in_f64_6_0(const WinoInputJob<double>& j) { wino_input<WF64, 6, false>(j); }
+void in_f64_8_0(const WinoInputJob<double>& j) { wino_input<WF64, 8, false>(j); }
+void out_f64_4_0(const WinoOutputJob<double>& j) { wino_output<WF64, 4, false>(j); }
+void out_f64_6_0(const WinoOutputJob<double>& j) { wino_output<WF64, 6, false>(j); }
+void out_f64_8_0(const WinoOutputJob<double>& j) { wino_output<WF64, 8, false>(j); }
+void in_f64_4_1(const WinoInputJob<double>& j) { wino_input<WF64, 4, true>(j); }
+void in_f64_6_1(const WinoInputJob<double>& j) { wino_input<WF64, 6, true>(j); }
+void in_f64_8_1(const WinoInputJob<double>& j) { wino_input<WF64, 8, true>(j); }
+void out_f64_4_1(const WinoOutputJob<double>& j) { wino_output<WF64, 4, true>(j); }
+void out_f64_6_1(const WinoOutputJob<double>& j) { wino_output<WF64, 6, true>(j); }
+void out_f64_8_1(const WinoOutputJob<double>& j) { wino_output<WF64, 8, true>(j); }
 
 }  // namespace
 }  // namespace isa_avx512
@@ -72,8 +182,11 @@ namespace {
 namespace k = isa_avx512;
 const WinoKernels kWinoAvx512 = {
     "avx512", 16, 8,
-    {&k::in_f32_4, &k::in_f32_6, &k::in_f32_8}, {&k::out_f32_4, &k::out_f32_6, &k::out_f32_8},
-    {&k::in_f64_4, &k::in_f64_6, &k::in_f64_8}, {&k::out_f64_4, &k::out_f64_6, &k::out_f64_8},
+    {{&k::in_f32_4_0, &k::in_f32_6_0, &k::in_f32_8_0}, {&k::in_f32_4_1, &k::in_f32_6_1, &k::in_f32_8_1}},
+    {{&k::out_f32_4_0, &k::out_f32_6_0, &k::out_f32_8_0}, {&k::out_f32_4_1, &k::out_f32_6_1, &k::out_f32_8_1}},
+    {{&k::in_f64_4_0, &k::in_f64_6_0, &k::in_f64_8_0}, {&k::in_f64_4_1, &k::in_f64_6_1, &k::in_f64_8_1}},
+    {{&k::out_f64_4_0, &k::out_f64_6_0, &k::out_f64_8_0}, {&k::out_f64_4_1, &k::out_f64_6_1, &k::out_f64_8_1}},
+    &k::fill_f32, &k::fill_f64,
 };
 }  // namespace
 const WinoKernels* wino_kernels_avx512() { return &kWinoAvx512; }

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "cnnkernels/winograd_kernels.h"
+#include "cnnkernels/winograd_matrices.h"
 
 namespace cnnkernels {
 namespace isa_baseline {
@@ -41,23 +42,41 @@ struct WF64 {
 
 #include "cnnkernels/winograd_transforms.inc"
 
-void in_f32_4(const WinoInputJob<float>& j) { wino_input<WF32, 4>(j); }
-void in_f32_6(const WinoInputJob<float>& j) { wino_input<WF32, 6>(j); }
-void in_f32_8(const WinoInputJob<float>& j) { wino_input<WF32, 8>(j); }
-void out_f32_4(const WinoOutputJob<float>& j) { wino_output<WF32, 4>(j); }
-void out_f32_6(const WinoOutputJob<float>& j) { wino_output<WF32, 6>(j); }
-void out_f32_8(const WinoOutputJob<float>& j) { wino_output<WF32, 8>(j); }
-void in_f64_4(const WinoInputJob<double>& j) { wino_input<WF64, 4>(j); }
-void in_f64_6(const WinoInputJob<double>& j) { wino_input<WF64, 6>(j); }
-void in_f64_8(const WinoInputJob<double>& j) { wino_input<WF64, 8>(j); }
-void out_f64_4(const WinoOutputJob<double>& j) { wino_output<WF64, 4>(j); }
-void out_f64_6(const WinoOutputJob<double>& j) { wino_output<WF64, 6>(j); }
-void out_f64_8(const WinoOutputJob<double>& j) { wino_output<WF64, 8>(j); }
+void fill_f32(const WinoFillJob<float>& j) { wino_fill_scalar<float, 4>(j); }
+void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 2>(j); }
+
+void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
+void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
+void in_f32_8_0(const WinoInputJob<float>& j) { wino_input<WF32, 8, false>(j); }
+void out_f32_4_0(const WinoOutputJob<float>& j) { wino_output<WF32, 4, false>(j); }
+void out_f32_6_0(const WinoOutputJob<float>& j) { wino_output<WF32, 6, false>(j); }
+void out_f32_8_0(const WinoOutputJob<float>& j) { wino_output<WF32, 8, false>(j); }
+void in_f32_4_1(const WinoInputJob<float>& j) { wino_input<WF32, 4, true>(j); }
+void in_f32_6_1(const WinoInputJob<float>& j) { wino_input<WF32, 6, true>(j); }
+void in_f32_8_1(const WinoInputJob<float>& j) { wino_input<WF32, 8, true>(j); }
+void out_f32_4_1(const WinoOutputJob<float>& j) { wino_output<WF32, 4, true>(j); }
+void out_f32_6_1(const WinoOutputJob<float>& j) { wino_output<WF32, 6, true>(j); }
+void out_f32_8_1(const WinoOutputJob<float>& j) { wino_output<WF32, 8, true>(j); }
+void in_f64_4_0(const WinoInputJob<double>& j) { wino_input<WF64, 4, false>(j); }
+void in_f64_6_0(const WinoInputJob<double>& j) { wino_input<WF64, 6, false>(j); }
+void in_f64_8_0(const WinoInputJob<double>& j) { wino_input<WF64, 8, false>(j); }
+void out_f64_4_0(const WinoOutputJob<double>& j) { wino_output<WF64, 4, false>(j); }
+void out_f64_6_0(const WinoOutputJob<double>& j) { wino_output<WF64, 6, false>(j); }
+void out_f64_8_0(const WinoOutputJob<double>& j) { wino_output<WF64, 8, false>(j); }
+void in_f64_4_1(const WinoInputJob<double>& j) { wino_input<WF64, 4, true>(j); }
+void in_f64_6_1(const WinoInputJob<double>& j) { wino_input<WF64, 6, true>(j); }
+void in_f64_8_1(const WinoInputJob<double>& j) { wino_input<WF64, 8, true>(j); }
+void out_f64_4_1(const WinoOutputJob<double>& j) { wino_output<WF64, 4, true>(j); }
+void out_f64_6_1(const WinoOutputJob<double>& j) { wino_output<WF64, 6, true>(j); }
+void out_f64_8_1(const WinoOutputJob<double>& j) { wino_output<WF64, 8, true>(j); }
 
 const WinoKernels kWinoBaseline = {
     "baseline", 4, 2,
-    {&in_f32_4, &in_f32_6, &in_f32_8}, {&out_f32_4, &out_f32_6, &out_f32_8},
-    {&in_f64_4, &in_f64_6, &in_f64_8}, {&out_f64_4, &out_f64_6, &out_f64_8},
+    {{&in_f32_4_0, &in_f32_6_0, &in_f32_8_0}, {&in_f32_4_1, &in_f32_6_1, &in_f32_8_1}},
+    {{&out_f32_4_0, &out_f32_6_0, &out_f32_8_0}, {&out_f32_4_1, &out_f32_6_1, &out_f32_8_1}},
+    {{&in_f64_4_0, &in_f64_6_0, &in_f64_8_0}, {&in_f64_4_1, &in_f64_6_1, &in_f64_8_1}},
+    {{&out_f64_4_0, &out_f64_6_0, &out_f64_8_0}, {&out_f64_4_1, &out_f64_6_1, &out_f64_8_1}},
+    &fill_f32, &fill_f64,
 };
 
 }  // namespace

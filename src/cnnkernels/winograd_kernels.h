@@ -56,19 +56,40 @@ struct WinoOutputJob {
     int lanes, rows;
 };
 
+// Band fill: rows ih0 .. ih0 + n - 1, columns iw0 .. iw0 + cols - 1 of `lanes`
+// (<= L) channel planes (channel l's plane at x + l * HW, row stride W) copied
+// to band with channels innermost: (row i, column q, lane l) at
+// band + (i * cols + q) * L + l; zero outside the plane and for lanes >= `lanes`.
+template <class T>
+struct WinoFillJob {
+    const T* x;
+    int64_t H, W, HW;
+    int64_t ih0, iw0;
+    int64_t cols;
+    int n, lanes;
+    T* band;
+};
+
+template <class T>
+using WinoFillFn = void (*)(const WinoFillJob<T>&);
 template <class T>
 using WinoInputFn = void (*)(const WinoInputJob<T>&);
 template <class T>
 using WinoOutputFn = void (*)(const WinoOutputJob<T>&);
 
-// Per ISA: lane counts and the transforms for n = 4, 6, 8 (index n / 2 - 2).
+// Per ISA: lane counts and the transforms for n = 4, 6, 8 (index n / 2 - 2):
+// [0] generic (the job's sparse matrices), [1] specialised for the matrices of
+// winograd_matrices.h (fully unrolled, zeros skipped at compile time; valid
+// only when the job's matrices equal those).
 struct WinoKernels {
     const char* isa;
     int lanes_f32, lanes_f64;
-    WinoInputFn<float> input_f32[3];
-    WinoOutputFn<float> output_f32[3];
-    WinoInputFn<double> input_f64[3];
-    WinoOutputFn<double> output_f64[3];
+    WinoInputFn<float> input_f32[2][3];
+    WinoOutputFn<float> output_f32[2][3];
+    WinoInputFn<double> input_f64[2][3];
+    WinoOutputFn<double> output_f64[2][3];
+    WinoFillFn<float> fill_f32;
+    WinoFillFn<double> fill_f64;
 };
 
 // Tables of each ISA; nullptr when not compiled in. Use the one whose name
