@@ -462,15 +462,27 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST):
 
 
 def heuristic(fam, kernels, g):
-    """The pick without timing (autotune off, or a first guess): C++ when built; GEMM once each output sums enough terms."""
+    """The pick without timing (autotune off, and the tuner's first guess), from tuning runs on Zen 4 (see README):
+    C++ when built; depthwise kernels for depthwise layers; Winograd F(4x4) for 3x3 stride-1 layers with
+    16+ channels in and out per group (where the precision policy allows it); im2col + GEMM once each output
+    sums 16+ products; the direct kernel otherwise."""
     by_key = {}
     for k in kernels:
         by_key.setdefault((k.algorithm, k.backend), k)
     backend = "cpp" if any(k.backend == "cpp" for k in kernels) else "numba"
-    algorithm = "direct"
+    order = ["direct"]
     if fam == "conv":
-        terms = (g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2]
+        Cg, Kg = g.C // g.groups, g.K // g.groups
+        terms = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2]
         npos = g.out[0] * g.out[1] * g.out[2]
-        if terms >= 16 and g.K // g.groups >= 8 and npos >= 16:
-            algorithm = "im2col"
-    return by_key.get((algorithm, backend)) or next(k for k in kernels if k.backend == backend)
+        if g.groups == g.C and Cg == 1:
+            order = ["depthwise", "direct"]
+        elif _winograd_supports(g) is None and Cg >= 16 and Kg >= 16:
+            order = ["winograd_f4", "im2col", "direct"]
+        elif terms >= 16 and Kg >= 8 and npos >= 16:
+            order = ["im2col", "direct"]
+    for algorithm in order:
+        for b in (backend, "numba"):
+            if (algorithm, b) in by_key:
+                return by_key[(algorithm, b)]
+    return next((k for k in kernels if k.backend == backend), kernels[0])
