@@ -1,0 +1,87 @@
+"""Compare a pytest-benchmark JSON run with a baseline, on figures normalised by the calibration workload.
+
+    python bench/compare.py BASELINE.json CURRENT.json [--threshold 0.10] [--rerun]
+
+Each benchmark's median is divided by the calibration time measured in the same run just before it,
+so a slower or busier machine does not read as a regression. A benchmark over the threshold is
+ambiguous when it is within the run's own noise (IQR) of it; with --rerun those are measured again
+(pytest -k) and only fail if the re-measurement confirms. Exits 1 on a confirmed regression.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def load(path):
+    with open(path) as f:
+        data = json.load(f)
+    out = {}
+    for b in data.get("benchmarks", []):
+        calib = b.get("extra_info", {}).get("calibration_s")
+        if not calib:
+            continue
+        stats = b["stats"]
+        out[b["fullname"]] = {"norm": stats["median"] / calib, "noise": stats["iqr"] / max(stats["median"], 1e-12),
+                              "name": b["name"]}
+    return out
+
+
+def rerun(fullnames):
+    """Measure the given benchmarks again; returns their normalised medians."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "rerun.json")
+        expr = " or ".join(name.split("::")[-1] for name in fullnames)
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run([sys.executable, "-m", "pytest", here, "-q", "--benchmark-only", "-k", expr,
+                        f"--benchmark-json={path}", "-p", "no:cacheprovider"], check=True, capture_output=True)
+        return {k: v["norm"] for k, v in load(path).items()}
+
+
+def compare(baseline, current, threshold, allow_rerun):
+    rows, regressions, ambiguous = [], [], []
+    for name, cur in sorted(current.items()):
+        base = baseline.get(name)
+        if base is None:
+            rows.append((name, None, "new"))
+            continue
+        ratio = cur["norm"] / base["norm"]
+        verdict = "ok"
+        if ratio > 1 + threshold:
+            noise = max(cur["noise"], base["noise"])
+            verdict = "ambiguous" if ratio - noise <= 1 + threshold else "regression"
+        rows.append((name, ratio, verdict))
+        if verdict == "regression":
+            regressions.append(name)
+        elif verdict == "ambiguous":
+            ambiguous.append(name)
+    if ambiguous and allow_rerun:
+        again = rerun(ambiguous)
+        for name in ambiguous:
+            ratio = min(current[name]["norm"], again.get(name, float("inf"))) / baseline[name]["norm"]
+            verdict = "regression" if ratio > 1 + threshold else "ok (re-measured)"
+            rows = [(n, ratio if n == name else r, verdict if n == name else v) for n, r, v in rows]
+            if verdict == "regression":
+                regressions.append(name)
+    return rows, regressions
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("baseline")
+    parser.add_argument("current")
+    parser.add_argument("--threshold", type=float, default=0.10)
+    parser.add_argument("--rerun", action="store_true", help="re-measure ambiguous cases before failing")
+    args = parser.parse_args(argv)
+    rows, regressions = compare(load(args.baseline), load(args.current), args.threshold, args.rerun)
+    for name, ratio, verdict in rows:
+        shown = f"{ratio:6.2f}x" if ratio is not None else "     -"
+        print(f"{shown}  {verdict:<17} {name}")
+    print(f"{len(regressions)} regression(s) over {args.threshold:.0%} (normalised medians)")
+    return 1 if regressions else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
