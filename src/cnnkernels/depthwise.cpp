@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "cnnkernels/pool_kernels.h"
+#include "cnnkernels/pool_windows.h"
 
 namespace cnnkernels {
 namespace {
@@ -42,11 +44,16 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         const int64_t Hp = (OH - 1) * s + KH, Wp = (OW - 1) * s + KW;
         const int64_t ph = g.pad[1], pw = g.pad[2];
         const auto kern = f.dw_plane[(KH == 5) * 2 + (s == 2)];
+        // Rows of at least 16 outputs (or stride 2) go straight into y; narrower stride-1
+        // planes go through a scratch output with the padded row stride (see DwPlane).
+        const bool flat = s == 1 && OW < 16;
         const int64_t jobs = N * K * OD;
 #pragma omp parallel num_threads(threads)
         {
-            std::vector<T> P(static_cast<size_t>(Hp * Wp));
-            std::vector<T> ob(static_cast<size_t>(s == 1 ? OH * Wp : 0));
+            // Slack: the scratch-output mode computes whole padded rows (reads up to
+            // Wp + KW past the plane), all zeros.
+            std::vector<T> P(static_cast<size_t>(Hp * Wp + Wp + KW + 64), T(0));
+            std::vector<T> ob(static_cast<size_t>(flat ? OH * Wp : 0));
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < jobs; ++job) {
                 const int64_t od = job % OD, k = (job / OD) % K, n = job / (OD * K);
@@ -72,24 +79,35 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
                     if (c_hi > c_lo) std::memcpy(pr + c_lo, xp + ih * W, size_t(c_hi - c_lo) * sizeof(T));
                     std::fill(pr + c_hi, pr + Wp, T(0));
                 }
-                DwPlane<T> pl{P.data(), Wp, OH, OW, w + k * KH * KW, b, lo, hi, s == 1 ? ob.data() : yp,
-                              s == 1 ? Wp : OW};
+                DwPlane<T> pl{P.data(), Wp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? ob.data() : yp, flat ? Wp : OW};
                 kern(pl);
-                if (s == 1)
+                if (flat)
                     for (int64_t oh = 0; oh < OH; ++oh)
                         std::memcpy(yp + oh * OW, ob.data() + oh * Wp, size_t(OW) * sizeof(T));
             }
         }
         return;
     }
-    const int64_t rows = N * K * OD * OH;
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<const T*> rp(static_cast<size_t>(maxr)), wp(static_cast<size_t>(maxr));
-#pragma omp for schedule(static)
-        for (int64_t row = 0; row < rows; ++row) {
-            const int64_t oh = row % OH, od = (row / OH) % OD, k = (row / (OH * OD)) % K, n = row / (OH * OD * K);
+    const ColTable cols = tap_columns(OW, W, KW, g.stride[2], g.pad[2], g.dilation[2]);
+    DwRow<T> proto{};
+    proto.W = W;
+    proto.OW = OW;
+    proto.KW = KW;
+    proto.stride = g.stride[2];
+    proto.pad = g.pad[2];
+    proto.dil = g.dilation[2];
+    proto.lo = lo;
+    proto.hi = hi;
+    proto.wtab = cols.t.data();
+    proto.olo = cols.olo;
+    proto.ohi = cols.ohi;
+    using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
+    // Rows of (n, k) planes: "plane" = n*K + k.
+    for_rows(
+        N * K, OD, OH, 1, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },
+        [&](Scratch& sc, int64_t plane, int64_t od, int64_t oh, int64_t, int64_t row) {
+            const int64_t k = plane % K, n = plane / K;
             int64_t dlo, dhi, hlo, hhi;
             valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
             valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
@@ -99,27 +117,18 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
                 for (int64_t kh = hlo; kh < hhi; ++kh) {
                     const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
                     const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                    rp[size_t(nr)] = xc + (id * H + ih) * W;
-                    wp[size_t(nr)] = w + ((k * KD + kd) * KH + kh) * KW;
+                    sc.first[size_t(nr)] = xc + (id * H + ih) * W;
+                    sc.second[size_t(nr)] = w + ((k * KD + kd) * KH + kh) * KW;
                     ++nr;
                 }
-            DwRow<T> r{};
-            r.rows = rp.data();
-            r.wrows = wp.data();
+            DwRow<T> r = proto;
+            r.rows = sc.first.data();
+            r.wrows = sc.second.data();
             r.nrows = nr;
-            r.W = W;
-            r.OW = OW;
-            r.KW = KW;
-            r.stride = g.stride[2];
-            r.pad = g.pad[2];
-            r.dil = g.dilation[2];
             r.bias = bias ? bias[k] : T(0);
-            r.lo = lo;
-            r.hi = hi;
             r.y = y + row * OW;
             f.dw_row(r);
-        }
-    }
+        });
 }
 
 template <class T>
@@ -141,15 +150,28 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     int64_t bs = (K + nb - 1) / nb;
     bs = (bs + 63) / 64 * 64;
     nb = (K + bs - 1) / bs;
-    const int64_t jobs = rows * nb;
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<const T*> rp(static_cast<size_t>(maxr)), wp(static_cast<size_t>(maxr));
-#pragma omp for schedule(static)
-        for (int64_t job = 0; job < jobs; ++job) {
-            const int64_t row = job / nb, blk = job % nb;
-            const int64_t oh = row % OH, od = (row / OH) % OD, n = row / (OH * OD);
+    const ColTable cols = tap_columns(OW, W, KW, g.stride[2], g.pad[2], g.dilation[2]);
+    DwRow<T> proto{};
+    proto.W = W;
+    proto.OW = OW;
+    proto.KW = KW;
+    proto.stride = g.stride[2];
+    proto.pad = g.pad[2];
+    proto.dil = g.dilation[2];
+    proto.C = C;
+    proto.K = K;
+    proto.mult = mult;
+    proto.bias_vec = bias;
+    proto.lo = lo;
+    proto.hi = hi;
+    proto.wtab = cols.t.data();
+    proto.olo = cols.olo;
+    proto.ohi = cols.ohi;
+    using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
+    for_rows(
+        N, OD, OH, nb, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },
+        [&](Scratch& sc, int64_t n, int64_t od, int64_t oh, int64_t blk, int64_t row) {
             int64_t dlo, dhi, hlo, hhi;
             valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
             valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
@@ -158,32 +180,19 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
                 for (int64_t kh = hlo; kh < hhi; ++kh) {
                     const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
                     const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                    rp[size_t(nr)] = x + ((n * D + id) * H + ih) * W * C;
-                    wp[size_t(nr)] = taps.data() + ((kd * KH + kh) * KW) * K;
+                    sc.first[size_t(nr)] = x + ((n * D + id) * H + ih) * W * C;
+                    sc.second[size_t(nr)] = taps.data() + ((kd * KH + kh) * KW) * K;
                     ++nr;
                 }
-            DwRow<T> r{};
-            r.rows = rp.data();
-            r.wrows = wp.data();
+            DwRow<T> r = proto;
+            r.rows = sc.first.data();
+            r.wrows = sc.second.data();
             r.nrows = nr;
-            r.W = W;
-            r.OW = OW;
-            r.KW = KW;
-            r.stride = g.stride[2];
-            r.pad = g.pad[2];
-            r.dil = g.dilation[2];
-            r.C = C;
-            r.K = K;
-            r.mult = mult;
             r.c0 = blk * bs;
             r.c1 = std::min(K, r.c0 + bs);
-            r.bias_vec = bias;
-            r.lo = lo;
-            r.hi = hi;
             r.y = y + row * OW * K;
             f.dw_row_cl(r);
-        }
-    }
+        });
 }
 
 template void depthwise_ncdhw<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float, float, int);

@@ -8,6 +8,7 @@
 
 #include "cnnkernels/isa.h"
 #include "cnnkernels/pool_kernels.h"
+#include "cnnkernels/pool_windows.h"
 
 namespace cnnkernels {
 
@@ -127,6 +128,15 @@ ChannelBlocks channel_blocks(int64_t rows, int64_t C, int threads) {
     return {(C + size - 1) / size, size};
 }
 
+template <class T>
+struct RowScratch {
+    std::vector<const T*> rows;
+    std::vector<int64_t> pos;
+};
+
+// Fast path: each output row (plane, od, oh) is one call of the ISA row kernel,
+// which vectorizes across W (NCDHW) or C (NDHWC); the window's valid (d, h) rows
+// are listed in scan order.
 // channels == 0: NCDHW planes (g.planes = N*C). channels > 0: NDHWC with
 // g.planes = N and `channels` contiguous channels per position.
 template <class T>
@@ -137,49 +147,48 @@ void max_rows(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int thr
     if (rows <= 0 || OW <= 0) return;
     const int64_t CS = channels > 0 ? channels : 1;
     const ChannelBlocks cb = channel_blocks(rows, channels, threads);
-    const int64_t jobs = rows * cb.n;
     const auto wd = sliding_windows(OD, g.in[0], g.kernel[0], g.stride[0], g.pad_before[0], g.dilation[0]);
     const auto wh = sliding_windows(OH, H, g.kernel[1], g.stride[1], g.pad_before[1], g.dilation[1]);
-    const int64_t maxr = max_valid(wd) * max_valid(wh);
+    const ColTable cols = tap_columns(OW, W, g.kernel[2], g.stride[2], g.pad_before[2], g.dilation[2]);
+    const size_t maxr = size_t(max_valid(wd) * max_valid(wh));
     const int64_t in_plane = g.in[0] * H * W;
     const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).max_row_cl : pool_fns<T>(active_pool_kernels()).max_row;
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<const T*> rp(static_cast<size_t>(maxr));
-        std::vector<int64_t> pos(static_cast<size_t>(maxr));
-#pragma omp for schedule(static)
-        for (int64_t job = 0; job < jobs; ++job) {
-            const int64_t row = job / cb.n, blk = job % cb.n;
-            const int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
+    PoolRow<T> proto{};
+    proto.W = W;
+    proto.OW = OW;
+    proto.KW = g.kernel[2];
+    proto.stride = g.stride[2];
+    proto.pad = g.pad_before[2];
+    proto.dil = g.dilation[2];
+    proto.C = CS;
+    proto.wtab = cols.t.data();
+    proto.olo = cols.olo;
+    proto.ohi = cols.ohi;
+    for_rows(
+        g.planes, OD, OH, cb.n, threads,
+        [&] { return RowScratch<T>{std::vector<const T*>(maxr), std::vector<int64_t>(maxr)}; },
+        [&](RowScratch<T>& sc, int64_t plane, int64_t od, int64_t oh, int64_t blk, int64_t row) {
             const Window& a = wd[size_t(od)];
             const Window& b = wh[size_t(oh)];
             int n = 0;
             for (int64_t kd = a.k_lo; kd < a.k_hi; ++kd)
                 for (int64_t kh = b.k_lo; kh < b.k_hi; ++kh) {
                     const int64_t p = ((a.base + kd * a.step) * H + b.base + kh * b.step) * W;
-                    rp[size_t(n)] = x + (plane * in_plane + p) * CS;
-                    pos[size_t(n)] = p;
+                    sc.rows[size_t(n)] = x + (plane * in_plane + p) * CS;
+                    sc.pos[size_t(n)] = p;
                     ++n;
                 }
-            PoolRow<T> r{};
-            r.rows = rp.data();
-            r.row_pos = pos.data();
+            PoolRow<T> r = proto;
+            r.rows = sc.rows.data();
+            r.row_pos = sc.pos.data();
             r.nrows = n;
             r.first_pos = (a.first * H + b.first) * W;
-            r.W = W;
-            r.OW = OW;
-            r.KW = g.kernel[2];
-            r.stride = g.stride[2];
-            r.pad = g.pad_before[2];
-            r.dil = g.dilation[2];
-            r.C = CS;
             r.c0 = channels > 0 ? blk * cb.size : 0;
             r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
             r.y = y + row * OW * CS;
             r.idx = indices ? indices + row * OW * CS : nullptr;
             fn(r);
-        }
-    }
+        });
 }
 
 }  // namespace
@@ -254,8 +263,9 @@ void avg_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
 }
 
 // Fast path: one ISA row-kernel call per output row (plane, od, oh), vectorized
-// across W. Products of the divisor are formed in T in (d, h, w) order, as the
-// scalar scan does: exact for any realistic window, no int64 overflow for absurd ones.
+// across W (NCDHW) or C (NDHWC). Products of the divisor are formed in T in (d, h, w)
+// order, as the scalar scan does: exact for any realistic window, no int64 overflow
+// for absurd ones. adaptive: rd / rh are adaptive ranges and W uses adaptive windows.
 template <class T>
 void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std::vector<AvgRange>& rh,
               bool count_include_pad, int64_t divisor_override, bool adaptive, const T* x, T* y, int threads,
@@ -266,46 +276,46 @@ void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std:
     if (rows <= 0 || OW <= 0) return;
     const int64_t CS = channels > 0 ? channels : 1;
     const ChannelBlocks cb = channel_blocks(rows, channels, threads);
-    const int64_t jobs = rows * cb.n;
     int64_t md = 1, mh = 1;
     for (const AvgRange& a : rd) md = std::max(md, a.hi - a.lo);
     for (const AvgRange& a : rh) mh = std::max(mh, a.hi - a.lo);
+    const size_t maxr = size_t(md * mh);
+    const ColTable cols = adaptive ? adaptive_columns(OW, W)
+                                   : avg_columns(OW, W, g.kernel[2], g.stride[2], g.pad_before[2], g.pad_after[2]);
     const int64_t in_plane = g.in[0] * H * W;
     const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).avg_row_cl : pool_fns<T>(active_pool_kernels()).avg_row;
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<const T*> rp(static_cast<size_t>(md * mh));
-#pragma omp for schedule(static)
-        for (int64_t job = 0; job < jobs; ++job) {
-            const int64_t row = job / cb.n, blk = job % cb.n;
-            const int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
+    PoolRow<T> proto{};
+    proto.W = W;
+    proto.OW = OW;
+    proto.KW = g.kernel[2];
+    proto.stride = g.stride[2];
+    proto.pad = g.pad_before[2];
+    proto.dil = 1;
+    proto.pad_after = g.pad_after[2];
+    proto.C = CS;
+    proto.div_override = adaptive ? T(0) : T(divisor_override);
+    proto.count_include_pad = adaptive ? false : count_include_pad;
+    proto.wtab = cols.t.data();
+    proto.olo = cols.olo;
+    proto.ohi = cols.ohi;
+    for_rows(
+        g.planes, OD, OH, cb.n, threads, [&] { return std::vector<const T*>(maxr); },
+        [&](std::vector<const T*>& rp, int64_t plane, int64_t od, int64_t oh, int64_t blk, int64_t row) {
             const AvgRange& a = rd[size_t(od)];
             const AvgRange& b = rh[size_t(oh)];
             int n = 0;
             for (int64_t id = a.lo; id < a.hi; ++id)
                 for (int64_t ih = b.lo; ih < b.hi; ++ih) rp[size_t(n++)] = x + (plane * in_plane + (id * H + ih) * W) * CS;
-            PoolRow<T> r{};
+            PoolRow<T> r = proto;
             r.rows = rp.data();
             r.nrows = n;
-            r.W = W;
-            r.OW = OW;
-            r.KW = g.kernel[2];
-            r.stride = g.stride[2];
-            r.pad = g.pad_before[2];
-            r.dil = 1;
-            r.pad_after = g.pad_after[2];
-            r.C = CS;
             r.c0 = channels > 0 ? blk * cb.size : 0;
             r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
             r.div_incl = T(a.pool_extent) * T(b.pool_extent);
             r.div_excl = T(a.hi - a.lo) * T(b.hi - b.lo);
-            r.div_override = T(divisor_override);
-            r.count_include_pad = count_include_pad;
-            r.adaptive = adaptive;
             r.y = y + row * OW * CS;
             fn(r);
-        }
-    }
+        });
 }
 
 }  // namespace

@@ -17,8 +17,8 @@ namespace cnnkernels {
 // row_pos[r] + position, starting at first_pos + (first valid-or-later w position).
 // Avg (dil must be 1): end = min(base + KW, W + pad_after); divisor = div_override
 // if nonzero, else div_incl * (end - base) if count_include_pad, else
-// div_excl * (clipped count); zero divisor -> NaN. adaptive: the W window of ow is
-// [ow*W/OW, ceil((ow+1)*W/OW)) and the divisor div_excl * its size.
+// div_excl * (clipped count); zero divisor -> NaN (adaptive pooling: count_include_pad
+// false, div_override 0, windows from the table).
 template <class T>
 struct PoolRow {
     const T* const* rows;
@@ -28,7 +28,13 @@ struct PoolRow {
     int64_t W, OW, KW, stride, pad, dil, pad_after;
     int64_t C, c0, c1;
     T div_incl, div_excl, div_override;
-    bool count_include_pad, adaptive;
+    bool count_include_pad;
+    // Per-output-column window table (3 entries per ow, computed once by the driver):
+    //   max: kw range [lo, hi) of valid taps, first valid-or-later w position;
+    //   avg: clipped positions [lo, hi), pool extent (end - start).
+    // [olo, ohi): columns whose whole window is inside [0, W) (contiguous).
+    const int64_t* wtab;
+    int64_t olo, ohi;
     T* y;
     int64_t* idx;
 };
@@ -49,13 +55,17 @@ struct DwRow {
     T bias;
     const T* bias_vec;
     T lo, hi;
+    // kw range [wtab[3*ow], wtab[3*ow+1]) of valid taps; [olo, ohi): full windows.
+    const int64_t* wtab;
+    int64_t olo, ohi;
     T* y;
 };
 
 // A zero-padded 2-D plane for the fast depthwise path: P (Hp x Wp), output
 // (OH x OW) into out (row stride ldo) = clamp(bias + sum_{kh,kw} w[kh*KW+kw] * P[(oh*S+kh)*Wp + ow*S+kw]).
-// Preconditions: Hp >= (OH-1)*S + KH, Wp >= (OW-1)*S + KW; out holds OH rows of
-// ldo >= Wp entries when S == 1 (the stride-1 kernel computes whole padded rows).
+// Preconditions: Hp >= (OH-1)*S + KH, Wp >= (OW-1)*S + KW; out holds OH rows of ldo
+// entries. S == 1 and ldo == Wp: one flattened run over (OH-1)*Wp + OW outputs
+// (columns OW..Wp-1 get garbage); otherwise row by row (ldo >= OW).
 template <class T>
 struct DwPlane {
     const T* P;
