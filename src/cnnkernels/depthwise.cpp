@@ -19,6 +19,24 @@ bool all_finite(const T* p, int64_t n) {
     return true;
 }
 
+// dst[0, n) = src[0, n) (no overlap) with inline fixed-size chunks (the last one
+// shifted back) instead of a libc call: rows here are tens of elements.
+template <class T>
+inline void copy_row(T* dst, const T* src, int64_t n) {
+    constexpr int64_t C = 64 / int64_t(sizeof(T)), Q = 16 / int64_t(sizeof(T));
+    if (n >= C) {
+        int64_t i = 0;
+        for (; i + C <= n; i += C) __builtin_memcpy(dst + i, src + i, 64);
+        if (i < n) __builtin_memcpy(dst + n - C, src + n - C, 64);
+    } else if (n >= Q) {
+        int64_t i = 0;
+        for (; i + Q <= n; i += Q) __builtin_memcpy(dst + i, src + i, 16);
+        if (i < n) __builtin_memcpy(dst + n - Q, src + n - Q, 16);
+    } else {
+        for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    }
+}
+
 // Valid (tap, input index) pairs of one output index along D or H.
 inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t kernel, int64_t in, int64_t& lo,
                        int64_t& hi) {
@@ -66,24 +84,16 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
                     continue;
                 }
                 const T* xp = x + ((n * C + k / mult) * D + id) * H * W;
-                // Columns [c_lo, c_hi) of a padded row hold input columns c - pw.
+                // Columns [c_lo, c_hi) of padded row r hold input row r - ph; every other
+                // position is padding, zeroed once when P was allocated and never written.
                 const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
-                for (int64_t r = 0; r < Hp; ++r) {
-                    T* pr = P.data() + r * Wp;
-                    const int64_t ih = r - ph;
-                    if (ih < 0 || ih >= H) {
-                        std::fill(pr, pr + Wp, T(0));
-                        continue;
-                    }
-                    std::fill(pr, pr + c_lo, T(0));
-                    if (c_hi > c_lo) std::memcpy(pr + c_lo, xp + ih * W, size_t(c_hi - c_lo) * sizeof(T));
-                    std::fill(pr + c_hi, pr + Wp, T(0));
-                }
+                const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
+                if (c_hi > c_lo)
+                    for (int64_t r = r_lo; r < r_hi; ++r) copy_row(P.data() + r * Wp + c_lo, xp + (r - ph) * W, c_hi - c_lo);
                 DwPlane<T> pl{P.data(), Wp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? ob.data() : yp, flat ? Wp : OW};
                 kern(pl);
                 if (flat)
-                    for (int64_t oh = 0; oh < OH; ++oh)
-                        std::memcpy(yp + oh * OW, ob.data() + oh * Wp, size_t(OW) * sizeof(T));
+                    for (int64_t oh = 0; oh < OH; ++oh) copy_row(yp + oh * OW, ob.data() + oh * Wp, OW);
             }
         }
         return;
