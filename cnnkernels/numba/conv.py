@@ -13,10 +13,10 @@ from numba import njit, prange
 @njit(cache=True, inline="always")
 def _valid_range(out_size, in_size, stride, offset):
     """Output positions o, as [lo, hi), whose input position o*stride + offset lies in [0, in_size)."""
-    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    lo = min(out_size, 0 if offset >= 0 else (-offset + stride - 1) // stride)
     last = in_size - 1 - offset
     hi = min(out_size, last // stride + 1) if last >= 0 else 0
-    return lo, max(lo, hi)
+    return lo, max(lo, hi)   # 0 <= lo <= hi <= out_size
 
 
 @njit(parallel=True, cache=True)
@@ -119,9 +119,10 @@ def _im2col_chunk(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, col
                 continue
             src = x[n, c0 + c, i_d, i_h]
             off = kw * dw - pw
-            lo, hi = _valid_range(ow0 + seg, W, sw, off)
-            lo = max(lo, ow0)
-            hi = max(hi, lo)
+            end = ow0 + seg
+            lo, hi = _valid_range(end, W, sw, off)
+            lo = min(max(lo, ow0), end)   # _valid_range's lo can exceed the segment: clamp both ends into it
+            hi = min(max(hi, lo), end)
             for ow in range(ow0, lo):
                 crow[j + ow - ow0] = 0.0
             if sw == 1:
@@ -130,7 +131,7 @@ def _im2col_chunk(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, col
             else:
                 for ow in range(lo, hi):
                     crow[j + ow - ow0] = src[ow * sw + off]
-            for ow in range(hi, ow0 + seg):
+            for ow in range(hi, end):
                 crow[j + ow - ow0] = 0.0
         j += seg
 
