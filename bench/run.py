@@ -14,6 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnnkernels as ck  # noqa: E402
+from machine import measure  # noqa: E402
 from networks import bench_network  # noqa: E402
 from suites import NETWORKS, SUITES  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
@@ -126,8 +127,50 @@ def summarize(rows):
                 costs.append((a["tune_s"], a["tune_s"] <= max(0.3, 30 * a["ms"] / 1e3)))
         if autos:
             lines.append(f"{threads} thr  autotuner: pick within 5% of the fastest on {close}/{len(autos)} layers, "
-                         f"worst {worst:.2f}x; tuning cost {min(costs):.0f}-{max(costs):.0f}x the pick's time")
+                         f"worst {worst:.2f}x" + (f"; tuning took {min(c for c, _ in costs):.2f}-"
+                                                  f"{max(c for c, _ in costs):.2f} s, within max(0.3 s, 30x the pick's "
+                                                  f"time) on {sum(ok for _, ok in costs)}/{len(costs)} layers"
+                                                  if costs else ""))
     return lines
+
+
+def plot(rows, limits, path):
+    """Per-layer GFLOP/s by kernel, and a roofline (FLOP per input byte vs GFLOP/s) with the measured limits."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    threads = max(limits)
+    mine = [r for r in rows if r["threads"] == threads and r["gflops"]]
+    if not mine:
+        return None
+    layers = list(dict.fromkeys(r["layer"] for r in mine))
+    kernels = list(dict.fromkeys(r["kernel"] for r in mine))
+    fig, (bars, roof) = plt.subplots(1, 2, figsize=(16, 6))
+    width = 0.8 / len(kernels)
+    for i, k in enumerate(kernels):
+        vals = [next((r["gflops"] for r in mine if r["layer"] == name and r["kernel"] == k), 0) for name in layers]
+        bars.bar([j + i * width for j in range(len(layers))], vals, width, label=k)
+    bars.axhline(limits[threads]["sgemm_gflops"], color="k", ls="--", label="sgemm (measured)")
+    bars.set_xticks([j + 0.4 for j in range(len(layers))], layers, rotation=60, ha="right", fontsize=8)
+    bars.set_ylabel("GFLOP/s")
+    bars.set_title(f"float32, {threads} thread(s)")
+    bars.legend(fontsize=7)
+    intensity = [r["gflops"] / r["gbps"] for r in mine if r["gbps"]]
+    peak, bw = limits[threads]["sgemm_gflops"], limits[threads]["copy_gbps"]
+    xs = np.logspace(-1, 4, 100)
+    roof.loglog(xs, np.minimum(peak, bw * xs), "k-", label="min(sgemm, copy bandwidth x intensity)")
+    roof.scatter(intensity, [r["gflops"] for r in mine if r["gbps"]], s=12)
+    roof.set_xlabel("FLOP per byte of input")
+    roof.set_ylabel("GFLOP/s")
+    roof.set_title("roofline")
+    roof.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def _set_threads(n):
@@ -150,32 +193,40 @@ def main(argv=None):
           f"C++: {ck.info()['cpp']['isa'] if ck.info()['cpp'] else 'not built'} | "
           f"torch: {_torch().__version__ if _torch() else 'not installed'} | float32, NCHW")
     rows = []
-    header = (f"{'layer':<18} {'shape':<32} {'thr':>3} {'kernel':<22} {'ms':>9} {'GFLOP/s':>8} {'GB/s':>7} "
-              f"{'vs torch':>8} {'rel err':>8}")
+    header = (f"{'layer':<18} {'shape':<32} {'thr':>3} {'kernel':<22} {'ms':>9} {'GFLOP/s':>8} {'%peak':>6} "
+              f"{'GB/s':>7} {'vs torch':>8} {'rel err':>8}")
+    limits = {}
     for threads in args.threads:
         _set_threads(threads)
-        print("\n" + header + "\n" + "-" * len(header))
+        limits[threads] = measure(threads)
+        print(f"\nmachine, {threads} thread(s): sgemm {limits[threads]['sgemm_gflops']:.0f} GFLOP/s (numpy BLAS), "
+              f"copy {limits[threads]['copy_gbps']:.1f} GB/s")
+        print(header + "\n" + "-" * len(header))
         cases = [("layer", c) for c in SUITES.get(args.suite, [])] + \
                 [("network", n) for n in NETWORKS.get(args.suite, [])]
         for kind, case in cases:
             rows_here = bench_layer(case, threads, args.repeats) if kind == "layer" else \
                 bench_network(case, threads, args.repeats, _torch())
             for row in rows_here:
+                row["pct_peak"] = 100 * row["gflops"] / limits[threads]["sgemm_gflops"] if row["gflops"] else None
                 rows.append(row)
                 ratio = f"{row['vs_torch']:.2f}x" if row["vs_torch"] is not None else "-"
                 pick = f"  pick {row['pick']}, tuned in {row['tune_s']:.2f} s" if "pick" in row else ""
                 gflops = f"{row['gflops']:>8.1f}" if row["gflops"] else f"{'-':>8}"
                 gbps = f"{row['gbps']:>7.1f}" if row["gbps"] else f"{'-':>7}"
+                pct = f"{row['pct_peak']:>6.0f}" if row["pct_peak"] else f"{'-':>6}"
                 err = f"{row['rel_err']:>8.1e}" if row["rel_err"] is not None else f"{'-':>8}"
                 print(f"{row['layer']:<18} {row['shape']:<32} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
-                      f"{gflops} {gbps} {ratio:>8} {err}{pick}", flush=True)
+                      f"{gflops} {pct} {gbps} {ratio:>8} {err}{pick}", flush=True)
     print()
     for line in summarize(rows):
         print(line)
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"suite": args.suite, "info": ck.info(), "rows": rows}, f, indent=1)
-    print(f"\n{len(rows)} rows in {time.perf_counter() - t_start:.1f} s; JSON: {args.json}")
+        json.dump({"suite": args.suite, "info": ck.info(), "machine": list(limits.values()), "rows": rows}, f, indent=1)
+    png = plot(rows, limits, os.path.splitext(args.json)[0] + ".png")
+    print(f"\n{len(rows)} rows in {time.perf_counter() - t_start:.1f} s; JSON: {args.json}"
+          + (f"; plot: {png}" if png else " (pip install matplotlib for a PNG plot)"))
 
 
 if __name__ == "__main__":
