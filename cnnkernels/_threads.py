@@ -45,9 +45,36 @@ def set_num_threads(n):
     _num_threads = int(n)
 
 
+_numba_started = False
+
+
+def _start_numba_pool():
+    """Start Numba's thread pool without leaving the process's OpenMP default changed.
+
+    Numba's OpenMP layer sets the calling thread's OpenMP thread count when its pool starts;
+    libraries sharing that OpenMP runtime (PyTorch loads the same libgomp.so.1) would then run
+    with more threads than their users asked for. Put the old value back.
+    """
+    global _numba_started
+    from numba.np.ufunc import parallel
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+        before = gomp.omp_get_max_threads()
+    except (OSError, AttributeError):
+        gomp = None
+    parallel._launch_threads()
+    if gomp is not None and gomp.omp_get_max_threads() != before:
+        gomp.omp_set_num_threads(before)
+    _numba_started = True
+
+
 def numba_threads():
     """Apply the thread count to Numba's pool (thread-local there, so call it before each parallel kernel)."""
     import numba
+    if not _numba_started:
+        with _lock:
+            if not _numba_started:
+                _start_numba_pool()
     n = min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)

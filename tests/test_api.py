@@ -196,3 +196,20 @@ def test_repeated_calls_use_fresh_data_and_settings():
         assert not report["choice"].startswith("winograd")
     finally:
         ck.set_precision(before)
+
+
+def test_numba_pool_start_leaves_openmp_default_alone():
+    """Numba's pool start must not raise the OpenMP thread count other libraries in the process (PyTorch) use."""
+    import subprocess
+    import sys
+    code = ("import ctypes, os, numpy as np\n"
+            "import cnnkernels as ck\n"
+            "gomp = ctypes.CDLL('libgomp.so.1', mode=os.RTLD_NOLOAD)\n"
+            "gomp.omp_set_num_threads(1)\n"
+            "ck.conv2d(np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)), algorithm='direct', backend='numba')\n"
+            "print(gomp.omp_get_max_threads())\n")
+    if ck.info()["cpp"] is None:
+        pytest.skip("libgomp is loaded by the C++ extension")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "2"})
+    assert out.stdout.strip() == "1"
