@@ -187,6 +187,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=os.path.join("bench", "results", "latest.json"))
     args = parser.parse_args(argv)
+    if "CNNKERNELS_CACHE_DIR" not in os.environ:
+        # Tune afresh in this run: a pick cached during an earlier, busier moment would misreport the kernels.
+        import tempfile
+        os.environ["CNNKERNELS_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnkernels-bench-")
 
     t_start = time.perf_counter()
     print(f"cnnkernels {ck.__version__} | {platform.processor() or platform.machine()} | "

@@ -168,15 +168,25 @@ def _tune(fam, kernels, geometry, call):
         limit = max(MIN_BUDGET, BUDGET_FACTOR * best)
         return limit * (4 if exhaustive else 1)
 
+    warm_excluded = 0.0
+    warmed_here = set()
+
     def timed(kernel):
-        if kernel.name not in _warmed:
-            call(kernel)                         # compile/load/first-touch, not a fair sample
-            _warmed.add(kernel.name)
+        """One timed call, after an untimed first call for this key: that one pays for compiling (the first
+        time in the process, excluded from the budget) and for per-weights preparation such as Winograd's
+        weight transform (counted), neither of which later calls repeat."""
+        nonlocal warm_excluded
+        if kernel.name not in warmed_here:
+            t0 = time.perf_counter()
+            call(kernel)
+            if kernel.name not in _warmed:
+                warm_excluded += time.perf_counter() - t0
+                _warmed.add(kernel.name)
+            warmed_here.add(kernel.name)
         t0 = time.perf_counter()
         call(kernel)
         return time.perf_counter() - t0
 
-    warm_excluded = 0.0
     for kernel in order:
         rel = rel_speed(kernel)
         if samples and not exhaustive and best_speed / rel > _PREDICTED_LOSS:
@@ -185,11 +195,7 @@ def _tune(fam, kernels, geometry, call):
         if samples and time.perf_counter() - start - warm_excluded > budget():
             status[kernel.name] = "skipped: budget"
             continue
-        was_warm = kernel.name in _warmed
-        t_before = time.perf_counter()
         t = timed(kernel)
-        if not was_warm:
-            warm_excluded += time.perf_counter() - t_before - t
         samples[kernel.name] = [t]
         if t < best:
             best, best_speed = t, rel
