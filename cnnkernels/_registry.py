@@ -13,7 +13,6 @@ import numpy as np
 from . import _cpp_backend
 from ._threads import get_num_threads, numba_threads, single_threaded_blas
 
-ALGORITHMS = ("auto", "direct", "im2col")
 BACKENDS = ("auto", "numba", "cpp")
 
 # Bound on the im2col column buffer (the C++ core issue makes this configurable).
@@ -127,12 +126,16 @@ def _winograd_supports(g):
     return None
 
 
+def _all_finite(x, w):
+    """Whether Winograd may run: a transformed tile mixes all its inputs, so one NaN/Inf would spoil
+    outputs that do not depend on it. (A sum is non-finite iff some term is, barring overflow, which
+    only sends huge inputs to an exact kernel too.)"""
+    return bool(np.isfinite(x.sum()) and np.isfinite(w.sum()))
+
+
 def _conv_numba_winograd(m):
     def run(x, w, b, y, g, act):
-        # A transformed tile mixes all its inputs, so one NaN/Inf would spoil outputs that do not
-        # depend on it: such inputs go to an exact kernel. (A sum is non-finite iff some term is,
-        # barring overflow, which only sends huge inputs to the exact kernel too.)
-        if not (np.isfinite(x.sum()) and np.isfinite(w.sum())):
+        if not _all_finite(x, w):
             return _conv_numba_im2col(x, w, b, y, g, act)
         from .winograd import transforms
         AT, _, BT = transforms(m)
@@ -146,7 +149,7 @@ def _conv_numba_winograd(m):
 
 def _conv_cpp_winograd(m):
     def run(x, w, b, y, g, act):
-        if not (np.isfinite(x.sum()) and np.isfinite(w.sum())):   # see _conv_numba_winograd
+        if not _all_finite(x, w):
             return _conv_cpp("im2col")(x, w, b, y, g, act)
         from .winograd import transforms
         AT, _, BT = transforms(m)

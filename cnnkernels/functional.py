@@ -426,8 +426,7 @@ def _window_args(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode):
         if max(p0, p1) > k // 2:
             raise ValueError(f"{op}: padding must be at most half the kernel size, got padding={pads}, "
                              f"kernel_size={kernel}")
-    if not isinstance(ceil_mode, (bool, np.bool_)):
-        raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode", op)
     spatial = x.shape[2:]
     out_sizes = [pool_out_size(i, k, s, d, p0, p1, bool(ceil_mode))
                  for i, k, s, d, (p0, p1) in zip(spatial, kernel, stride, dilation, pads)]

@@ -164,23 +164,9 @@ ck::PoolGeometry pool_geometry(const PoolArrays& p) {
 void max_pool(py::object x_, py::object y_, py::object indices_, py::object kernel_, py::object stride_,
               py::object pad_before_, py::object dilation_, i64 threads) {
     PoolArrays p = pool_arrays(x_, y_, indices_);
-    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
-    const Triple pad_before = get3(pad_before_, "pad_before"), dilation = get3(dilation_, "dilation");
-    check_min(kernel, 1, "kernel");
-    check_min(stride, 1, "stride");
-    check_min(pad_before, 0, "pad_before");
-    check_min(dilation, 1, "dilation");
-    const int nthreads = check_threads(threads);
     ck::PoolGeometry g = pool_geometry(p);
-    for (int d = 0; d < 3; ++d) {
-        g.kernel[d] = kernel[d];
-        g.stride[d] = stride[d];
-        g.pad_before[d] = pad_before[d];
-        g.dilation[d] = dilation[d];
-        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad_before[d] +
-                              g.in[d],
-                          "pooling geometry");
-    }
+    set_max_window(g, kernel_, stride_, pad_before_, dilation_);
+    const int nthreads = check_threads(threads);
     const void* xp = p.x.data();
     void* yp = p.y.mutable_data();
     int64_t* ip = p.has_indices ? static_cast<int64_t*>(p.indices.mutable_data()) : nullptr;
@@ -192,22 +178,9 @@ void max_pool(py::object x_, py::object y_, py::object indices_, py::object kern
 void avg_pool(py::object x_, py::object y_, py::object kernel_, py::object stride_, py::object pad_before_,
               py::object pad_after_, bool count_include_pad, i64 divisor_override, i64 threads) {
     PoolArrays p = pool_arrays(x_, y_, py::none());
-    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
-    const Triple pad_before = get3(pad_before_, "pad_before"), pad_after = get3(pad_after_, "pad_after");
-    check_min(kernel, 1, "kernel");
-    check_min(stride, 1, "stride");
-    check_min(pad_before, 0, "pad_before");
-    check_min(pad_after, 0, "pad_after");
-    const int nthreads = check_threads(threads);
     ck::PoolGeometry g = pool_geometry(p);
-    for (int d = 0; d < 3; ++d) {
-        g.kernel[d] = kernel[d];
-        g.stride[d] = stride[d];
-        g.pad_before[d] = pad_before[d];
-        g.pad_after[d] = pad_after[d];
-        check_index_range((__int128)g.out[d] * g.stride[d] + g.kernel[d] + g.pad_before[d] + g.pad_after[d] + g.in[d],
-                          "pooling geometry");
-    }
+    set_avg_window(g, kernel_, stride_, pad_before_, pad_after_);
+    const int nthreads = check_threads(threads);
     const void* xp = p.x.data();
     void* yp = p.y.mutable_data();
     py::gil_scoped_release nogil;
@@ -217,11 +190,6 @@ void avg_pool(py::object x_, py::object y_, py::object kernel_, py::object strid
     else
         ck::avg_pool<double>(g, count_include_pad, divisor_override, static_cast<const double*>(xp),
                              static_cast<double*>(yp), nthreads);
-}
-
-void check_adaptive(const ck::PoolGeometry& g) {
-    for (int d = 0; d < 3; ++d)
-        check_index_range(((__int128)g.out[d] + 1) * g.in[d] + g.out[d], "adaptive pooling geometry");
 }
 
 void adaptive_avg_pool(py::object x_, py::object y_, i64 threads) {

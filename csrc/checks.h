@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "cnnkernels/geometry.h"
+
 namespace cnnkernels_py {
 
 namespace py = pybind11;
@@ -119,6 +121,48 @@ inline int check_threads(i64 threads) {
 
 inline void check_index_range(__int128 v, const char* what) {
     if (v >= kIndexLimit) throw py::value_error(std::string(what) + " too large: index arithmetic would overflow");
+}
+
+// Sliding-window pooling arguments, validated, into g (whose in/out are already set).
+inline void set_max_window(cnnkernels::PoolGeometry& g, py::handle kernel_, py::handle stride_, py::handle pad_before_,
+                           py::handle dilation_) {
+    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
+    const Triple pad_before = get3(pad_before_, "pad_before"), dilation = get3(dilation_, "dilation");
+    check_min(kernel, 1, "kernel");
+    check_min(stride, 1, "stride");
+    check_min(pad_before, 0, "pad_before");
+    check_min(dilation, 1, "dilation");
+    for (int d = 0; d < 3; ++d) {
+        g.kernel[d] = kernel[d];
+        g.stride[d] = stride[d];
+        g.pad_before[d] = pad_before[d];
+        g.dilation[d] = dilation[d];
+        check_index_range((__int128)g.out[d] * stride[d] + (__int128)kernel[d] * dilation[d] + pad_before[d] + g.in[d],
+                          "pooling geometry");
+    }
+}
+
+inline void set_avg_window(cnnkernels::PoolGeometry& g, py::handle kernel_, py::handle stride_, py::handle pad_before_,
+                           py::handle pad_after_) {
+    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
+    const Triple pad_before = get3(pad_before_, "pad_before"), pad_after = get3(pad_after_, "pad_after");
+    check_min(kernel, 1, "kernel");
+    check_min(stride, 1, "stride");
+    check_min(pad_before, 0, "pad_before");
+    check_min(pad_after, 0, "pad_after");
+    for (int d = 0; d < 3; ++d) {
+        g.kernel[d] = kernel[d];
+        g.stride[d] = stride[d];
+        g.pad_before[d] = pad_before[d];
+        g.pad_after[d] = pad_after[d];
+        check_index_range((__int128)g.out[d] * stride[d] + kernel[d] + pad_before[d] + pad_after[d] + g.in[d],
+                          "pooling geometry");
+    }
+}
+
+inline void check_adaptive(const cnnkernels::PoolGeometry& g) {
+    for (int d = 0; d < 3; ++d)
+        check_index_range(((__int128)g.out[d] + 1) * g.in[d] + g.out[d], "adaptive pooling geometry");
 }
 
 }  // namespace cnnkernels_py

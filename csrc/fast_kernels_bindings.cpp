@@ -57,22 +57,8 @@ NdhwcPool ndhwc_pool_arrays(py::handle x_, py::handle y_, py::handle indices_) {
 void max_pool_ndhwc(py::object x_, py::object y_, py::object indices_, py::object kernel_, py::object stride_,
                     py::object pad_before_, py::object dilation_, i64 threads) {
     NdhwcPool p = ndhwc_pool_arrays(x_, y_, indices_);
-    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
-    const Triple pad_before = get3(pad_before_, "pad_before"), dilation = get3(dilation_, "dilation");
-    check_min(kernel, 1, "kernel");
-    check_min(stride, 1, "stride");
-    check_min(pad_before, 0, "pad_before");
-    check_min(dilation, 1, "dilation");
+    set_max_window(p.g, kernel_, stride_, pad_before_, dilation_);
     const int nthreads = check_threads(threads);
-    for (int d = 0; d < 3; ++d) {
-        p.g.kernel[d] = kernel[d];
-        p.g.stride[d] = stride[d];
-        p.g.pad_before[d] = pad_before[d];
-        p.g.dilation[d] = dilation[d];
-        check_index_range((__int128)p.g.out[d] * stride[d] + (__int128)kernel[d] * dilation[d] + pad_before[d] +
-                              p.g.in[d],
-                          "pooling geometry");
-    }
     const void* xp = p.x.data();
     void* yp = p.y.mutable_data();
     int64_t* ip = p.has_indices ? static_cast<int64_t*>(p.indices.mutable_data()) : nullptr;
@@ -86,21 +72,8 @@ void max_pool_ndhwc(py::object x_, py::object y_, py::object indices_, py::objec
 void avg_pool_ndhwc(py::object x_, py::object y_, py::object kernel_, py::object stride_, py::object pad_before_,
                     py::object pad_after_, bool count_include_pad, i64 divisor_override, i64 threads) {
     NdhwcPool p = ndhwc_pool_arrays(x_, y_, py::none());
-    const Triple kernel = get3(kernel_, "kernel"), stride = get3(stride_, "stride");
-    const Triple pad_before = get3(pad_before_, "pad_before"), pad_after = get3(pad_after_, "pad_after");
-    check_min(kernel, 1, "kernel");
-    check_min(stride, 1, "stride");
-    check_min(pad_before, 0, "pad_before");
-    check_min(pad_after, 0, "pad_after");
+    set_avg_window(p.g, kernel_, stride_, pad_before_, pad_after_);
     const int nthreads = check_threads(threads);
-    for (int d = 0; d < 3; ++d) {
-        p.g.kernel[d] = kernel[d];
-        p.g.stride[d] = stride[d];
-        p.g.pad_before[d] = pad_before[d];
-        p.g.pad_after[d] = pad_after[d];
-        check_index_range((__int128)p.g.out[d] * stride[d] + kernel[d] + pad_before[d] + pad_after[d] + p.g.in[d],
-                          "pooling geometry");
-    }
     const void* xp = p.x.data();
     void* yp = p.y.mutable_data();
     py::gil_scoped_release nogil;
@@ -115,8 +88,7 @@ void avg_pool_ndhwc(py::object x_, py::object y_, py::object kernel_, py::object
 void adaptive_avg_pool_ndhwc(py::object x_, py::object y_, i64 threads) {
     NdhwcPool p = ndhwc_pool_arrays(x_, y_, py::none());
     const int nthreads = check_threads(threads);
-    for (int d = 0; d < 3; ++d)
-        check_index_range(((__int128)p.g.out[d] + 1) * p.g.in[d] + p.g.out[d], "adaptive pooling geometry");
+    check_adaptive(p.g);
     const void* xp = p.x.data();
     void* yp = p.y.mutable_data();
     py::gil_scoped_release nogil;

@@ -9,6 +9,14 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(cache=True, inline="always")
+def first_position(start, dilation):
+    """The first window position >= 0 (PyTorch reports it as the index of a window of only -inf/padding)."""
+    if start < 0:
+        start += ((-start + dilation - 1) // dilation) * dilation
+    return start
+
+
 @njit(parallel=True, cache=True)
 def max_pool(x, y, indices, kernel, stride, pad, dilation, want_indices):
     """Max over each window, padding as -inf; NaN wins, and the last NaN is the one reported (PyTorch's rule)."""
@@ -27,15 +35,9 @@ def max_pool(x, y, indices, kernel, stride, pad, dilation, want_indices):
                 for ow in range(OW):
                     # PyTorch's rule: start from -inf at the first in-range-or-later window position, so a
                     # window of only -inf (or only padding) reports that position.
-                    fd = od * sd - pd
-                    while fd < 0:
-                        fd += dd
-                    fh = oh * sh - ph
-                    while fh < 0:
-                        fh += dh
-                    fw = ow * sw - pw
-                    while fw < 0:
-                        fw += dw
+                    fd = first_position(od * sd - pd, dd)
+                    fh = first_position(oh * sh - ph, dh)
+                    fw = first_position(ow * sw - pw, dw)
                     best = -np.inf
                     where = (fd * H + fh) * W + fw
                     for kd in range(KD):

@@ -6,6 +6,8 @@ Indices are flat positions within the (D, H, W) input volume, as in the NCDHW ke
 import numpy as np
 from numba import njit, prange
 
+from .pool import first_position
+
 
 @njit(parallel=True, cache=True)
 def max_pool_ndhwc(x, y, indices, kernel, stride, pad, dilation, want_indices):
@@ -23,15 +25,9 @@ def max_pool_ndhwc(x, y, indices, kernel, stride, pad, dilation, want_indices):
         best = np.empty(C, dtype=y.dtype)
         where = np.empty(C, dtype=np.int64)
         for ow in range(OW):
-            fd = od * sd - pd
-            while fd < 0:
-                fd += dd
-            fh = oh * sh - ph
-            while fh < 0:
-                fh += dh
-            fw = ow * sw - pw
-            while fw < 0:
-                fw += dw
+            fd = first_position(od * sd - pd, dd)
+            fh = first_position(oh * sh - ph, dh)
+            fw = first_position(ow * sw - pw, dw)
             best[:] = -np.inf
             where[:] = (fd * H + fh) * W + fw
             for kd in range(KD):
