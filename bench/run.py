@@ -40,10 +40,6 @@ def _reference(case, x, w):
     return replace(case, layout="NCHW").run_ck(ck, x64, w64, algorithm="direct", backend="numba")
 
 
-def _op(case):
-    return case.op if case.op == "conv2d" else case.ck_op
-
-
 def bench_layer(case, threads, repeats):
     x, w = case.inputs()
     ref = _reference(case, x, w)
@@ -51,7 +47,8 @@ def bench_layer(case, threads, repeats):
     xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
     scale = max(np.abs(ref).max(), 1e-30)
     funcs, errors = {}, {}
-    for algorithm, backend in ck.available_kernels(_op(case), layout=case.layout) + [("auto", "auto")]:
+    op, args, kwargs = case.ck_call(xin, w)
+    for algorithm, backend in ck.available_kernels(op, layout=case.layout) + [("auto", "auto")]:
         name = f"{algorithm}/{backend}"
         try:
             got = case.run_ck(ck, xin, w, algorithm=algorithm, backend=backend)
@@ -63,8 +60,7 @@ def bench_layer(case, threads, repeats):
             got = got.transpose(0, 3, 1, 2)
         errors[name] = float(np.abs(got - ref).max() / scale)
         funcs[name] = (lambda a=algorithm, b=backend: case.run_ck(ck, xin, w, algorithm=a, backend=b))
-    tuning = ck.explain(_op(case), *([xin, w] if w is not None else [xin]), **_explain_kwargs(case),
-                        retune=True, verbose=False)   # fresh tuning: its cost and pick
+    tuning = ck.explain(op, *args, **kwargs, retune=True, verbose=False)   # fresh tuning: its cost and pick
     torch = _torch()
     if torch is not None:
         F = torch.nn.functional
@@ -83,18 +79,6 @@ def bench_layer(case, threads, repeats):
              **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0}
                 if k == "auto/auto" else {})}
             for k, t in times.items()]
-
-
-def _explain_kwargs(case):
-    """Arguments of case.run_ck, for explain (which takes the op's own arguments)."""
-    if case.op == "conv2d":
-        return dict(case.kwargs(), layout=case.layout)
-    if case.kind == "global":
-        return dict(output_size=1, layout=case.layout)
-    if case.kind == "max":
-        return dict(kernel_size=case.kernel, stride=case.stride, padding=case.padding, layout=case.layout)
-    return dict(kernel_size=case.kernel, stride=case.stride, padding=case.padding,
-                count_include_pad=case.count_include_pad, layout=case.layout)
 
 
 def _geomean(values):
@@ -145,7 +129,7 @@ def plot(rows, limits, path):
     threads = max(limits)
     mine = [r for r in rows if r["threads"] == threads and r["gflops"]]
     if not mine:
-        return None
+        return ""   # nothing with FLOPs to plot (pooling, networks)
     layers = list(dict.fromkeys(r["layer"] for r in mine))
     kernels = list(dict.fromkeys(r["kernel"] for r in mine))
     fig, (bars, roof) = plt.subplots(1, 2, figsize=(16, 6))
@@ -230,7 +214,7 @@ def main(argv=None):
         json.dump({"suite": args.suite, "info": ck.info(), "machine": list(limits.values()), "rows": rows}, f, indent=1)
     png = plot(rows, limits, os.path.splitext(args.json)[0] + ".png")
     print(f"\n{len(rows)} rows in {time.perf_counter() - t_start:.1f} s; JSON: {args.json}"
-          + (f"; plot: {png}" if png else " (pip install matplotlib for a PNG plot)"))
+          + (f"; plot: {png}" if png else "" if png == "" else " (pip install matplotlib for a PNG plot)"))
 
 
 if __name__ == "__main__":

@@ -63,9 +63,13 @@ class ConvLayer:
     def kwargs(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
+    def ck_call(self, x, w):
+        """(op name, positional args, keyword args) of the cnnkernels call; x already in self.layout."""
+        return "conv2d", (x, w), dict(self.kwargs(), layout=self.layout)
+
     def run_ck(self, ck, x, w, **choice):
-        """x is NCHW; in NHWC cases the caller has already made it channels-last."""
-        return ck.conv2d(x, w, **self.kwargs(), layout=self.layout, **choice)
+        op, args, kwargs = self.ck_call(x, w)
+        return getattr(ck, op)(*args, **kwargs, **choice)
 
     def run_torch(self, F, tx, tw):
         return F.conv2d(tx, tw, None, **self.kwargs())
@@ -101,13 +105,17 @@ class PoolLayer:
         rng = np.random.default_rng(0)
         return rng.standard_normal((self.batch, self.C, self.H, self.W)).astype(np.float32), None
 
-    def run_ck(self, ck, x, w, **choice):
+    def ck_call(self, x, w):
         if self.kind == "global":
-            return ck.adaptive_avg_pool2d(x, 1, layout=self.layout, **choice)
+            return "adaptive_avg_pool2d", (x, 1), dict(layout=self.layout)
+        window = dict(kernel_size=self.kernel, stride=self.stride, padding=self.padding, layout=self.layout)
         if self.kind == "max":
-            return ck.max_pool2d(x, self.kernel, self.stride, self.padding, layout=self.layout, **choice)
-        return ck.avg_pool2d(x, self.kernel, self.stride, self.padding, count_include_pad=self.count_include_pad,
-                             layout=self.layout, **choice)
+            return "max_pool2d", (x,), window
+        return "avg_pool2d", (x,), dict(window, count_include_pad=self.count_include_pad)
+
+    def run_ck(self, ck, x, w, **choice):
+        op, args, kwargs = self.ck_call(x, w)
+        return getattr(ck, op)(*args, **kwargs, **choice)
 
     def run_torch(self, F, tx, tw):
         if self.kind == "global":
@@ -116,9 +124,6 @@ class PoolLayer:
             return F.max_pool2d(tx, self.kernel, self.stride, self.padding)
         return F.avg_pool2d(tx, self.kernel, self.stride, self.padding, count_include_pad=self.count_include_pad)
 
-    @property
-    def ck_op(self):
-        return {"global": "adaptive_avg_pool2d", "max": "max_pool2d", "avg": "avg_pool2d"}[self.kind]
 
 
 DENSE = [
