@@ -109,7 +109,7 @@ def winograd_weights(w, m, groups, backend="numba"):
     if backend == "cpp":
         mod = _cpp_backend.module
         U = np.empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
-        mod.winograd_transform_weights(w, U, G, groups)
+        mod.winograd_transform_weights(w, U, G, groups, _cpp_threads())
     else:
         U = _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
     _WINOGRAD_CACHE[key] = (w.copy(), U)

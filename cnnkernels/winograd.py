@@ -14,26 +14,32 @@ and moves the fractions into the one-off weight transform.
 
 Points: the well-conditioned choices 0, +-1 (F(2)); 0, +-1, +-2 (F(4)); 0, +-1, +-2, +-1/2 (F(6)).
 """
-from fractions import Fraction
-
 import numpy as np
 
+# Finite interpolation points per m; (p, q) is the fraction p/q.
 POINTS = {
     2: (0, 1, -1),
     4: (0, 1, -1, 2, -2),
-    6: (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)),
+    6: (0, 1, -1, 2, -2, (1, 2), (-1, 2)),
 }
+
+
+def _fraction(p):
+    from fractions import Fraction
+    return Fraction(*p) if isinstance(p, tuple) else Fraction(p)
 
 
 def _vandermonde(points, cols):
     """Rows [p^0 .. p^(cols-1)] for each finite point, then the infinity row [0 .. 0 1]."""
-    rows = [[Fraction(p) ** k for k in range(cols)] for p in points]
+    from fractions import Fraction
+    rows = [[_fraction(p) ** k for k in range(cols)] for p in points]
     rows.append([Fraction(0)] * (cols - 1) + [Fraction(1)])
     return rows
 
 
 def _inverse(matrix):
     """Exact Gauss-Jordan inverse of a square matrix of Fractions."""
+    from fractions import Fraction
     n = len(matrix)
     aug = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(matrix)]
     for col in range(n):
@@ -50,7 +56,8 @@ def _inverse(matrix):
 
 def exact_transforms(m, r=3):
     """(A^T, G, B^T) as lists of Fraction rows for F(m, r)."""
-    points = POINTS[m]
+    from fractions import Fraction
+    points = [_fraction(p) for p in POINTS[m]]
     n = m + r - 1
     if len(points) != n - 1:
         raise ValueError(f"F({m},{r}) needs {n - 1} finite points, have {len(points)}")
@@ -64,17 +71,96 @@ def exact_transforms(m, r=3):
         scale = Fraction(1)
         for q in points:
             if q != p:
-                scale *= Fraction(p) - Fraction(q)
+                scale *= p - q
         BT[j] = [v * scale for v in BT[j]]
         G[j] = [v / scale for v in G[j]]
     return AT, G, BT
 
 
+# (A^T, G, B^T) per m as float64, each value exact_transforms(m) rounded once. Kept here so that a process
+# does not pay for importing `fractions` and the derivation (~4 ms) on its first Winograd call;
+# tests/test_conv.py checks them against the derivation.
+_ROUNDED = {
+    2: (
+        [
+            [1.0, 1.0, 1.0, 0.0],
+            [0.0, 1.0, -1.0, 1.0],
+        ],
+        [
+            [-1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ],
+        [
+            [-1.0, 0.0, 1.0, 0.0],
+            [0.0, 1.0, 1.0, 0.0],
+            [0.0, -1.0, 1.0, 0.0],
+            [0.0, -1.0, 0.0, 1.0],
+        ],
+    ),
+    4: (
+        [
+            [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+            [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+            [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+            [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+        ],
+        [
+            [0.25, 0.0, 0.0],
+            [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666],
+            [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666],
+            [0.041666666666666664, 0.08333333333333333, 0.16666666666666666],
+            [0.041666666666666664, -0.08333333333333333, 0.16666666666666666],
+            [0.0, 0.0, 1.0],
+        ],
+        [
+            [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+            [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+            [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+            [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+            [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+            [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+        ],
+    ),
+    6: (
+        [
+            [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+            [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 0.0],
+            [0.0, 1.0, 1.0, 4.0, 4.0, 0.25, 0.25, 0.0],
+            [0.0, 1.0, -1.0, 8.0, -8.0, 0.125, -0.125, 0.0],
+            [0.0, 1.0, 1.0, 16.0, 16.0, 0.0625, 0.0625, 0.0],
+            [0.0, 1.0, -1.0, 32.0, -32.0, 0.03125, -0.03125, 1.0],
+        ],
+        [
+            [-1.0, 0.0, 0.0],
+            [-0.2222222222222222, -0.2222222222222222, -0.2222222222222222],
+            [-0.2222222222222222, 0.2222222222222222, -0.2222222222222222],
+            [0.011111111111111112, 0.022222222222222223, 0.044444444444444446],
+            [0.011111111111111112, -0.022222222222222223, 0.044444444444444446],
+            [0.7111111111111111, 0.35555555555555557, 0.17777777777777778],
+            [0.7111111111111111, -0.35555555555555557, 0.17777777777777778],
+            [0.0, 0.0, 1.0],
+        ],
+        [
+            [-1.0, 0.0, 5.25, 0.0, -5.25, 0.0, 1.0, 0.0],
+            [0.0, 1.0, 1.0, -4.25, -4.25, 1.0, 1.0, 0.0],
+            [0.0, -1.0, 1.0, 4.25, -4.25, -1.0, 1.0, 0.0],
+            [0.0, 0.5, 0.25, -2.5, -1.25, 2.0, 1.0, 0.0],
+            [0.0, -0.5, 0.25, 2.5, -1.25, -2.0, 1.0, 0.0],
+            [0.0, 2.0, 4.0, -2.5, -5.0, 0.5, 1.0, 0.0],
+            [0.0, -2.0, 4.0, 2.5, -5.0, -0.5, 1.0, 0.0],
+            [0.0, -1.0, 0.0, 5.25, 0.0, -5.25, 0.0, 1.0],
+        ],
+    ),
+}
+
 _cache = {}
 
 
 def transforms(m, r=3):
-    """(A^T, G, B^T) as float64 arrays, computed once per variant."""
+    """(A^T, G, B^T) as float64 arrays: exact_transforms(m, r) rounded to float64, built once per variant."""
     if (m, r) not in _cache:
-        _cache[(m, r)] = tuple(np.array([[float(v) for v in row] for row in mat]) for mat in exact_transforms(m, r))
+        mats = _ROUNDED[m] if r == 3 and m in _ROUNDED else exact_transforms(m, r)
+        _cache[(m, r)] = tuple(np.array([[float(v) for v in row] for row in mat]) for mat in mats)
     return _cache[(m, r)]

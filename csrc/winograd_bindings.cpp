@@ -45,7 +45,7 @@ py::tuple u_shape(i64 K, i64 C, i64 groups, i64 m) {
     return py::make_tuple(groups, n * n, ck::winograd_kpad(K / groups), C / groups);
 }
 
-void transform_weights(py::object w_, py::object U_, py::object G_, i64 groups) {
+void transform_weights(py::object w_, py::object U_, py::object G_, i64 groups, i64 threads_) {
     py::array w = as_array(w_, "w"), U = as_array(U_, "U");
     check_layout(w, "w", 5, false);
     check_layout(U, "U", 4, true);
@@ -69,16 +69,17 @@ void transform_weights(py::object w_, py::object U_, py::object G_, i64 groups) 
                                   ") = (groups, n*n, K/groups rounded up to 32, C/groups), got " + shape_str(U));
     check_no_overlap(U, "U", w, "w");
     check_no_overlap(U, "U", G, "G");
+    const int threads = check_threads(threads_);
     const void* wp = w.data();
     const double* gp = static_cast<const double*>(G.data());
     void* up = U.mutable_data();
     py::gil_scoped_release nogil;
     if (dt == Dtype::f32)
         ck::winograd_transform_weights<float>(K, Cg, groups, n, static_cast<const float*>(wp), gp,
-                                              static_cast<float*>(up));
+                                              static_cast<float*>(up), threads);
     else
         ck::winograd_transform_weights<double>(K, Cg, groups, n, static_cast<const double*>(wp), gp,
-                                               static_cast<double*>(up));
+                                               static_cast<double*>(up), threads);
 }
 
 void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::object pad_, py::object AT_,
@@ -173,7 +174,7 @@ void register_winograd(py::module_& m) {
           "Shape of the transformed weights U for winograd_transform_weights / winograd_conv: "
           "(groups, (m+2)**2, K/groups rounded up to 32, C/groups).");
     m.def("winograd_transform_weights", &transform_weights, py::arg("w"), py::arg("U"), py::arg("G"),
-          py::arg("groups"),
+          py::arg("groups"), py::arg("threads") = 1,
           "U = G w G^T per (k, c), computed in float64, packed for this process's GEMM micro-kernel. w (K, C/groups, "
           "1, 3, 3); U preallocated, dtype of w, shape winograd_weights_shape(K, C, groups, m); G (m+2, 3) float64 "
           "from cnnkernels.winograd.transforms(m)[1].");

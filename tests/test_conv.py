@@ -30,10 +30,25 @@ def _tolerance(algorithm, backend):
     return _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy]
 
 
-def _check(case, got, ref, algorithm, backend):
+def _terms(case, algorithm):
+    """The largest sum of |terms| over the outputs (see assert_close). A Winograd tile mixes every input of the
+    tile with every weight of the filter before its output transform cancels them, so there the terms are
+    those of the whole filter on the largest input."""
+    b = None if case["b"] is None else np.abs(case["b"])
+    mag = naive.conv(np.abs(case["x"]), np.abs(case["w"]), b, case["stride"], case["pads"], case["dilation"],
+                     case["groups"])
+    terms = float(mag.max(initial=0.0))
+    if algorithm.startswith("winograd") or algorithm == "auto":
+        w = np.abs(case["w"]).reshape(case["w"].shape[0], -1).sum(axis=1)
+        terms = max(terms, float(np.abs(case["x"]).max(initial=0.0) * w.max(initial=0.0)))
+    return terms
+
+
+def _check(case, got, ref, algorithm, backend, terms=None):
     if case["unbatched"]:
         ref = ref[0]
-    assert_close(got, ref, case["dtype"], _tolerance(algorithm, backend))
+    terms = _terms(case, algorithm) if terms is None else terms
+    assert_close(got, ref, case["dtype"], _tolerance(algorithm, backend), terms)
 
 
 def _run_conv(nd, case, algorithm, backend):
@@ -97,7 +112,10 @@ def test_conv_transpose_matches_reference(nd, algorithm, backend):
                          case["groups"], case["dilation"], algorithm=algorithm, backend=backend)
         ref = naive.conv_transpose(case["x"], case["w"], case["b"], case["stride"], case["pads"],
                                    case["output_padding"], case["groups"], case["dilation"])
-        _check(case, got, ref, algorithm, backend)
+        mag = naive.conv_transpose(np.abs(case["x"]), np.abs(case["w"]), None if case["b"] is None else np.abs(case["b"]),
+                                   case["stride"], case["pads"], case["output_padding"], case["groups"],
+                                   case["dilation"])
+        _check(case, got, ref, algorithm, backend, float(mag.max(initial=0.0)))
     check()
 
 
@@ -174,6 +192,15 @@ def test_winograd_transforms_are_exact():
             bd = [sum(BT[i][k] * d[k] for k in range(n)) for i in range(n)]
             y = [sum(AT[i][j] * gg[j] * bd[j] for j in range(n)) for i in range(m)]
             assert y == [sum(d[i + k] * g[k] for k in range(3)) for i in range(m)]
+
+
+def test_winograd_float_transforms_are_the_exact_ones_rounded():
+    from cnnkernels.winograd import _cache, exact_transforms, transforms
+    _cache.clear()
+    for m in (2, 4, 6):
+        for got, exact in zip(transforms(m), exact_transforms(m)):
+            assert got.dtype == np.float64
+            assert got.tolist() == [[float(v) for v in row] for row in exact]
 
 
 @pytest.mark.parametrize("algorithm,backend", KERNELS)

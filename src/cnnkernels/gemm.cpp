@@ -8,6 +8,7 @@
 
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
+#include "cnnkernels/scratch.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -121,17 +122,6 @@ T apply_scalar(T v, const GemmEpilogue<T>& ep) {
     return v;
 }
 
-struct AlignedBuffer {
-    void* p = nullptr;
-    explicit AlignedBuffer(size_t bytes) {
-        if (bytes) p = ::operator new(bytes, std::align_val_t(64));
-    }
-    ~AlignedBuffer() {
-        if (p) ::operator delete(p, std::align_val_t(64));
-    }
-    AlignedBuffer(const AlignedBuffer&) = delete;
-    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-};
 
 }  // namespace
 
@@ -204,8 +194,8 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     const int64_t per_thread = a_elems + b_elems;
     // The caller's scratch when it is large enough, else our own allocation.
     if (scratch && per_thread * workers > scratch_elems) scratch = nullptr;
-    AlignedBuffer buffer(scratch ? 0 : size_t(per_thread) * size_t(workers) * sizeof(T));
-    T* const pack_base = scratch ? scratch : static_cast<T*>(buffer.p);
+    T* const pack_base =
+        scratch ? scratch : thread_scratch_of<T>(ScratchSlot::kGemmPack, size_t(per_thread) * size_t(workers));
 
 #pragma omp parallel num_threads(workers) if (workers > 1)
     {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cnnkernels/gemm.h"
+#include "cnnkernels/scratch.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -241,11 +242,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     const int64_t pack_elems_w = (gemm_pack_bytes(Kg, std::min(P, OSP), R, int(elem), gemm_threads, pack_budget, true) /
                                   elem + 15) / 16 * 16;
     const int64_t per_worker = col_elems_w + pack_elems_w;
-    T* const scratch = static_cast<T*>(::operator new(size_t(per_worker * workers) * sizeof(T), std::align_val_t(64)));
-    struct Free {
-        T* p;
-        ~Free() { ::operator delete(p, std::align_val_t(64)); }
-    } free_scratch{scratch};
+    T* const scratch = thread_scratch_of<T>(ScratchSlot::kDriver, size_t(per_worker * workers));
 
     auto run = [&](int64_t t, int worker, int inner_threads) {
         const int64_t ch = t % chunks, grp = (t / chunks) % G, n = t / (chunks * G);

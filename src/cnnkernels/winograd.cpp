@@ -21,6 +21,7 @@
 
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
+#include "cnnkernels/scratch.h"
 #include "cnnkernels/winograd_kernels.h"
 #include "cnnkernels/winograd_matrices.h"
 
@@ -99,17 +100,6 @@ WinoMatrix<T> sparse(const double* a, int rows, int cols) {
     return s;
 }
 
-struct AlignedBuffer {
-    void* p = nullptr;
-    explicit AlignedBuffer(size_t bytes) {
-        if (bytes) p = ::operator new(bytes, std::align_val_t(64));
-    }
-    ~AlignedBuffer() {
-        if (p) ::operator delete(p, std::align_val_t(64));
-    }
-    AlignedBuffer(const AlignedBuffer&) = delete;
-    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-};
 
 }  // namespace
 
@@ -118,29 +108,42 @@ int winograd_nr(int elem_size) {
 }
 
 template <class T>
-void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, const T* w, const double* G, T* U) {
+void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, const T* w, const double* G, T* U,
+                                int threads) {
     const int64_t Kg = K / groups, Kp = winograd_kpad(Kg), nn = int64_t(n) * n;
     const int NR = kernel_desc<T>().nr;
-    std::memset(static_cast<void*>(U), 0, size_t(groups * nn * Kp * Cg) * sizeof(T));
-    double tmp[8][3];
-    for (int64_t kk = 0; kk < K; ++kk) {
-        const int64_t g = kk / Kg, k = kk % Kg;
-        for (int64_t c = 0; c < Cg; ++c) {
-            const T* f = w + (kk * Cg + c) * 9;
-            for (int a = 0; a < n; ++a)
-                for (int j = 0; j < 3; ++j) {
-                    double s = 0.0;
-                    for (int i = 0; i < 3; ++i) s += G[a * 3 + i] * double(f[i * 3 + j]);
-                    tmp[a][j] = s;
-                }
-            for (int a = 0; a < n; ++a)
-                for (int b = 0; b < n; ++b) {
-                    double s = 0.0;
-                    for (int j = 0; j < 3; ++j) s += tmp[a][j] * G[b * 3 + j];
-                    T* blk = U + (g * nn + a * n + b) * Kp * Cg;
-                    blk[(k / NR) * NR * Cg + c * NR + k % NR] = T(s);
-                }
+    constexpr int kMaxNR = 32, kMaxPoints = 64;  // n <= 8; NR is 4..32 in every ISA table
+    // Per (group, NR-panel of filters, channel), in that order: the n*n
+    // transformed values of the panel's filters are built in a local block,
+    // then each point's NR values are written as one contiguous run, so the n*n
+    // output streams advance sequentially (channel after channel) and every
+    // line is written once. (Writing filter by filter touches n*n lines Kp*Cg
+    // apart - the same cache sets for power-of-two sizes - once per filter.)
+    const int64_t panels = Kp / NR;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * Cg * panels > 1)
+    for (int64_t item = 0; item < groups * Cg * panels; ++item) {
+        const int64_t g = item / (Cg * panels), jp = (item / Cg) % panels, c = item % Cg;
+        // Filters innermost (kk), so every loop below is a vector loop over the panel.
+        double f[9][kMaxNR], tmp[8][3][kMaxNR];
+        T block[kMaxPoints][kMaxNR];
+        const int live = int(std::max<int64_t>(0, std::min<int64_t>(NR, Kg - jp * NR)));
+        for (int t = 0; t < 9; ++t) {
+            for (int kk = 0; kk < live; ++kk) f[t][kk] = double(w[((g * Kg + jp * NR + kk) * Cg + c) * 9 + t]);
+            for (int kk = live; kk < NR; ++kk) f[t][kk] = 0.0;  // K padding: zero filters give zero U
         }
+        for (int a = 0; a < n; ++a)
+            for (int j = 0; j < 3; ++j) {
+                const double g0 = G[a * 3], g1 = G[a * 3 + 1], g2 = G[a * 3 + 2];
+                for (int kk = 0; kk < NR; ++kk) tmp[a][j][kk] = g0 * f[j][kk] + g1 * f[3 + j][kk] + g2 * f[6 + j][kk];
+            }
+        for (int a = 0; a < n; ++a)
+            for (int b = 0; b < n; ++b) {
+                const double g0 = G[b * 3], g1 = G[b * 3 + 1], g2 = G[b * 3 + 2];
+                for (int kk = 0; kk < NR; ++kk)
+                    block[a * n + b][kk] = T(tmp[a][0][kk] * g0 + tmp[a][1][kk] * g1 + tmp[a][2][kk] * g2);
+            }
+        T* const dst = U + g * nn * Kp * Cg + jp * NR * Cg + c * NR;
+        for (int64_t e = 0; e < nn; ++e) std::memcpy(dst + e * Kp * Cg, block[e], size_t(NR) * sizeof(T));
     }
 }
 
@@ -211,14 +214,20 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     nblocks = cdiv(tiles, Tb);
 
     const size_t v_elems = size_t(nn * Tb * Cpad), m_elems = size_t(nn * Tb * Kpad);
-    AlignedBuffer vbuf(nbuf * v_elems * sizeof(T)), mbuf(nbuf * m_elems * sizeof(T));
-    AlignedBuffer bandbuf(size_t(threads * band_elems) * sizeof(T));
-    AlignedBuffer biasbuf(bias ? size_t(groups * Kpad) * sizeof(T) : 0);
-    T* const bias_pad = static_cast<T*>(biasbuf.p);
+    // One scratch block, carved into V, M, the bands and the padded bias (each
+    // part a multiple of 16 elements, so every part stays 64-byte aligned).
+    auto align16 = [](size_t e) { return (e + 15) / 16 * 16; };
+    const size_t v_all = align16(nbuf * v_elems), m_all = align16(nbuf * m_elems);
+    const size_t band_all = align16(size_t(threads * band_elems)), bias_all = bias ? size_t(groups * Kpad) : 0;
+    T* const scratch = thread_scratch_of<T>(ScratchSlot::kDriver, v_all + m_all + band_all + bias_all);
+    T* const vbase = scratch;
+    T* const mbase = vbase + v_all;
+    T* const bandbase = mbase + m_all;
+    T* const bias_pad = bandbase + band_all;
     // Lanes of M beyond Kg are read (never stored) by the output transform.
-    if (Kpad != Kg) std::memset(mbuf.p, 0, nbuf * m_elems * sizeof(T));
+    if (Kpad != Kg) std::memset(static_cast<void*>(mbase), 0, nbuf * m_elems * sizeof(T));
     if (bias) {
-        std::memset(biasbuf.p, 0, size_t(groups * Kpad) * sizeof(T));
+        std::memset(static_cast<void*>(bias_pad), 0, size_t(groups * Kpad) * sizeof(T));
         for (int64_t gi = 0; gi < groups; ++gi)
             for (int64_t k = 0; k < Kg; ++k) bias_pad[gi * Kpad + k] = bias[gi * Kg + k];
     }
@@ -332,10 +341,10 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
 #ifdef _OPENMP
         me = omp_get_thread_num();
 #endif
-        T* const band = static_cast<T*>(bandbuf.p) + me * band_elems;
+        T* const band = bandbase + me * band_elems;
         if (priv) {
-            T* const V = static_cast<T*>(vbuf.p) + me * v_elems;
-            T* const M = static_cast<T*>(mbuf.p) + me * m_elems;
+            T* const V = vbase + me * v_elems;
+            T* const M = mbase + me * m_elems;
 #pragma omp for schedule(static)
             for (int64_t bi = 0; bi < total_blocks; ++bi) {
                 const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, V, M);
@@ -344,8 +353,8 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
                 for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it);
             }
         } else {
-            T* const V = static_cast<T*>(vbuf.p);
-            T* const M = static_cast<T*>(mbuf.p);
+            T* const V = vbase;
+            T* const M = mbase;
             for (int64_t bi = 0; bi < total_blocks; ++bi) {
                 const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, V, M);
 #pragma omp for schedule(static)
@@ -361,9 +370,10 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     }
 }
 
-template void winograd_transform_weights<float>(int64_t, int64_t, int64_t, int, const float*, const double*, float*);
+template void winograd_transform_weights<float>(int64_t, int64_t, int64_t, int, const float*, const double*, float*,
+                                                int);
 template void winograd_transform_weights<double>(int64_t, int64_t, int64_t, int, const double*, const double*,
-                                                 double*);
+                                                 double*, int);
 template void winograd_conv<float>(const WinogradGeometry&, const float*, const float*, const float*, float*,
                                    const double*, const double*, int, int64_t, double, double);
 template void winograd_conv<double>(const WinogradGeometry&, const double*, const double*, const double*, double*,

@@ -28,7 +28,8 @@ inline int64_t winograd_kpad(int64_t Kg) { return (Kg + 31) / 32 * 32; }
 // w (K, Cg, 1, 3, 3) row-major; G the n x 3 float64 matrix (n = m + 2); U is
 // computed in double then rounded to T.
 template <class T>
-void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, const T* w, const double* G, T* U);
+void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, const T* w, const double* G, T* U,
+                                int threads);
 
 // y (N, K, OH, OW) = clamp(conv(x, w) + bias) with x (N, C, H, W), U from
 // winograd_transform_weights, AT (m x n) and BT (n x n) float64 row-major,
