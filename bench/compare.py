@@ -2,8 +2,8 @@
 
     python bench/compare.py BASELINE.json CURRENT.json [--threshold 0.10] [--rerun]
 
-Each benchmark's median is divided by the calibration time measured in the same run just before it,
-so a slower or busier machine does not read as a regression. With --rerun, benchmarks over the
+Each benchmark's figure is its fastest round divided by the fastest round of a calibration workload
+measured in alternating rounds (bench/conftest.py), so a slower or busier machine does not read as a regression. With --rerun, benchmarks over the
 threshold are measured again (pytest -k, up to twice) and fail only if every measurement confirms.
 Exits 1 on a confirmed regression.
 """
@@ -20,12 +20,14 @@ def load(path):
         data = json.load(f)
     out = {}
     for b in data.get("benchmarks", []):
-        calib = b.get("extra_info", {}).get("calibration_s")
-        if not calib:
+        info = b.get("extra_info", {})
+        if "normalised_min" in info:
+            norm = info["normalised_min"]
+        elif info.get("calibration_s"):   # runs recorded before the interleaved rounds
+            norm = b["stats"]["median"] / info["calibration_s"]
+        else:
             continue
-        stats = b["stats"]
-        out[b["fullname"]] = {"norm": stats["median"] / calib, "noise": stats["iqr"] / max(stats["median"], 1e-12),
-                              "name": b["name"]}
+        out[b["fullname"]] = {"norm": norm, "name": b["name"]}
     return out
 
 
@@ -77,7 +79,7 @@ def main(argv=None):
     for name, ratio, verdict in rows:
         shown = f"{ratio:6.2f}x" if ratio is not None else "     -"
         print(f"{shown}  {verdict:<17} {name}")
-    print(f"{len(regressions)} regression(s) over {args.threshold:.0%} (normalised medians)")
+    print(f"{len(regressions)} regression(s) over {args.threshold:.0%} (normalised figures)")
     return 1 if regressions else 0
 
 
