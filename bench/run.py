@@ -100,6 +100,14 @@ def summarize(rows):
             g = _geomean([r["vs_torch"] for r in autos if r["category"] == cat])
             if g:
                 lines.append(f"{threads} thr  {cat:<12} auto vs torch geomean {g:.2f}x")
+        for cat in sorted({r["category"] for r in autos}):
+            # The Numba backend alone (no C++ build): its fastest kernel per layer, timed in the same rounds.
+            best = [max((r["vs_torch"] for r in mine if r["layer"] == a["layer"] and r["kernel"].endswith("/numba")
+                         and r["vs_torch"]), default=None) for a in autos if a["category"] == cat]
+            g = _geomean(best)
+            if g and all(best):
+                lines.append(f"{threads} thr  {cat:<12} Numba alone (fastest Numba kernel per layer) vs torch "
+                             f"geomean {g:.2f}x")
         close, worst, costs = 0, 1.0, []
         for a in autos:
             fastest = min(r["ms"] for r in mine if r["layer"] == a["layer"] and "/" in r["kernel"]

@@ -37,6 +37,14 @@ _CLOSE = 0.05            # candidates within 5% of the best get a second round
 MIN_BUDGET = 0.25        # seconds per key; the budget is max(MIN_BUDGET, BUDGET_FACTOR x best time)
 BUDGET_FACTOR = 25.0
 
+# A busy machine: when another process holds a core, multi-threaded kernels wait for their descheduled
+# threads and time 2-100x slower, so a tuning then picks at random (seen: a 0.24 ms kernel timed at 30 ms,
+# and a kernel 9x slower than it cached for good). Such a pick is used but kept out of the file, and the
+# key is tuned again after a delay that doubles each time.
+CONTENDED_REGION_S = 200e-6  # an empty parallel region slower than this (median of 9): threads lack cores
+RETUNE_DELAY_S = 5.0
+_provisional = {}            # key -> (entry, retune at, delay)
+
 
 def get_autotune():
     """The autotuning mode: 'off' (shape heuristic), 'on' (default) or 'exhaustive'."""
@@ -110,16 +118,25 @@ def dispatch(op, kernels, geometry, key_parts, call):
         return kernel
     key = _key(key_parts + (f"cands={','.join(k.name for k in kernels)}",))
     tuned = cache()
-    entry = None if (recorder is not None and recorder.get("retune")) else tuned.get(key)
+    retune = recorder is not None and recorder.get("retune")
+    entry = None if retune else _lookup(tuned, key)
     source = "cache"
     if entry is None:
         with _cache_lock:
             lock = _key_locks[key]
         with lock:   # several threads meeting a new key tune it once
-            entry = None if (recorder is not None and recorder.get("retune")) else tuned.get(key)
+            entry = None if retune else _lookup(tuned, key)
             if entry is None:
+                contended = _contended()
                 entry = _tune(fam, kernels, geometry, call)
-                tuned.put(key, entry)
+                contended = contended or _contended()
+                if contended:
+                    delay = 2 * _provisional[key][2] if key in _provisional else RETUNE_DELAY_S
+                    entry["status"]["(tuning)"] = f"machine busy: kept for this process only, tuned again in {delay:g} s"
+                    _provisional[key] = (entry, time.monotonic() + delay, delay)
+                else:
+                    _provisional.pop(key, None)
+                    tuned.put(key, entry)
                 bump_generation()
                 source = "tuned"
                 if recorder is not None:
@@ -135,6 +152,29 @@ def dispatch(op, kernels, geometry, key_parts, call):
         recorder.update(op=op, key=key, choice=kernel.name, source=source, candidates=entry.get("timings", {}),
                         status=entry.get("status", {}), tuning_seconds=entry.get("tuning_seconds"))
     return kernel
+
+
+def has_provisional():
+    """Whether some pick of this process awaits a retune (see CONTENDED_REGION_S)."""
+    return bool(_provisional)
+
+
+def _lookup(tuned, key):
+    """The entry for a key: a provisional one (tuned while the machine was busy) until its retune time,
+    else the cache's."""
+    hit = _provisional.get(key)
+    if hit is not None:
+        return hit[0] if time.monotonic() < hit[1] else None
+    return tuned.get(key)
+
+
+def _contended():
+    """Whether this process's threads lack cores right now (another process holds one)."""
+    from . import _cpp_backend
+    threads = min(get_num_threads(), _cpp_backend.max_threads)
+    if threads < 2 or _cpp_backend.module is None:
+        return False   # one thread: other processes slow every candidate alike
+    return _cpp_backend.module.parallel_region_seconds(threads, 9) > CONTENDED_REGION_S
 
 
 def _kernel_class(fam, g):

@@ -257,7 +257,9 @@ def _conv_checked(nd, input, weight, bias, stride, padding, dilation, groups, al
     user = [a for a in (x, w, b) if a is not None]
     result, kernel = _run_conv(op, _kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b,
                                geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user, act, cl)
-    if plan_key is not None and kernel is not None and (b is None or type(bias) is np.ndarray):
+    # No memo while a pick is provisional (tuned on a busy machine): its key must reach dispatch to be retuned.
+    if plan_key is not None and kernel is not None and (b is None or type(bias) is np.ndarray) \
+            and not _autotune.has_provisional():
         if len(_PLANS) >= _PLAN_LIMIT:
             _PLANS.clear()
         _PLANS[plan_key] = _conv_plan(nd, cl, weight_layout is not None and weight_layout[-2:] == "IO", batched,

@@ -18,6 +18,7 @@
 #include "cnnkernels/geometry.h"
 #include "cnnkernels/im2col.h"
 #include "cnnkernels/isa.h"
+#include "cnnkernels/parallel_probe.h"
 #include "cnnkernels/pool.h"
 #include "checks.h"
 
@@ -275,5 +276,17 @@ PYBIND11_MODULE(_cpp, m) {
           py::arg("threads"), "Adaptive max pooling to y's spatial shape; indices (int64) or None.");
     register_winograd(m);
     register_fast_kernels(m);
+    m.def(
+        "parallel_region_seconds",
+        [](i64 threads, i64 rounds) {
+            const int t = check_threads(threads);
+            if (rounds < 1 || rounds > 1000)
+                throw py::value_error("rounds must be in [1, 1000], got " + std::to_string(rounds));
+            py::gil_scoped_release nogil;
+            return ck::parallel_region_seconds(t, int(rounds));
+        },
+        py::arg("threads"), py::arg("rounds"),
+        "Median seconds of `rounds` empty OpenMP parallel regions: ~1 us when the threads have cores, "
+        "milliseconds when other processes hold them.");
     m.def("info", &info, "Build information: compiler, OpenMP, ISA in use (isa) and usable on this CPU (isa_available).");
 }

@@ -121,7 +121,9 @@ def test_two_processes_tuning_concurrently(fresh_cache):
             "x = np.ones((1, 4, 8 + n, 8), np.float32)\n"
             "for k in range(1, 6):\n"
             "    ck.conv2d(x, np.ones((4, 4, k, k), np.float32))\n")
-    env = dict(os.environ, CNNKERNELS_CACHE_DIR=str(fresh_cache))
+    # One thread each: two 2-thread processes on a 2-core machine would rightly count as a busy machine
+    # and keep their picks out of the file (test_busy_machine_pick_is_provisional).
+    env = dict(os.environ, CNNKERNELS_CACHE_DIR=str(fresh_cache), CNNKERNELS_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], env=env) for i in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     data = json.loads((fresh_cache / "tuning.json").read_text())
@@ -173,3 +175,36 @@ def test_cli_tune_show_export_import(fresh_cache, tmp_path, capsys):
     assert "conv|NCDHW|float32" in capsys.readouterr().out
     x = np.zeros((1, 8, 10, 10), np.float32)
     assert ck.explain("conv2d", x, np.zeros((8, 8, 3, 3), np.float32), padding=1, verbose=False)["source"] == "cache"
+
+
+def test_busy_machine_pick_is_provisional(fresh_cache, monkeypatch):
+    """A pick tuned while the threads lacked cores is used, kept out of the file, and tuned again later
+    (persisted once the machine is quiet); the functional memo never freezes it."""
+    busy = [True]
+    monkeypatch.setattr(_autotune, "_contended", lambda: busy[0])
+    monkeypatch.setattr(_autotune, "_provisional", {})
+    first = ck.explain("conv2d", X, W, padding=1, verbose=False)
+    assert first["source"] == "tuned" and "machine busy" in first["status"]["(tuning)"]
+    assert not os.path.exists(fresh_cache / "tuning.json")
+    expected = ck.conv2d(X, W, padding=1, algorithm="im2col", backend="numba")
+    np.testing.assert_allclose(ck.conv2d(X, W, padding=1), expected, rtol=1e-4, atol=1e-4)   # provisional pick
+    assert ck.explain("conv2d", X, W, padding=1, verbose=False)["source"] == "cache"
+    assert _autotune.has_provisional()
+    key = first["key"]
+    entry, _, delay = _autotune._provisional[key]
+    busy[0] = False
+    _autotune._provisional[key] = (entry, 0.0, delay)   # its retune time has come
+    again = ck.explain("conv2d", X, W, padding=1, verbose=False)
+    assert again["source"] == "tuned" and "(tuning)" not in again["status"]
+    assert not _autotune.has_provisional()
+    with open(fresh_cache / "tuning.json") as f:
+        assert key in json.load(f)["entries"]
+
+
+@pytest.mark.skipif(ck.info()["cpp"] is None, reason="the probe is part of the C++ extension")
+def test_parallel_region_probe_is_quick_on_an_idle_thread_pool():
+    from cnnkernels import _cpp_backend
+    t = _cpp_backend.module.parallel_region_seconds(2, 9)
+    assert 0 < t < 1.0
+    with pytest.raises(ValueError, match="rounds must be in"):
+        _cpp_backend.module.parallel_region_seconds(2, 0)

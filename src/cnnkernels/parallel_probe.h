@@ -1,0 +1,13 @@
+// A measure of how promptly the OpenMP threads meet.
+#pragma once
+
+namespace cnnkernels {
+
+// Median seconds of `rounds` empty parallel regions of `threads` threads (each
+// ends in the implicit barrier). About a microsecond when every thread has a
+// core; milliseconds when another process holds a core, which is when timing
+// multi-threaded kernels says little about them. Preconditions: threads >= 1,
+// rounds >= 1.
+double parallel_region_seconds(int threads, int rounds);
+
+}  // namespace cnnkernels
