@@ -88,23 +88,35 @@ def _conv_cpp(algorithm):
 
 # --- Winograd ------------------------------------------------------------------
 
-_WINOGRAD_CACHE = OrderedDict()   # (pointer, shape, dtype, m, groups) -> (copy of the weights, transformed)
+_WINOGRAD_CACHE = OrderedDict()   # (pointer, shape, dtype, m, groups, backend) -> _Transformed
 _WINOGRAD_CACHE_SIZE = 32
 
 
-def winograd_weights(w, m, groups, backend="numba"):
-    """Transformed weights for F(m x m, 3 x 3), reused while the weight array's contents are unchanged.
+class _Transformed:
+    """Transformed weights and what is needed to trust them: the weight array itself (held, so its memory
+    cannot be reused by another array while the entry lives), a copy of its contents (to notice in-place
+    edits) and whether every weight is finite."""
+    __slots__ = ("weights", "copy", "U", "finite")
 
-    The cache is keyed on the array's memory and checked against a copy of its contents, so
-    editing weights in place is safe; the check costs one read of the weights, far less than
-    the transform. The C++ backend's U is packed for its GEMM micro-kernel, hence its own entry.
-    """
+    def __init__(self, w, U):
+        self.weights, self.copy, self.U = w, w.copy(), U
+        self.finite = bool(np.isfinite(w.sum()))
+
+    def valid_for(self, w):
+        # Read-only weights (cnnkernels.nn layers make theirs read-only in prepare()) cannot have been
+        # edited in place; others are compared with the copy, one read of the weights.
+        return not w.flags.writeable or np.array_equal(self.copy, w)
+
+
+def winograd_weights(w, m, groups, backend="numba"):
+    """Transformed weights for F(m x m, 3 x 3), reused while the weight array's contents are unchanged
+    (see _Transformed). The C++ backend's U is packed for its GEMM micro-kernel, hence its own entry."""
     from .winograd import transforms
     key = (w.ctypes.data, w.shape, w.dtype.str, m, groups, backend)
     hit = _WINOGRAD_CACHE.get(key)
-    if hit is not None and np.array_equal(hit[0], w):
+    if hit is not None and hit.valid_for(w):
         _WINOGRAD_CACHE.move_to_end(key)
-        return hit[1]
+        return hit
     _, G, _ = transforms(m)
     if backend == "cpp":
         mod = _cpp_backend.module
@@ -112,10 +124,11 @@ def winograd_weights(w, m, groups, backend="numba"):
         mod.winograd_transform_weights(w, U, G, groups, _cpp_threads())
     else:
         U = _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
-    _WINOGRAD_CACHE[key] = (w.copy(), U)
+    entry = _Transformed(w, U)
+    _WINOGRAD_CACHE[key] = entry
     if len(_WINOGRAD_CACHE) > _WINOGRAD_CACHE_SIZE:
         _WINOGRAD_CACHE.popitem(last=False)
-    return U
+    return entry
 
 
 def _winograd_supports(g):
@@ -126,35 +139,35 @@ def _winograd_supports(g):
     return None
 
 
-def _all_finite(x, w):
+def _finite_input(x, weights):
     """Whether Winograd may run: a transformed tile mixes all its inputs, so one NaN/Inf would spoil
     outputs that do not depend on it. (A sum is non-finite iff some term is, barring overflow, which
     only sends huge inputs to an exact kernel too.)"""
-    return bool(np.isfinite(x.sum()) and np.isfinite(w.sum()))
+    return weights.finite and bool(np.isfinite(x.sum()))
 
 
 def _conv_numba_winograd(m):
     def run(x, w, b, y, g, act):
-        if not _all_finite(x, w):
+        weights = winograd_weights(w, m, g.groups)
+        if not _finite_input(x, weights):
             return _conv_numba_im2col(x, w, b, y, g, act)
         from .winograd import transforms
         AT, _, BT = transforms(m)
-        U = winograd_weights(w, m, g.groups)
         numba_threads()
         with single_threaded_blas():
-            _numba().winograd.conv_winograd(x, U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
+            _numba().winograd.conv_winograd(x, weights.U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
                                             WORKSPACE_BYTES, act[0], act[1])
     return run
 
 
 def _conv_cpp_winograd(m):
     def run(x, w, b, y, g, act):
-        if not _all_finite(x, w):
+        weights = winograd_weights(w, m, g.groups, "cpp")
+        if not _finite_input(x, weights):
             return _conv_cpp("im2col")(x, w, b, y, g, act)
         from .winograd import transforms
         AT, _, BT = transforms(m)
-        U = winograd_weights(w, m, g.groups, "cpp")
-        _cpp_backend.module.winograd_conv(x, U, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
+        _cpp_backend.module.winograd_conv(x, weights.U, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
                                           WORKSPACE_BYTES, act[0], act[1])
     return run
 

@@ -24,13 +24,14 @@ def _blocks(nn):
             self.act1 = nn.ReLU()
             self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
             self.bn2 = nn.BatchNorm2d(width)
-            self.act_out = nn.ReLU()
+            self.act_out = nn.ReLU(inplace=True)   # on the block's own sum, as torchvision
             self.downsample = downsample if downsample is not None else nn.Identity()
 
         def forward(self, x):
             out = self.act1(self.bn1(self.conv1(x)))
             out = self.bn2(self.conv2(out))
-            return self.act_out(out + self.downsample(x))
+            out += self.downsample(x)    # out is this block's own array: add in place, as torchvision
+            return self.act_out(out)
 
         def prepare(self):
             _fold(self, [("conv1", "bn1", "act1"), ("conv2", "bn2", None)])
@@ -51,14 +52,15 @@ def _blocks(nn):
             self.act2 = nn.ReLU()
             self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
             self.bn3 = nn.BatchNorm2d(width * 4)
-            self.act_out = nn.ReLU()
+            self.act_out = nn.ReLU(inplace=True)   # on the block's own sum, as torchvision
             self.downsample = downsample if downsample is not None else nn.Identity()
 
         def forward(self, x):
             out = self.act1(self.bn1(self.conv1(x)))
             out = self.act2(self.bn2(self.conv2(out)))
             out = self.bn3(self.conv3(out))
-            return self.act_out(out + self.downsample(x))
+            out += self.downsample(x)    # out is this block's own array: add in place, as torchvision
+            return self.act_out(out)
 
         def prepare(self):
             _fold(self, [("conv1", "bn1", "act1"), ("conv2", "bn2", "act2"), ("conv3", "bn3", None)])
@@ -124,6 +126,7 @@ def _fold(module, triples):
     for conv, bn, act in triples:
         c = getattr(module, conv)
         c.fold_batchnorm(getattr(module, bn))
+        c.prepare()
         setattr(module, bn, cnn.Identity())
         if act is not None:
             c.activation = getattr(module, act).activation

@@ -111,8 +111,20 @@ class _ConvNd(Module):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.output_padding = output_padding
         self.activation = None    # set by prepare() when a ReLU follows
+        self.frozen = False       # set by prepare(): parameters are made read-only when used
+
+    def prepare(self):
+        """Inference: the parameters become read-only at the next call (assign new arrays or use
+        load_state_dict to change them), which lets the Winograd kernels trust their cached transformed
+        weights without comparing the weights on every call."""
+        self.frozen = True
+        return super().prepare()
 
     def forward(self, x):
+        if self.frozen:
+            for p in (self.weight, self.bias):
+                if p is not None and p.flags.writeable:
+                    p.flags.writeable = False
         if self.transposed:
             fn = getattr(F, f"conv_transpose{self.nd}d")
             return fn(x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
@@ -172,14 +184,27 @@ class BatchNorm2d(Module):
 class ReLU(Module):
     activation = "relu"   # what prepare() fuses into a preceding convolution
 
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x):
-        return np.maximum(x, 0)   # NaN stays NaN, as torch.relu
+        # NaN stays NaN, as torch.relu; inplace=True overwrites x, as torch.nn.ReLU(inplace=True)
+        if self.inplace and isinstance(x, np.ndarray) and x.flags.writeable:
+            return np.maximum(x, 0, out=x)
+        return np.maximum(x, 0)
 
 
 class ReLU6(Module):
     activation = "relu6"
 
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x):
+        if self.inplace and isinstance(x, np.ndarray) and x.flags.writeable:
+            return np.minimum(np.maximum(x, 0, out=x), 6, out=x)
         return np.minimum(np.maximum(x, 0), 6)
 
 

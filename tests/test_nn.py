@@ -91,3 +91,31 @@ def test_from_torch_copies_a_sequential():
     assert_close(model(x), ref, np.float32)
     with pytest.raises(TypeError, match="GELU is not supported"):
         nn.from_torch(torch.nn.GELU())
+
+
+def test_relu_inplace_overwrites_its_input_as_torch():
+    x = np.array([-1.0, np.nan, 2.0], np.float32)
+    y = nn.ReLU(inplace=True)(x)
+    assert y is x and np.array_equal(x, [0.0, np.nan, 2.0], equal_nan=True)
+    z = np.array([-1.0, 7.0], np.float32)
+    assert np.array_equal(nn.ReLU6(inplace=True)(z), [0.0, 6.0]) and z[1] == 6.0
+    kept = np.array([-1.0, 1.0], np.float32)
+    nn.ReLU()(kept)
+    assert kept[0] == -1.0
+
+
+def test_prepared_conv_freezes_its_weights_and_follows_new_ones():
+    """After prepare() a conv's parameters become read-only (so the Winograd weight cache may trust them);
+    load_state_dict brings new arrays, which the next call uses."""
+    rng = np.random.default_rng(3)
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
+    conv.prepare()
+    first = conv(x)
+    assert not conv.weight.flags.writeable and not conv.bias.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        conv.weight[0] = 0
+    state = {"weight": conv.weight * 2, "bias": conv.bias * 2}
+    conv.load_state_dict(state)
+    np.testing.assert_allclose(conv(x), 2 * first, rtol=1e-4, atol=1e-4)
+    assert not conv.weight.flags.writeable
