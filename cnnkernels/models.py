@@ -4,6 +4,8 @@ Each builder takes the layer namespace to build from: ``cnnkernels.nn`` (default
 so the benchmark can build the same architecture in PyTorch and copy the weights across with
 ``load_state_dict`` (the state_dict keys match).
 """
+import numpy as np
+
 from . import nn as cnn
 
 _BLOCKS = {}
@@ -30,8 +32,7 @@ def _blocks(nn):
         def forward(self, x):
             out = self.act1(self.bn1(self.conv1(x)))
             out = self.bn2(self.conv2(out))
-            out += self.downsample(x)    # out is this block's own array: add in place, as torchvision
-            return self.act_out(out)
+            return _residual(out, self.downsample(x), self.act_out)
 
         def prepare(self):
             _fold(self, [("conv1", "bn1", "act1"), ("conv2", "bn2", None)])
@@ -59,8 +60,7 @@ def _blocks(nn):
             out = self.act1(self.bn1(self.conv1(x)))
             out = self.act2(self.bn2(self.conv2(out)))
             out = self.bn3(self.conv3(out))
-            out += self.downsample(x)    # out is this block's own array: add in place, as torchvision
-            return self.act_out(out)
+            return _residual(out, self.downsample(x), self.act_out)
 
         def prepare(self):
             _fold(self, [("conv1", "bn1", "act1"), ("conv2", "bn2", "act2"), ("conv3", "bn3", None)])
@@ -119,6 +119,15 @@ def _blocks(nn):
 
     _BLOCKS[nn] = (BasicBlock, Bottleneck, InvertedResidual, ResNet)
     return _BLOCKS[nn]
+
+
+def _residual(out, identity, act):
+    """act(out + identity) in place in out, the block's own array (as torchvision); one fused pass for
+    cnnkernels arrays."""
+    if isinstance(act, cnn.ReLU) and isinstance(out, np.ndarray):
+        return cnn.add_relu_(out, identity)
+    out += identity
+    return act(out)
 
 
 def _fold(module, triples):

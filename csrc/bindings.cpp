@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "cnnkernels/conv_direct.h"
 #include "cnnkernels/geometry.h"
 #include "cnnkernels/im2col.h"
+#include "cnnkernels/elementwise.h"
 #include "cnnkernels/isa.h"
 #include "cnnkernels/parallel_probe.h"
 #include "cnnkernels/pool.h"
@@ -254,6 +256,32 @@ py::dict info() {
     return d;
 }
 
+void add_clamp_(py::object y_, py::object r_, double act_min, double act_max, i64 threads_) {
+    py::array y = as_array(y_, "y"), r = as_array(r_, "r");
+    const int threads = check_threads(threads_);
+    const Dtype dt = float_dtype(y, "y");
+    check_same_dtype(r, "r", dt, "y");
+    check_layout(y, "y", y.ndim(), true);
+    check_layout(r, "r", r.ndim(), false);
+    if (r.ndim() != y.ndim() || !std::equal(y.shape(), y.shape() + y.ndim(), r.shape()))
+        throw py::value_error("r must have the shape of y " + shape_str(y) + ", got " + shape_str(r));
+    if (r.data() != y.data()) check_no_overlap(y, "y", r, "r");
+    if (std::isnan(act_min) || std::isnan(act_max) || act_min > act_max)
+        throw py::value_error("need act_min <= act_max, got " + std::to_string(act_min) + " and " +
+                              std::to_string(act_max));
+    const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
+    const i64 n = i64(y.size());
+    void* yp = y.mutable_data();
+    const void* rp = r.data();
+    py::gil_scoped_release nogil;
+    if (dt == Dtype::f32)
+        ck::add_clamp_inplace<float>(static_cast<float*>(yp), static_cast<const float*>(rp), n, clamp,
+                                     float(act_min), float(act_max), threads);
+    else
+        ck::add_clamp_inplace<double>(static_cast<double*>(yp), static_cast<const double*>(rp), n, clamp, act_min,
+                                      act_max, threads);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpp, m) {
@@ -276,6 +304,8 @@ PYBIND11_MODULE(_cpp, m) {
           py::arg("threads"), "Adaptive max pooling to y's spatial shape; indices (int64) or None.");
     register_winograd(m);
     register_fast_kernels(m);
+    m.def("add_clamp_", &add_clamp_, py::arg("y"), py::arg("r"), py::arg("act_min"), py::arg("act_max"),
+          py::arg("threads"), "In place: y = clamp(y + r, act_min, act_max), same shape and dtype, C-contiguous.");
     m.def(
         "parallel_region_seconds",
         [](i64 threads, i64 rounds) {

@@ -119,3 +119,41 @@ def test_prepared_conv_freezes_its_weights_and_follows_new_ones():
     conv.load_state_dict(state)
     np.testing.assert_allclose(conv(x), 2 * first, rtol=1e-4, atol=1e-4)
     assert not conv.weight.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [7, 1 << 17])          # one thread / threads sharing the range
+def test_add_relu_matches_numpy(dtype, size):
+    rng = np.random.default_rng(4)
+    out = rng.standard_normal(size).astype(dtype)
+    out[3] = np.nan
+    res = rng.standard_normal(size).astype(dtype)
+    expect = np.maximum(out + res, 0)
+    got = nn.add_relu_(out, res)
+    assert got is out and np.array_equal(got, expect, equal_nan=True)
+    strided = rng.standard_normal(2 * size).astype(dtype)[::2]          # numpy fallback path
+    base = strided.copy()
+    nn.add_relu_(strided, res)
+    assert np.array_equal(strided, np.maximum(base + res, 0))
+
+
+@pytest.mark.skipif(ck.info()["cpp"] is None, reason="C++ extension not built")
+def test_add_clamp_binding_checks_its_buffers():
+    from cnnkernels import _cpp_backend
+    m = _cpp_backend.module
+    y = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        m.add_clamp_(y, np.zeros((3, 2), np.float32), 0.0, np.inf, 1)
+    with pytest.raises(TypeError, match="same dtype"):
+        m.add_clamp_(y, np.zeros((2, 3)), 0.0, np.inf, 1)
+    buf = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        m.add_clamp_(buf[:6].reshape(2, 3), buf[1:7].reshape(2, 3), 0.0, np.inf, 1)
+    with pytest.raises(ValueError, match="act_min <= act_max"):
+        m.add_clamp_(y, y.copy(), 1.0, 0.0, 1)
+    with pytest.raises(ValueError, match="writeable"):
+        ro = np.zeros((2, 3), np.float32)
+        ro.flags.writeable = False
+        m.add_clamp_(ro, y, 0.0, np.inf, 1)
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        m.add_clamp_([1.0], y, 0.0, np.inf, 1)
