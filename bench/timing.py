@@ -3,24 +3,31 @@ import statistics
 import time
 
 
-def interleaved_medians(funcs, repeats=7, min_time=0.05, warmup=1):
+def interleaved_medians(funcs, repeats=7, min_time=0.05, warmup=1, hopeless=20.0):
     """Median seconds per call of each function in ``funcs`` (a dict), measured interleaved.
 
     Each sample calls a function enough times to last about ``min_time`` so timer
     resolution does not matter; interleaving spreads machine noise over all candidates.
+    A function over ``hopeless`` times slower than the fastest on its first timing keeps
+    that timing (it cannot be the fastest, and repeating a 1-3 s scalar kernel would
+    make a suite take many minutes).
     """
     for f in funcs.values():
         for _ in range(warmup):
             f()
-    loops = {}
+    loops, once_s = {}, {}
     for name, f in funcs.items():
         t0 = time.perf_counter()
         f()
-        once = max(time.perf_counter() - t0, 1e-7)
-        loops[name] = max(1, int(min_time / once))
-    samples = {name: [] for name in funcs}
+        once_s[name] = max(time.perf_counter() - t0, 1e-7)
+        loops[name] = max(1, int(min_time / once_s[name]))
+    fastest = min(once_s.values())
+    slow = {name for name, t in once_s.items() if t > hopeless * fastest}
+    samples = {name: ([once_s[name]] if name in slow else []) for name in funcs}
     for _ in range(repeats):
         for name, f in funcs.items():
+            if name in slow:
+                continue
             n = loops[name]
             t0 = time.perf_counter()
             for _ in range(n):
