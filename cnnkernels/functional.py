@@ -4,6 +4,9 @@ Each public function validates its arguments (errors name the argument, the
 expectation and the value), reduces the problem to 5-D NCDHW arrays, and hands
 them to a kernel chosen by ``cnnkernels._registry``.
 """
+import functools
+import threading
+
 import numpy as np
 
 from . import _autotune, _registry
@@ -404,15 +407,67 @@ def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices,
     shape5 = _user_shape(x.shape[0], x.shape[1], pad3(out_sizes, 1), cl)
     y5 = _output_buffer(shape5, cdtype, out, [x])
     idx5 = np.empty(shape5, np.int64) if return_indices else None
+    kernel = None
     if y5.size:
         x5 = _kernel_array(x, nd, cdtype, cl)
         key = (_registry.family(op), layout, cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
-        _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
+        kernel = _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
+    if getattr(_pool_capture, "on", False) and kernel is not None and out is None:
+        _pool_capture.plan = _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, return_indices,
+                                        kernel)
+    return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)
+
+
+def _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices):
     y = _finish(y5, out_shape, batched, rdtype, out)
     if return_indices:
         idx = idx5.reshape(out_shape)
         return y, (idx if batched else idx[0])
     return y
+
+
+# Memo of validated pooling calls, as _PLANS for convolutions: a repeat with the same input
+# shape/dtype/strides and arguments runs the chosen kernel directly (Python overhead ~20-30 us ->
+# a few us, which matters for kernels that take 40-60 us such as global average pooling).
+_POOL_PLANS = {}
+_pool_capture = threading.local()
+
+
+def _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, return_indices, kernel):
+    def run(input):
+        x = input if batched else input[None]
+        if cl:
+            x = np.moveaxis(x, -1, 1)
+        y5 = np.empty(shape5, cdtype)
+        idx5 = np.empty(shape5, np.int64) if return_indices else None
+        kernel.run(_kernel_array(x, nd, cdtype, cl), y5, idx5, params)
+        return _pool_result(y5, idx5, out_shape, batched, rdtype, None, return_indices)
+    return run
+
+
+def _memoised_pool(fn):
+    """Serve repeats of a validated call of the pooling function ``fn`` from _POOL_PLANS."""
+    @functools.wraps(fn)
+    def wrapper(input, *args, **kwargs):
+        key = None
+        if type(input) is np.ndarray and kwargs.get("out") is None:
+            key = _plan_key(fn.__name__, input, *args, *sorted(kwargs.items()))
+            plan = _POOL_PLANS.get(key) if key is not None else None
+            if plan is not None:
+                return plan(input)
+        _pool_capture.on, _pool_capture.plan = key is not None, None
+        try:
+            result = fn(input, *args, **kwargs)
+            plan = _pool_capture.plan
+        finally:
+            _pool_capture.on, _pool_capture.plan = False, None
+        # No memo while a pick is provisional (tuned on a busy machine): it must reach dispatch again.
+        if plan is not None and not _autotune.has_provisional():
+            if len(_POOL_PLANS) >= _PLAN_LIMIT:
+                _POOL_PLANS.clear()
+            _POOL_PLANS[key] = plan
+        return result
+    return wrapper
 
 
 def _window_args(op, nd, x, kernel_size, stride, padding, dilation, ceil_mode):
@@ -455,6 +510,7 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices, algorithm, backend, out, cl)
 
 
+@_memoised_pool
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
                algorithm="auto", backend="auto", out=None, layout=None):
     """1-D max pooling, as ``torch.nn.functional.max_pool1d``."""
@@ -462,6 +518,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      out, layout)
 
 
+@_memoised_pool
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
                algorithm="auto", backend="auto", out=None, layout=None):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``."""
@@ -469,6 +526,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      out, layout)
 
 
+@_memoised_pool
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
                algorithm="auto", backend="auto", out=None, layout=None):
     """3-D max pooling, as ``torch.nn.functional.max_pool3d``."""
@@ -491,6 +549,7 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, False, algorithm, backend, out, cl)
 
 
+@_memoised_pool
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
                algorithm="auto", backend="auto", out=None, layout=None):
     """1-D average pooling, as ``torch.nn.functional.avg_pool1d`` (which has no divisor_override)."""
@@ -498,6 +557,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                      algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, algorithm="auto", backend="auto", out=None, layout=None):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
@@ -505,6 +565,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                      algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, algorithm="auto", backend="auto", out=None, layout=None):
     """3-D average pooling, as ``torch.nn.functional.avg_pool3d``."""
@@ -530,16 +591,19 @@ def _adaptive(kind, nd, input, output_size, return_indices, algorithm, backend, 
     return _run_pool(op, x, batched, cdtype, rdtype, out_sizes, {}, return_indices, algorithm, backend, out, cl)
 
 
+@_memoised_pool
 def adaptive_avg_pool1d(input, output_size, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_avg_pool1d``."""
     return _adaptive("avg", 1, input, output_size, False, algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def adaptive_avg_pool2d(input, output_size, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_avg_pool2d``; ``output_size=1`` is global average pooling."""
     return _adaptive("avg", 2, input, output_size, False, algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def adaptive_avg_pool3d(input, output_size, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_avg_pool3d``."""
     return _adaptive("avg", 3, input, output_size, False, algorithm, backend, out, layout)
@@ -550,16 +614,19 @@ def _adaptive_max(nd, input, output_size, return_indices, algorithm, backend, ou
     return _adaptive("max", nd, input, output_size, return_indices, algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def adaptive_max_pool1d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_max_pool1d``."""
     return _adaptive_max(1, input, output_size, return_indices, algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def adaptive_max_pool2d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_max_pool2d``."""
     return _adaptive_max(2, input, output_size, return_indices, algorithm, backend, out, layout)
 
 
+@_memoised_pool
 def adaptive_max_pool3d(input, output_size, return_indices=False, *, algorithm="auto", backend="auto", out=None, layout=None):
     """As ``torch.nn.functional.adaptive_max_pool3d``."""
     return _adaptive_max(3, input, output_size, return_indices, algorithm, backend, out, layout)
