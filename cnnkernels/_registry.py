@@ -167,6 +167,43 @@ def _winograd_workspace(m):
     return need
 
 
+# --- implicit GEMM ------------------------------------------------------------
+
+_IGEMM_CACHE = OrderedDict()   # (pointer, shape, dtype, groups) -> (copy of the weights, packed panels)
+_IGEMM_CACHE_SIZE = 64
+
+
+def igemm_weights(w, groups):
+    """Weights packed into the C++ igemm micro-kernel's channel panels, cached like winograd_weights
+    (keyed on the array's memory, checked against a copy of its contents, so in-place edits are seen)."""
+    key = (w.ctypes.data, w.shape, w.dtype.str, groups)
+    hit = _IGEMM_CACHE.get(key)
+    if hit is not None and np.array_equal(hit[0], w):
+        _IGEMM_CACHE.move_to_end(key)
+        return hit[1]
+    mod = _cpp_backend.module
+    packed = np.empty(mod.igemm_weights_shape(w, groups), w.dtype)
+    mod.igemm_pack_weights(w, packed, groups)
+    _IGEMM_CACHE[key] = (w.copy(), packed)
+    if len(_IGEMM_CACHE) > _IGEMM_CACHE_SIZE:
+        _IGEMM_CACHE.popitem(last=False)
+    return packed
+
+
+def _conv_cpp_igemm(x, w, b, y, g, act):
+    _cpp_backend.module.igemm_conv(x, w, igemm_weights(w, g.groups), b if b.shape[0] else None, y, g.stride, g.pad,
+                                   g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES, act[0], act[1])
+
+
+def _igemm_workspace(g, itemsize):
+    """The zero-padded input (all images and groups, or slices of it when over WORKSPACE_BYTES); none
+    without padding."""
+    ext = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g.out, g.stride, g.kernel, g.dilation)]
+    if all(p == 0 and e <= i for p, e, i in zip(g.pad, ext, g.inp)) or min(g.out) <= 0:
+        return 0
+    return min(WORKSPACE_BYTES, g.N * g.C * ext[0] * ext[1] * ext[2] * itemsize)
+
+
 # --- pooling (args: x, y, indices or None, geometry dict) --------------------
 
 def _max_pool_numba(x, y, idx, p):
@@ -339,6 +376,7 @@ KERNELS = {
         Kernel("im2col", "numba", _conv_numba_im2col, workspace=_im2col_workspace),
         Kernel("direct", "cpp", _conv_cpp("direct")),
         Kernel("im2col", "cpp", _conv_cpp("im2col"), workspace=_im2col_workspace),
+        Kernel("igemm", "cpp", _conv_cpp_igemm, workspace=_igemm_workspace),
         *[Kernel(f"winograd_f{m}", backend, run(m), _winograd_supports, f"winograd_f{m}", _winograd_workspace(m))
           for m in (2, 4, 6) for backend, run in (("numba", _conv_numba_winograd), ("cpp", _conv_cpp_winograd))],
         Kernel("depthwise", "numba", _conv_numba_depthwise, _depthwise_supports),

@@ -31,6 +31,7 @@ using namespace cnnkernels_py;
 // Kernel families bound in their own files (each defines its register function).
 void register_winograd(py::module_& m);
 void register_fast_kernels(py::module_& m);
+void register_igemm(py::module_& m);
 
 namespace {
 
@@ -275,5 +276,6 @@ PYBIND11_MODULE(_cpp, m) {
           py::arg("threads"), "Adaptive max pooling to y's spatial shape; indices (int64) or None.");
     register_winograd(m);
     register_fast_kernels(m);
+    register_igemm(m);
     m.def("info", &info, "Build information: compiler, OpenMP, ISA in use (isa) and usable on this CPU (isa_available).");
 }
