@@ -167,16 +167,14 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
     // Tiny problems (LeNet-size) run faster on one thread than it takes to wake the others.
     if (double(g.N) * double(g.K) * double(p.OSP) * double(p.R) < double(1 << 20)) threads = 1;
 
-    // Offsets: k_off of each reduction index (channel within a slab, taps)
-    // from a window origin, p_off of each output pixel's window origin.
-    std::vector<int64_t> k_off(size_t(p.cc * p.taps)), p_off(size_t(p.OSP));
+    // Offsets from a window origin: tap_off of each kernel tap (channel
+    // c adds c * plane); p_off of each output pixel's window origin.
+    std::vector<int64_t> tap_off(size_t(p.taps)), p_off(size_t(p.OSP));
     const int64_t E12 = p.ext[1] * p.ext[2];
-    for (int64_t c = 0, r = 0; c < p.cc; ++c)
-        for (int64_t a = 0; a < g.kernel[0]; ++a)
-            for (int64_t b = 0; b < g.kernel[1]; ++b)
-                for (int64_t s = 0; s < g.kernel[2]; ++s, ++r)
-                    k_off[size_t(r)] = c * p.plane + a * g.dilation[0] * E12 + b * g.dilation[1] * p.ext[2] +
-                                       s * g.dilation[2];
+    for (int64_t a = 0, r = 0; a < g.kernel[0]; ++a)
+        for (int64_t b = 0; b < g.kernel[1]; ++b)
+            for (int64_t s = 0; s < g.kernel[2]; ++s, ++r)
+                tap_off[size_t(r)] = a * g.dilation[0] * E12 + b * g.dilation[1] * p.ext[2] + s * g.dilation[2];
     for (int64_t od = 0, q = 0; od < g.out[0]; ++od)
         for (int64_t oh = 0; oh < g.out[1]; ++oh)
             for (int64_t ow = 0; ow < g.out[2]; ++ow, ++q)
@@ -196,15 +194,18 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
     } free_slab{slab};
 
     const int64_t tiles = (p.OSP + MR - 1) / MR;
-    const int64_t block_tiles = std::min(tiles, kTilesPerBlock);
-    const int64_t blocks = (tiles + block_tiles - 1) / block_tiles;
+    // Pixel blocks of about kTilesPerBlock tiles, their number raised until a
+    // full slab's tasks split evenly over the threads (when there are enough tiles).
+    int64_t blocks = (tiles + kTilesPerBlock - 1) / kTilesPerBlock;
+    while ((p.units_per_slab * panels * blocks) % threads != 0 && blocks < tiles) ++blocks;
     const bool weight_major = p.Kg * p.R * int64_t(sizeof(T)) > kWeightMajorBytes;
     const int64_t slabs = (p.units + p.units_per_slab - 1) / p.units_per_slab;
-    const int64_t* const koff = k_off.data();
     const int64_t* const poff = p_off.data();
 
     // One unit's tiles [t0, t1) for one panel and channel chunk.
-    auto run_tiles = [&](const T* base, int64_t unit, int64_t chunk, int64_t pn, int64_t t0, int64_t t1) {
+    // prefetch_next: weight-major order, where the next panel is not in cache yet.
+    auto run_tiles = [&](const T* base, int64_t unit, int64_t chunk, int64_t pn, int64_t t0, int64_t t1,
+                         bool prefetch_next) {
         const int64_t grp = unit % G, n = unit / G;
         const int64_t c0 = chunk * p.cc, cc = std::min(p.cc, p.Cg - c0);
         const T* Bp = packed + ((grp * panels + pn) * p.R + c0 * p.taps) * NR;
@@ -216,12 +217,19 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
         e.clamp = clamp && chunk == p.chunks - 1;
         const int nch = int(std::min(NR, p.Kg - pn * NR));
         T* yp = y + (n * g.K + grp * p.Kg + pn * NR) * p.OSP;
+        // The next panel's weights, spread over this panel's tiles.
+        const char* pf = prefetch_next && pn + 1 < panels ? reinterpret_cast<const char*>(Bp + p.R * NR) : nullptr;
+        const int64_t pf_total = cc * p.taps * NR * int64_t(sizeof(T)) / 64;
+        const int64_t pf_per_tile = (pf_total + (t1 - t0) - 1) / std::max<int64_t>(1, t1 - t0);
+        const IgemmReduction red{cc, p.plane, p.taps, tap_off.data()};
         const T* a[kIgemmMaxMR];
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t q0 = t * MR;
             const int m = int(std::min(MR, p.OSP - q0));
             for (int i = 0; i < m; ++i) a[i] = base + poff[q0 + i];
-            kd.fn[m - 1](cc * p.taps, a, koff, Bp, yp + q0, p.OSP, nch, e);
+            const int64_t pf_first = (t - t0) * pf_per_tile;
+            const int64_t pf_lines = pf ? std::max<int64_t>(0, std::min(pf_per_tile, pf_total - pf_first)) : 0;
+            kd.fn[m - 1](red, a, Bp, yp + q0, p.OSP, nch, e, pf ? pf + pf_first * 64 : nullptr, pf_lines);
         }
     };
 
@@ -250,8 +258,8 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
                 const int64_t u = u0 + t / (panels * blocks), r = t % (panels * blocks);
                 if (weight_major) { pn = r / blocks; b = r % blocks; }
                 else { b = r / panels; pn = r % panels; }
-                const int64_t t0 = b * block_tiles, t1 = std::min(tiles, t0 + block_tiles);
-                run_tiles(unit_base(u), u, chunk, pn, t0, t1);
+                const int64_t t0 = b * tiles / blocks, t1 = (b + 1) * tiles / blocks;
+                run_tiles(unit_base(u), u, chunk, pn, t0, t1, weight_major);
             }
         }
 }

@@ -48,9 +48,9 @@ inline bool igemm_store_fast(typename VT::V (&)[MR][NV], typename VT::T*, int64_
 #include "cnnkernels/igemm_ukernel.inc"
 
 template <class VT, int MR, int NV>
-void tile(int64_t kc, const typename VT::T* const* a, const int64_t* k_off, const typename VT::T* Bp,
-          typename VT::T* y, int64_t ldy, int n, const IgemmEpilogue<typename VT::T>& e) {
-    igemm_tile<VT, MR, NV>(kc, a, k_off, Bp, y, ldy, n, e);
+void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
+          int64_t ldy, int n, const IgemmEpilogue<typename VT::T>& e, const char* pf, int64_t pf_lines) {
+    igemm_tile<VT, MR, NV>(r, a, Bp, y, ldy, n, e, pf, pf_lines);
 }
 
 // 6 pixels x 16 channels (12 ymm accumulators, as the GEMM's 6x16); f64 6 x 8.

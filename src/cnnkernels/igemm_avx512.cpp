@@ -101,9 +101,9 @@ inline __attribute__((always_inline)) bool igemm_store_fast(typename VT::V (&acc
 #include "cnnkernels/igemm_ukernel.inc"
 
 template <class VT, int MR, int NV>
-void tile(int64_t kc, const typename VT::T* const* a, const int64_t* k_off, const typename VT::T* Bp,
-          typename VT::T* y, int64_t ldy, int n, const IgemmEpilogue<typename VT::T>& e) {
-    igemm_tile<VT, MR, NV>(kc, a, k_off, Bp, y, ldy, n, e);
+void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
+          int64_t ldy, int n, const IgemmEpilogue<typename VT::T>& e, const char* pf, int64_t pf_lines) {
+    igemm_tile<VT, MR, NV>(r, a, Bp, y, ldy, n, e, pf, pf_lines);
 }
 
 // f32: 8 pixels x 32 channels (16 zmm accumulators, as the GEMM's 8x32);

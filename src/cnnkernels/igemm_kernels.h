@@ -18,17 +18,28 @@ struct IgemmEpilogue {
     bool clamp;
 };
 
+// The reduction of a tile: `channels` input channels `plane` elements apart,
+// each with `taps` kernel taps at offsets tap_off[t] from a window origin.
+// Reduction index k = c * taps + t (the order of PyTorch's weights).
+struct IgemmReduction {
+    int64_t channels, plane, taps;
+    const int64_t* tap_off;
+};
+
 // Tile function for exactly m output pixels (m is fixed per function) and n
-// output channels (1 <= n <= NR):
-//   y[j*ldy + i] = epilogue(sum_k a[i][k_off[k]] * Bp[k*NR + j]),  i < m, j < n
-// a[i] points at the padded input at pixel i's window origin; k_off[k] is
-// reduction index k's offset from it (channel, then kernel taps); Bp is a
-// weight panel packed as kc rows of NR values (channels >= n are zero).
-// Preconditions: kc >= 1; every a[i][k_off[k]] readable; Bp has kc*NR
-// elements (no alignment needed); y[j*ldy + i] writable (readable if load_y) for i < m, j < n.
+// output channels (1 <= n <= NR), kc = r.channels * r.taps:
+//   y[j*ldy + i] = epilogue(sum_{c,t} a[i][c*plane + tap_off[t]] * Bp[(c*taps + t)*NR + j]),  i < m, j < n
+// a[i] points at the padded input at pixel i's window origin; Bp is a weight
+// panel packed as kc rows of NR values (channels >= n are zero).
+// While it runs, the tile also prefetches pf_lines 64-byte lines from pf into
+// L2 (one every other k step, at most kc/2 lines; pf may be null): the driver
+// streams the next weight panel in while this one computes.
+// Preconditions: kc >= 1; every a[i][c*plane + tap_off[t]] readable; Bp has
+// kc*NR elements (no alignment needed); y[j*ldy + i] writable (readable if
+// load_y) for i < m, j < n.
 template <class T>
-using IgemmTile = void (*)(int64_t kc, const T* const* a, const int64_t* k_off, const T* Bp, T* y, int64_t ldy,
-                           int n, const IgemmEpilogue<T>& e);
+using IgemmTile = void (*)(const IgemmReduction& r, const T* const* a, const T* Bp, T* y, int64_t ldy, int n,
+                           const IgemmEpilogue<T>& e, const char* pf, int64_t pf_lines);
 
 constexpr int kIgemmMaxMR = 8;
 
