@@ -505,8 +505,10 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST):
 def heuristic(fam, kernels, g):
     """The pick without timing (autotune off, and the tuner's first guess), from tuning runs on Zen 4 (see README):
     C++ when built; depthwise kernels for depthwise layers; Winograd F(4x4) for 3x3 stride-1 layers with
-    16+ channels in and out per group (where the precision policy allows it); im2col + GEMM once each output
-    sums 16+ products; the direct kernel otherwise."""
+    16+ channels in and out per group (where the precision policy allows it); once each output sums 16+
+    products, the implicit GEMM for 16+ output channels per group on maps of 64+ positions (measured faster
+    than im2col on the stride-2, 7x7/11x11 stem, dilated and non-Winograd 3x3 layers), im2col + GEMM for
+    1x1 stride-1 layers (x is its column matrix) and small maps; the direct kernel otherwise."""
     by_key = {}
     for k in kernels:
         by_key.setdefault((k.algorithm, k.backend), k)
@@ -516,12 +518,14 @@ def heuristic(fam, kernels, g):
         Cg, Kg = g.C // g.groups, g.K // g.groups
         terms = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2]
         npos = g.out[0] * g.out[1] * g.out[2]
+        pointwise = g.kernel == (1, 1, 1) and g.stride == (1, 1, 1) and g.pad == (0, 0, 0)
+        gemm = ["igemm", "im2col"] if Kg >= 16 and npos >= 64 and not pointwise else ["im2col", "igemm"]
         if g.groups == g.C and Cg == 1:
             order = ["depthwise", "direct"]
         elif _winograd_supports(g) is None and Cg >= 16 and Kg >= 16:
-            order = ["winograd_f4", "im2col", "direct"]
+            order = ["winograd_f4", *gemm, "direct"]
         elif terms >= 16 and Kg >= 8 and npos >= 16:
-            order = ["im2col", "direct"]
+            order = [*gemm, "direct"]
     for algorithm in order:
         for b in (backend, "numba"):
             if (algorithm, b) in by_key:
