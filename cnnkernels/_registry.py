@@ -88,18 +88,18 @@ def _conv_cpp(algorithm):
 
 # --- Winograd ------------------------------------------------------------------
 
-_WINOGRAD_CACHE = OrderedDict()   # (pointer, shape, dtype, m, groups, backend) -> _Transformed
-_WINOGRAD_CACHE_SIZE = 32
+_PREPARED = OrderedDict()   # (kind, pointer, shape, dtype, *details) -> _Prepared
+_PREPARED_SIZE = 64
 
 
-class _Transformed:
-    """Transformed weights and what is needed to trust them: the weight array itself (held, so its memory
-    cannot be reused by another array while the entry lives), a copy of its contents (to notice in-place
-    edits) and whether every weight is finite."""
-    __slots__ = ("weights", "copy", "U", "finite")
+class _Prepared:
+    """Weights prepared for a kernel (transformed, packed) and what is needed to trust them: the weight
+    array itself (held, so its memory cannot be reused by another array while the entry lives), a copy of
+    its contents (to notice in-place edits) and whether every weight is finite."""
+    __slots__ = ("weights", "copy", "data", "finite")
 
-    def __init__(self, w, U):
-        self.weights, self.copy, self.U = w, w.copy(), U
+    def __init__(self, w, data):
+        self.weights, self.copy, self.data = w, w.copy(), data
         self.finite = bool(np.isfinite(w.sum()))
 
     def valid_for(self, w):
@@ -108,27 +108,34 @@ class _Transformed:
         return not w.flags.writeable or np.array_equal(self.copy, w)
 
 
-def winograd_weights(w, m, groups, backend="numba"):
-    """Transformed weights for F(m x m, 3 x 3), reused while the weight array's contents are unchanged
-    (see _Transformed). The C++ backend's U is packed for its GEMM micro-kernel, hence its own entry."""
-    from .winograd import transforms
-    key = (w.ctypes.data, w.shape, w.dtype.str, m, groups, backend)
-    hit = _WINOGRAD_CACHE.get(key)
+def prepared_weights(kind, w, details, make):
+    """``make()``'s preparation of the weights ``w``, computed once and reused while their contents are
+    unchanged (see _Prepared)."""
+    key = (kind, w.ctypes.data, w.shape, w.dtype.str) + details
+    hit = _PREPARED.get(key)
     if hit is not None and hit.valid_for(w):
-        _WINOGRAD_CACHE.move_to_end(key)
+        _PREPARED.move_to_end(key)
         return hit
-    _, G, _ = transforms(m)
-    if backend == "cpp":
-        mod = _cpp_backend.module
-        U = np.empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
-        mod.winograd_transform_weights(w, U, G, groups, _cpp_threads())
-    else:
-        U = _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
-    entry = _Transformed(w, U)
-    _WINOGRAD_CACHE[key] = entry
-    if len(_WINOGRAD_CACHE) > _WINOGRAD_CACHE_SIZE:
-        _WINOGRAD_CACHE.popitem(last=False)
+    entry = _Prepared(w, make())
+    _PREPARED[key] = entry
+    if len(_PREPARED) > _PREPARED_SIZE:
+        _PREPARED.popitem(last=False)
     return entry
+
+
+def winograd_weights(w, m, groups, backend="numba"):
+    """Transformed weights for F(m x m, 3 x 3) (a _Prepared; .data is U). The C++ backend's U is packed
+    for its GEMM micro-kernel, hence its own entry."""
+    def make():
+        from .winograd import transforms
+        _, G, _ = transforms(m)
+        if backend == "cpp":
+            mod = _cpp_backend.module
+            U = np.empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
+            mod.winograd_transform_weights(w, U, G, groups, _cpp_threads())
+            return U
+        return _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)
+    return prepared_weights(f"winograd/{backend}", w, (m, groups), make)
 
 
 def _winograd_supports(g):
@@ -155,7 +162,7 @@ def _conv_numba_winograd(m):
         AT, _, BT = transforms(m)
         numba_threads()
         with single_threaded_blas():
-            _numba().winograd.conv_winograd(x, weights.U, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
+            _numba().winograd.conv_winograd(x, weights.data, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
                                             WORKSPACE_BYTES, act[0], act[1])
     return run
 
@@ -167,7 +174,7 @@ def _conv_cpp_winograd(m):
             return _conv_cpp("im2col")(x, w, b, y, g, act)
         from .winograd import transforms
         AT, _, BT = transforms(m)
-        _cpp_backend.module.winograd_conv(x, weights.U, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
+        _cpp_backend.module.winograd_conv(x, weights.data, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
                                           WORKSPACE_BYTES, act[0], act[1])
     return run
 
@@ -178,6 +185,32 @@ def _winograd_workspace(m):
         tiles = -(-g.out[1] // m) * -(-g.out[2] // m)
         return min(WORKSPACE_BYTES, n * n * (g.C // g.groups + g.K // g.groups) * tiles * itemsize)
     return need
+
+
+# --- implicit GEMM ------------------------------------------------------------
+
+def igemm_weights(w, groups):
+    """Weights packed into the C++ igemm micro-kernel's channel panels, prepared once (prepared_weights)."""
+    def make():
+        mod = _cpp_backend.module
+        packed = np.empty(mod.igemm_weights_shape(w, groups), w.dtype)
+        mod.igemm_pack_weights(w, packed, groups)
+        return packed
+    return prepared_weights("igemm", w, (groups,), make).data
+
+
+def _conv_cpp_igemm(x, w, b, y, g, act):
+    _cpp_backend.module.igemm_conv(x, w, igemm_weights(w, g.groups), b if b.shape[0] else None, y, g.stride, g.pad,
+                                   g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES, act[0], act[1])
+
+
+def _igemm_workspace(g, itemsize):
+    """The zero-padded input (all images and groups, or slices of it when over WORKSPACE_BYTES); none
+    without padding."""
+    ext = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g.out, g.stride, g.kernel, g.dilation)]
+    if all(p == 0 and e <= i for p, e, i in zip(g.pad, ext, g.inp)) or min(g.out) <= 0:
+        return 0
+    return min(WORKSPACE_BYTES, g.N * g.C * ext[0] * ext[1] * ext[2] * itemsize)
 
 
 # --- pooling (args: x, y, indices or None, geometry dict) --------------------
@@ -352,6 +385,7 @@ KERNELS = {
         Kernel("im2col", "numba", _conv_numba_im2col, workspace=_im2col_workspace),
         Kernel("direct", "cpp", _conv_cpp("direct")),
         Kernel("im2col", "cpp", _conv_cpp("im2col"), workspace=_im2col_workspace),
+        Kernel("igemm", "cpp", _conv_cpp_igemm, workspace=_igemm_workspace),
         *[Kernel(f"winograd_f{m}", backend, run(m), _winograd_supports, f"winograd_f{m}", _winograd_workspace(m))
           for m in (2, 4, 6) for backend, run in (("numba", _conv_numba_winograd), ("cpp", _conv_cpp_winograd))],
         Kernel("depthwise", "numba", _conv_numba_depthwise, _depthwise_supports),
@@ -480,8 +514,10 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST):
 def heuristic(fam, kernels, g):
     """The pick without timing (autotune off, and the tuner's first guess), from tuning runs on Zen 4 (see README):
     C++ when built; depthwise kernels for depthwise layers; Winograd F(4x4) for 3x3 stride-1 layers with
-    16+ channels in and out per group (where the precision policy allows it); im2col + GEMM once each output
-    sums 16+ products; the direct kernel otherwise."""
+    16+ channels in and out per group (where the precision policy allows it); once each output sums 16+
+    products, the implicit GEMM for 16+ output channels per group on maps of 64+ positions (measured faster
+    than im2col on the stride-2, 7x7/11x11 stem, dilated and non-Winograd 3x3 layers), im2col + GEMM for
+    1x1 stride-1 layers (x is its column matrix) and small maps; the direct kernel otherwise."""
     by_key = {}
     for k in kernels:
         by_key.setdefault((k.algorithm, k.backend), k)
@@ -491,12 +527,14 @@ def heuristic(fam, kernels, g):
         Cg, Kg = g.C // g.groups, g.K // g.groups
         terms = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2]
         npos = g.out[0] * g.out[1] * g.out[2]
+        pointwise = g.kernel == (1, 1, 1) and g.stride == (1, 1, 1) and g.pad == (0, 0, 0)
+        gemm = ["igemm", "im2col"] if Kg >= 16 and npos >= 64 and not pointwise else ["im2col", "igemm"]
         if g.groups == g.C and Cg == 1:
             order = ["depthwise", "direct"]
         elif _winograd_supports(g) is None and Cg >= 16 and Kg >= 16:
-            order = ["winograd_f4", "im2col", "direct"]
+            order = ["winograd_f4", *gemm, "direct"]
         elif terms >= 16 and Kg >= 8 and npos >= 16:
-            order = ["im2col", "direct"]
+            order = [*gemm, "direct"]
     for algorithm in order:
         for b in (backend, "numba"):
             if (algorithm, b) in by_key:

@@ -34,6 +34,7 @@ using namespace cnnkernels_py;
 // Kernel families bound in their own files (each defines its register function).
 void register_winograd(py::module_& m);
 void register_fast_kernels(py::module_& m);
+void register_igemm(py::module_& m);
 
 namespace {
 
@@ -304,6 +305,7 @@ PYBIND11_MODULE(_cpp, m) {
           py::arg("threads"), "Adaptive max pooling to y's spatial shape; indices (int64) or None.");
     register_winograd(m);
     register_fast_kernels(m);
+    register_igemm(m);
     m.def("add_clamp_", &add_clamp_, py::arg("y"), py::arg("r"), py::arg("act_min"), py::arg("act_max"),
           py::arg("threads"), "In place: y = clamp(y + r, act_min, act_max), same shape and dtype, C-contiguous.");
     m.def(

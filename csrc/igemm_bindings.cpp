@@ -1,0 +1,155 @@
+// Python bindings of the implicit-GEMM convolution (src/cnnkernels/igemm.h):
+// weight packing and the convolution, every buffer and argument validated.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <limits>
+#include <string>
+
+#include "checks.h"
+#include "cnnkernels/geometry.h"
+#include "cnnkernels/igemm.h"
+
+namespace py = pybind11;
+namespace ck = cnnkernels;
+using namespace cnnkernels_py;
+
+namespace {
+
+int itemsize(Dtype dt) { return dt == Dtype::f32 ? 4 : 8; }
+
+// (groups, panels, R, NR) for weights w (K, C/groups, KD, KH, KW).
+py::tuple packed_shape_of(const py::array& w, i64 groups, Dtype dt) {
+    if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
+    const i64 K = w.shape(0);
+    if (K % groups) throw py::value_error("w.shape[0] (" + std::to_string(K) + ") must be divisible by groups (" +
+                                          std::to_string(groups) + ")");
+    const __int128 R = (__int128)w.shape(1) * w.shape(2) * w.shape(3) * w.shape(4);
+    check_index_range(R * (K + 64) * 2, "weights");
+    return py::make_tuple(groups, ck::igemm_panels(K, groups, itemsize(dt)), i64(R), ck::igemm_nr(itemsize(dt)));
+}
+
+void check_packed(const py::array& packed, const py::array& w, i64 groups, Dtype dt) {
+    check_layout(packed, "packed", 4, false);
+    check_same_dtype(packed, "packed", dt, "w");
+    const py::tuple want = packed_shape_of(w, groups, dt);
+    for (int d = 0; d < 4; ++d)
+        if (packed.shape(d) != want[d].cast<i64>())
+            throw py::value_error("packed must have shape igemm_weights_shape(w, groups) = " +
+                                  std::string(py::str(want)) + ", got " + shape_str(packed));
+}
+
+py::tuple weights_shape(py::object w_, i64 groups) {
+    py::array w = as_array(w_, "w");
+    check_layout(w, "w", 5, false);
+    return packed_shape_of(w, groups, float_dtype(w, "w"));
+}
+
+void pack_weights(py::object w_, py::object packed_, i64 groups) {
+    py::array w = as_array(w_, "w"), packed = as_array(packed_, "packed");
+    check_layout(w, "w", 5, false);
+    const Dtype dt = float_dtype(w, "w");
+    check_packed(packed, w, groups, dt);
+    if (!packed.writeable()) throw py::value_error("packed must be writeable");
+    check_no_overlap(packed, "packed", w, "w");
+    const i64 K = w.shape(0), R = packed.shape(2);
+    const void* wp = w.data();
+    void* pp = packed.mutable_data();
+    py::gil_scoped_release nogil;
+    if (dt == Dtype::f32)
+        ck::igemm_pack_weights<float>(K, R, groups, static_cast<const float*>(wp), static_cast<float*>(pp));
+    else
+        ck::igemm_pack_weights<double>(K, R, groups, static_cast<const double*>(wp), static_cast<double*>(pp));
+}
+
+void conv(py::object x_, py::object w_, py::object packed_, py::object bias_, py::object y_, py::object stride_,
+          py::object pad_, py::object dilation_, i64 groups, i64 threads, i64 workspace_bytes, double act_min,
+          double act_max) {
+    py::array x = as_array(x_, "x"), w = as_array(w_, "w"), packed = as_array(packed_, "packed");
+    py::array y = as_array(y_, "y");
+    check_layout(x, "x", 5, false);
+    check_layout(w, "w", 5, false);
+    check_layout(y, "y", 5, true);
+    const Dtype dt = float_dtype(x, "x");
+    check_same_dtype(w, "w", dt, "x");
+    check_same_dtype(y, "y", dt, "x");
+    check_packed(packed, w, groups, dt);
+    py::array bias;
+    const bool has_bias = !bias_.is_none();
+    if (has_bias) {
+        bias = as_array(bias_, "bias");
+        check_layout(bias, "bias", 1, false);
+        check_same_dtype(bias, "bias", dt, "x");
+    }
+    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
+    check_min(stride, 1, "stride");
+    check_min(pad, 0, "pad");
+    check_min(dilation, 1, "dilation");
+    const int nthreads = check_threads(threads);
+    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    if (!(act_min <= act_max))  // NaN bounds are refused too
+        throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
+                              ", act_max=" + std::string(py::str(py::float_(act_max))));
+
+    ck::ConvGeometry g{};
+    g.N = x.shape(0);
+    g.C = x.shape(1);
+    g.K = w.shape(0);
+    g.groups = groups;
+    if ((__int128)w.shape(1) * groups != g.C)
+        throw py::value_error("w.shape[1] * groups must equal x.shape[1]: w " + shape_str(w) + ", x " +
+                              shape_str(x) + ", groups " + std::to_string(groups));
+    if (y.shape(0) != g.N || y.shape(1) != g.K)
+        throw py::value_error("y.shape[:2] must be (x.shape[0], w.shape[0]) = (" + std::to_string(g.N) + ", " +
+                              std::to_string(g.K) + "), got y " + shape_str(y));
+    if (has_bias && bias.shape(0) != g.K)
+        throw py::value_error("bias must have shape (" + std::to_string(g.K) + ",), got " + shape_str(bias));
+    __int128 padded = 1;
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = x.shape(2 + d);
+        g.out[d] = y.shape(2 + d);
+        g.kernel[d] = w.shape(2 + d);
+        g.stride[d] = stride[d];
+        g.pad[d] = pad[d];
+        g.dilation[d] = dilation[d];
+        const __int128 reach = (__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d];
+        check_index_range(reach, "convolution geometry");
+        padded *= reach;
+    }
+    // The padded input slab and every offset into it stay far below 2**62.
+    check_index_range(padded * (g.C + 1) * (g.N + 1), "convolution size");
+    check_no_overlap(y, "y", x, "x");
+    check_no_overlap(y, "y", w, "w");
+    check_no_overlap(y, "y", packed, "packed");
+    if (has_bias) check_no_overlap(y, "y", bias, "bias");
+
+    const void* xp = x.data();
+    const void* pp = packed.data();
+    const void* bp = has_bias ? bias.data() : nullptr;
+    void* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    if (dt == Dtype::f32)
+        ck::conv_igemm<float>(g, static_cast<const float*>(xp), static_cast<const float*>(pp),
+                              static_cast<const float*>(bp), static_cast<float*>(yp), nthreads, workspace_bytes,
+                              act_min, act_max);
+    else
+        ck::conv_igemm<double>(g, static_cast<const double*>(xp), static_cast<const double*>(pp),
+                               static_cast<const double*>(bp), static_cast<double*>(yp), nthreads, workspace_bytes,
+                               act_min, act_max);
+}
+
+}  // namespace
+
+void register_igemm(py::module_& m) {
+    m.def("igemm_weights_shape", &weights_shape, py::arg("w"), py::arg("groups"),
+          "Shape (groups, panels, R, NR) of w (K, C/groups, KD, KH, KW) packed for igemm_conv in this process "
+          "(NR: the micro-kernel's channels per panel, R = C/groups * KD*KH*KW).");
+    m.def("igemm_pack_weights", &pack_weights, py::arg("w"), py::arg("packed"), py::arg("groups"),
+          "Packs w into the preallocated packed (igemm_weights_shape(w, groups), dtype of w).");
+    m.def("igemm_conv", &conv, py::arg("x"), py::arg("w"), py::arg("packed"), py::arg("bias"), py::arg("y"),
+          py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"), py::arg("threads"),
+          py::arg("workspace_bytes"), py::arg("act_min") = -std::numeric_limits<double>::infinity(),
+          py::arg("act_max") = std::numeric_limits<double>::infinity(),
+          "Implicit-GEMM N-d convolution into preallocated y (N, K, OD, OH, OW) from x, w (for its shape) and "
+          "packed (igemm_pack_weights of w); outputs clamped to [act_min, act_max], NaN stays NaN.");
+}

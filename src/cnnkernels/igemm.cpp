@@ -1,0 +1,274 @@
+#include "cnnkernels/igemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "cnnkernels/isa.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnkernels {
+
+const IgemmIsaKernels& active_igemm_kernels() {
+    // Follow the GEMM dispatch, which has already checked the CPU (and CNNKERNELS_ISA).
+    static const IgemmIsaKernels* const table = [] {
+        const std::string isa = active_isa_kernels().isa;
+        const IgemmIsaKernels* t = nullptr;
+        if (isa == "avx512") t = igemm_kernels_avx512();
+        else if (isa == "avx2") t = igemm_kernels_avx2();
+        return t ? t : igemm_kernels_baseline();
+    }();
+    return *table;
+}
+
+namespace {
+
+template <class T>
+const IgemmKernelDesc<T>& kernels();
+template <>
+const IgemmKernelDesc<float>& kernels<float>() { return active_igemm_kernels().f32; }
+template <>
+const IgemmKernelDesc<double>& kernels<double>() { return active_igemm_kernels().f64; }
+
+// Weights of one (image, group) unit bigger than this are streamed once per
+// thread (tasks ordered panel-major: 512->512 3x3 at 7x7 has 9 MiB of weights
+// for a 166 KiB input); smaller ones are reused across panels of a pixel block.
+constexpr int64_t kWeightMajorBytes = int64_t(1) << 20;
+// Output pixel tiles per task: 32 tiles of 8 pixels keep the block's input
+// rows in L1/L2 while all panels of the block run.
+constexpr int64_t kTilesPerBlock = 32;
+
+// How a call is cut up: padded input extents, slabs and tasks.
+struct Plan {
+    int64_t taps, R, Cg, Kg, OSP, ISP;
+    int64_t ext[3];       // padded extents (or the input's, read in place)
+    int64_t plane;        // ext[0]*ext[1]*ext[2]
+    bool in_place;        // no padding needed: read x directly
+    int64_t units;        // N * groups
+    int64_t units_per_slab, cc, chunks;  // slab = units_per_slab units x cc channels
+    int64_t slab_elems;   // workspace elements (0 when in place)
+};
+
+Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes) {
+    Plan p{};
+    p.taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
+    p.Cg = g.C / g.groups;
+    p.Kg = g.K / g.groups;
+    p.R = p.Cg * p.taps;
+    p.OSP = g.out[0] * g.out[1] * g.out[2];
+    p.ISP = g.in[0] * g.in[1] * g.in[2];
+    p.units = g.N * g.groups;
+    p.units_per_slab = std::max<int64_t>(1, p.units);
+    p.cc = p.Cg;
+    p.chunks = 1;
+    p.in_place = true;
+    if (p.R == 0 || p.OSP == 0) return p;  // nothing is read
+    for (int d = 0; d < 3; ++d) {
+        // Extent the windows of all outputs reach, in padded coordinates.
+        const int64_t reach = (g.out[d] - 1) * g.stride[d] + (g.kernel[d] - 1) * g.dilation[d] + 1;
+        p.in_place = p.in_place && g.pad[d] == 0 && reach <= g.in[d];
+        p.ext[d] = reach;
+    }
+    if (p.in_place)
+        for (int d = 0; d < 3; ++d) p.ext[d] = g.in[d];
+    p.plane = p.ext[0] * p.ext[1] * p.ext[2];
+    if (p.in_place) return p;
+    const int64_t budget = std::max<int64_t>(p.plane, workspace_bytes / elem);
+    const int64_t unit = p.Cg * p.plane;
+    if (unit <= budget) {
+        p.units_per_slab = std::min(p.units, budget / unit);
+    } else {
+        p.units_per_slab = 1;
+        p.cc = std::max<int64_t>(1, budget / p.plane);
+        p.chunks = (p.Cg + p.cc - 1) / p.cc;
+    }
+    p.slab_elems = p.units_per_slab * p.cc * p.plane;
+    return p;
+}
+
+// Channel plane of x (in[] extents) into a zero-padded plane (ext[] extents,
+// x placed at offset pad[]). Only the border is zeroed.
+template <class T>
+void pad_plane(const ConvGeometry& g, const Plan& p, const T* __restrict src, T* __restrict dst) {
+    const int64_t E1 = p.ext[1], E2 = p.ext[2];
+    const int64_t left = std::min(g.pad[2], E2);
+    const int64_t len = std::max<int64_t>(0, std::min(g.in[2], E2 - left));
+    for (int64_t d = 0; d < p.ext[0]; ++d) {
+        const int64_t id = d - g.pad[0];
+        for (int64_t h = 0; h < E1; ++h) {
+            T* __restrict row = dst + (d * E1 + h) * E2;
+            const int64_t ih = h - g.pad[1];
+            if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
+                std::memset(row, 0, size_t(E2) * sizeof(T));
+                continue;
+            }
+            const T* __restrict xr = src + (id * g.in[1] + ih) * g.in[2];
+            for (int64_t i = 0; i < left; ++i) row[i] = T(0);
+            std::memcpy(row + left, xr, size_t(len) * sizeof(T));
+            for (int64_t i = left + len; i < E2; ++i) row[i] = T(0);
+        }
+    }
+}
+
+}  // namespace
+
+int igemm_nr(int elem_size) {
+    return elem_size == 8 ? active_igemm_kernels().f64.nr : active_igemm_kernels().f32.nr;
+}
+
+int64_t igemm_panels(int64_t K, int64_t groups, int elem_size) {
+    const int64_t nr = igemm_nr(elem_size);
+    return (K / groups + nr - 1) / nr;
+}
+
+template <class T>
+void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* packed) {
+    const int64_t NR = kernels<T>().nr, Kg = K / groups;
+    const int64_t panels = igemm_panels(K, groups, int(sizeof(T)));
+    for (int64_t grp = 0; grp < groups; ++grp)
+        for (int64_t pn = 0; pn < panels; ++pn) {
+            T* dst = packed + (grp * panels + pn) * R * NR;
+            for (int64_t r = 0; r < R; ++r)
+                for (int64_t j = 0; j < NR; ++j) {
+                    const int64_t k = pn * NR + j;
+                    dst[r * NR + j] = k < Kg ? w[(grp * Kg + k) * R + r] : T(0);
+                }
+        }
+}
+
+int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int64_t workspace_bytes) {
+    return make_plan(g, elem_size, workspace_bytes).slab_elems * elem_size;
+}
+
+template <class T>
+void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bias, T* y, int threads,
+                int64_t workspace_bytes, double act_min, double act_max) {
+    if (g.N <= 0 || g.K <= 0) return;
+    const Plan p = make_plan(g, int(sizeof(T)), workspace_bytes);
+    if (p.OSP <= 0) return;
+    const IgemmKernelDesc<T>& kd = kernels<T>();
+    const int64_t MR = kd.mr, NR = kd.nr, G = g.groups;
+    const int64_t panels = (p.Kg + NR - 1) / NR;
+    const bool clamp = act_min > -kInf || act_max < kInf;
+
+    if (p.R == 0) {  // no input channels: y = epilogue(0)
+        for (int64_t n = 0; n < g.N; ++n)
+            for (int64_t k = 0; k < g.K; ++k) {
+                T v = bias ? bias[k] : T(0);
+                if (clamp) v = std::min(T(act_max), std::max(T(act_min), v));
+                std::fill(y + (n * g.K + k) * p.OSP, y + (n * g.K + k + 1) * p.OSP, v);
+            }
+        return;
+    }
+    // Tiny problems (LeNet-size) run faster on one thread than it takes to wake the others.
+    if (double(g.N) * double(g.K) * double(p.OSP) * double(p.R) < double(1 << 20)) threads = 1;
+
+    // Offsets from a window origin: tap_off of each kernel tap (channel
+    // c adds c * plane); p_off of each output pixel's window origin.
+    std::vector<int64_t> tap_off(size_t(p.taps)), p_off(size_t(p.OSP));
+    const int64_t E12 = p.ext[1] * p.ext[2];
+    for (int64_t a = 0, r = 0; a < g.kernel[0]; ++a)
+        for (int64_t b = 0; b < g.kernel[1]; ++b)
+            for (int64_t s = 0; s < g.kernel[2]; ++s, ++r)
+                tap_off[size_t(r)] = a * g.dilation[0] * E12 + b * g.dilation[1] * p.ext[2] + s * g.dilation[2];
+    for (int64_t od = 0, q = 0; od < g.out[0]; ++od)
+        for (int64_t oh = 0; oh < g.out[1]; ++oh)
+            for (int64_t ow = 0; ow < g.out[2]; ++ow, ++q)
+                p_off[size_t(q)] = od * g.stride[0] * E12 + oh * g.stride[1] * p.ext[2] + ow * g.stride[2];
+    // Bias padded to whole panels: the micro-kernel adds it with vector loads.
+    std::vector<T> bias_pad(bias ? size_t(G * panels * NR) : 0, T(0));
+    if (bias)
+        for (int64_t grp = 0; grp < G; ++grp)
+            for (int64_t k = 0; k < p.Kg; ++k) bias_pad[size_t((grp * panels) * NR + k)] = bias[grp * p.Kg + k];
+
+    T* const slab = p.slab_elems ? static_cast<T*>(::operator new(size_t(p.slab_elems) * sizeof(T),
+                                                                  std::align_val_t(64)))
+                                 : nullptr;
+    struct Free {
+        T* q;
+        ~Free() { if (q) ::operator delete(q, std::align_val_t(64)); }
+    } free_slab{slab};
+
+    const int64_t tiles = (p.OSP + MR - 1) / MR;
+    // Pixel blocks of about kTilesPerBlock tiles, their number raised until a
+    // full slab's tasks split evenly over the threads (when there are enough tiles).
+    int64_t blocks = (tiles + kTilesPerBlock - 1) / kTilesPerBlock;
+    while ((p.units_per_slab * panels * blocks) % threads != 0 && blocks < tiles) ++blocks;
+    const bool weight_major = p.Kg * p.R * int64_t(sizeof(T)) > kWeightMajorBytes;
+    const int64_t slabs = (p.units + p.units_per_slab - 1) / p.units_per_slab;
+    const int64_t* const poff = p_off.data();
+
+    // One unit's tiles [t0, t1) for one panel and channel chunk.
+    // prefetch_next: weight-major order, where the next panel is not in cache yet.
+    auto run_tiles = [&](const T* base, int64_t unit, int64_t chunk, int64_t pn, int64_t t0, int64_t t1,
+                         bool prefetch_next) {
+        const int64_t grp = unit % G, n = unit / G;
+        const int64_t c0 = chunk * p.cc, cc = std::min(p.cc, p.Cg - c0);
+        const T* Bp = packed + ((grp * panels + pn) * p.R + c0 * p.taps) * NR;
+        IgemmEpilogue<T> e;
+        e.bias = bias && chunk == 0 ? bias_pad.data() + (grp * panels + pn) * NR : nullptr;
+        e.lo = T(act_min);
+        e.hi = T(act_max);
+        e.load_y = chunk > 0;
+        e.clamp = clamp && chunk == p.chunks - 1;
+        const int nch = int(std::min(NR, p.Kg - pn * NR));
+        T* yp = y + (n * g.K + grp * p.Kg + pn * NR) * p.OSP;
+        // The next panel's weights, spread over this panel's tiles.
+        const char* pf = prefetch_next && pn + 1 < panels ? reinterpret_cast<const char*>(Bp + p.R * NR) : nullptr;
+        const int64_t pf_total = cc * p.taps * NR * int64_t(sizeof(T)) / 64;
+        const int64_t pf_per_tile = (pf_total + (t1 - t0) - 1) / std::max<int64_t>(1, t1 - t0);
+        const IgemmReduction red{cc, p.plane, p.taps, tap_off.data()};
+        const T* a[kIgemmMaxMR];
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t q0 = t * MR;
+            const int m = int(std::min(MR, p.OSP - q0));
+            for (int i = 0; i < m; ++i) a[i] = base + poff[q0 + i];
+            const int64_t pf_first = (t - t0) * pf_per_tile;
+            const int64_t pf_lines = pf ? std::max<int64_t>(0, std::min(pf_per_tile, pf_total - pf_first)) : 0;
+            kd.fn[m - 1](red, a, Bp, yp + q0, p.OSP, nch, e, pf ? pf + pf_first * 64 : nullptr, pf_lines);
+        }
+    };
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    for (int64_t s = 0; s < slabs; ++s)
+        for (int64_t chunk = 0; chunk < p.chunks; ++chunk) {
+            const int64_t u0 = s * p.units_per_slab, nu = std::min(p.units_per_slab, p.units - u0);
+            const int64_t c0 = chunk * p.cc, cc = std::min(p.cc, p.Cg - c0);
+            // Input of unit u (channel c0 on) as the tiles read it.
+            auto unit_base = [&](int64_t u) -> const T* {
+                if (p.in_place) return x + ((u / G) * g.C + (u % G) * p.Cg + c0) * p.ISP;
+                return slab + (u - u0) * p.cc * p.plane;
+            };
+            if (!p.in_place) {
+#pragma omp for schedule(static)
+                for (int64_t q = 0; q < nu * cc; ++q) {
+                    const int64_t u = u0 + q / cc, c = q % cc;
+                    const T* src = x + ((u / G) * g.C + (u % G) * p.Cg + c0 + c) * p.ISP;
+                    pad_plane<T>(g, p, src, slab + ((q / cc) * p.cc + c) * p.plane);
+                }
+            }
+            const int64_t tasks = nu * panels * blocks;
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < tasks; ++t) {
+                int64_t pn, b;
+                const int64_t u = u0 + t / (panels * blocks), r = t % (panels * blocks);
+                if (weight_major) { pn = r / blocks; b = r % blocks; }
+                else { b = r / panels; pn = r % panels; }
+                const int64_t t0 = b * tiles / blocks, t1 = (b + 1) * tiles / blocks;
+                run_tiles(unit_base(u), u, chunk, pn, t0, t1, weight_major);
+            }
+        }
+}
+
+template void igemm_pack_weights<float>(int64_t, int64_t, int64_t, const float*, float*);
+template void igemm_pack_weights<double>(int64_t, int64_t, int64_t, const double*, double*);
+template void conv_igemm<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int, int64_t,
+                                double, double);
+template void conv_igemm<double>(const ConvGeometry&, const double*, const double*, const double*, double*, int,
+                                 int64_t, double, double);
+
+}  // namespace cnnkernels

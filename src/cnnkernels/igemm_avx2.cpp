@@ -1,0 +1,81 @@
+// AVX2 implicit-GEMM convolution micro-kernels (avx2, fma). Same compilation
+// rules as gemm_avx2.cpp (checked by src/check_isa_symbols.py); the vector
+// traits repeat gemm_avx2.cpp's (they must be local to this unit).
+#include <cstdint>
+
+#include "cnnkernels/igemm_kernels.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+namespace cnnkernels {
+namespace isa_avx2 {
+namespace {
+
+struct F32x8 {
+    using T = float;
+    using V = __m256;
+    static constexpr int W = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V load(const T* p) { return _mm256_loadu_ps(p); }
+    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+    static V bcast(T x) { return _mm256_set1_ps(x); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+};
+
+struct F64x4 {
+    using T = double;
+    using V = __m256d;
+    static constexpr int W = 4;
+    static V zero() { return _mm256_setzero_pd(); }
+    static V load(const T* p) { return _mm256_loadu_pd(p); }
+    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+    static V bcast(T x) { return _mm256_set1_pd(x); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+};
+
+// No transposing store here: every tile takes the portable store.
+template <class VT, int MR, int NV>
+inline bool igemm_store_fast(typename VT::V (&)[MR][NV], typename VT::T*, int64_t, const IgemmEpilogue<typename VT::T>&) {
+    return false;
+}
+
+#include "cnnkernels/igemm_ukernel.inc"
+
+template <class VT, int MR, int NV>
+void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
+          int64_t ldy, int n, const IgemmEpilogue<typename VT::T>& e, const char* pf, int64_t pf_lines) {
+    igemm_tile<VT, MR, NV>(r, a, Bp, y, ldy, n, e, pf, pf_lines);
+}
+
+// 6 pixels x 16 channels (12 ymm accumulators, as the GEMM's 6x16); f64 6 x 8.
+const IgemmIsaKernels kTable = {
+    "avx2",
+    {{&tile<F32x8, 1, 2>, &tile<F32x8, 2, 2>, &tile<F32x8, 3, 2>, &tile<F32x8, 4, 2>, &tile<F32x8, 5, 2>,
+      &tile<F32x8, 6, 2>, nullptr, nullptr},
+     6, 16, "f32_igemm_6x16_avx2"},
+    {{&tile<F64x4, 1, 2>, &tile<F64x4, 2, 2>, &tile<F64x4, 3, 2>, &tile<F64x4, 4, 2>, &tile<F64x4, 5, 2>,
+      &tile<F64x4, 6, 2>, nullptr, nullptr},
+     6, 8, "f64_igemm_6x8_avx2"},
+};
+
+}  // namespace
+}  // namespace isa_avx2
+}  // namespace cnnkernels
+
+#pragma GCC pop_options
+
+namespace cnnkernels {
+const IgemmIsaKernels* igemm_kernels_avx2() { return &isa_avx2::kTable; }
+}  // namespace cnnkernels
+
+#else  // not x86 / not GCC-compatible: no AVX2 kernels
+namespace cnnkernels {
+const IgemmIsaKernels* igemm_kernels_avx2() { return nullptr; }
+}  // namespace cnnkernels
+#endif
