@@ -117,3 +117,19 @@ def test_common_windows_on_larger_maps(window, layout):
             np.testing.assert_array_equal(back(idx), ref_idx)
             avg = ck.avg_pool2d(xin, k, s, p, count_include_pad=False, backend=backend, layout=layout)
             assert_close(back(avg), ref_avg, np.float32)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("shape", [(2, 37, 7, 7), (1, 70, 4, 4), (1, 40, 5, 3), (3, 33, 9, 9), (1, 300, 3, 5),
+                                   (2, 5, 7, 7), (1, 161, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_average_pool_many_channels(shape, layout, dtype):
+    """Global average fast paths: groups of 16 planes (NCHW, partial last vector per plane) and
+    channel blocks of 8 / 1 vectors plus a shifted last vector (NHWC); a NaN stays in its channel."""
+    x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
+    x[0, min(3, shape[1] - 1), 0, 0] = np.nan
+    ref = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+    for _, backend in ck.available_kernels("adaptive_avg_pool2d", layout=layout):
+        y = ck.adaptive_avg_pool2d(xin, 1, backend=backend, layout=layout)
+        assert_close(y.transpose(0, 3, 1, 2) if layout == "NHWC" else y, ref, dtype)

@@ -405,6 +405,19 @@ template <class T>
 void adaptive_avg_pool_ndhwc(int64_t N, const int64_t in[3], const int64_t out[3], int64_t C, const T* x, T* y,
                              int threads) {
     if (C <= 0) return;
+    if (N > 0 && out[0] == 1 && out[1] == 1 && out[2] == 1) {  // global average: stream the positions per image
+        const int64_t n = in[0] * in[1] * in[2];
+        const T div = T(in[0]) * T(in[1]) * T(in[2]);
+        const auto fn = pool_fns<T>(active_pool_kernels()).channel_mean;
+        // Channel chunks of 256 (whole register blocks), enough of them to feed every thread.
+        const int64_t chunk = std::min<int64_t>(C, 256), per_image = (C + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t j = 0; j < N * per_image; ++j) {
+            const int64_t img = j / per_image, c0 = (j % per_image) * chunk;
+            fn(x + img * n * C, n, C, c0, std::min(C, c0 + chunk), div, y + img * C);
+        }
+        return;
+    }
     PoolGeometry g{};
     g.planes = N;
     std::vector<AvgRange> r[3];

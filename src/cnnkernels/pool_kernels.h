@@ -84,6 +84,8 @@ struct PoolFns {
     void (*avg_row_cl)(const PoolRow<T>&);
     // y[p] = sum(x[p*n : (p+1)*n]) / div for p < planes (div == 0 -> NaN).
     void (*plane_mean)(const T* x, int64_t n, int64_t planes, T div, T* y);
+    // Channels last: y[c] = sum(x[p*C + c] for p < n) / div for c in [c0, c1) (div == 0 -> NaN).
+    void (*channel_mean)(const T* x, int64_t n, int64_t C, int64_t c0, int64_t c1, T div, T* y);
     void (*dw_row)(const DwRow<T>&);
     void (*dw_row_cl)(const DwRow<T>&);
     // Fast 2-D depthwise plane for (KH, KW, S) in {(3,3,1),(3,3,2),(5,5,1),(5,5,2)}; index
