@@ -133,3 +133,29 @@ def test_global_average_pool_many_channels(shape, layout, dtype):
     for _, backend in ck.available_kernels("adaptive_avg_pool2d", layout=layout):
         y = ck.adaptive_avg_pool2d(xin, 1, backend=backend, layout=layout)
         assert_close(y.transpose(0, 3, 1, 2) if layout == "NHWC" else y, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(2, 2, 0, False), (3, 2, 1, False), (3, 2, 1, True), (3, 1, 1, False),
+                                    (2, 1, 1, True), (4, 2, 2, False), (5, 1, 2, True), (7, 2, 3, False)])
+def test_separable_planes_on_wide_maps(window, dtype):
+    """The separable NCHW plane path (no indices, horizontal stride 1 or 2, >= 16 outputs per row):
+    odd widths (partial last vector), ceil_mode, every divisor rule, NaN, -inf and all -inf windows."""
+    k, s, p, ceil = window
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    for shape in [(2, 3, 37, 50), (1, 4, 21, 35), (1, 2, 12, 67)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        x[0, 0, 3, 9] = np.nan
+        x[0, 0, 3, 20] = np.nan
+        x[0, 1, :5, :7] = -np.inf
+        x[-1, -1, 2, -1] = np.inf
+        pads = ((p, p), (p, p))
+        ref, _ = naive.max_pool(x, (k, k), (s, s), pads, (1, 1), ceil)
+        for _, backend in ck.available_kernels("max_pool2d"):
+            assert_close(ck.max_pool2d(x, k, s, p, 1, ceil, backend=backend), ref, dtype)
+        for incl in (False, True):
+            for div in (None, 3, -2):
+                ref = naive.avg_pool(x, (k, k), (s, s), pads, ceil, incl, div)
+                for _, backend in ck.available_kernels("avg_pool2d"):
+                    got = ck.avg_pool2d(x, k, s, p, ceil, incl, div, backend=backend)
+                    assert_close(got, ref, dtype)
