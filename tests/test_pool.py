@@ -159,3 +159,30 @@ def test_separable_planes_on_wide_maps(window, dtype):
                 for _, backend in ck.available_kernels("avg_pool2d"):
                     got = ck.avg_pool2d(x, k, s, p, ceil, incl, div, backend=backend)
                     assert_close(got, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 1, False), (3, 1, 1, 2, False),
+                                    (4, 3, 2, 1, True)])
+def test_channels_last_vector_path(window, dtype):
+    """NHWC max (no indices) and avg with >= one vector of channels: blocks of 4 vectors, single and
+    shifted last vectors (C = 70, 17, 16), dilation, ceil_mode, every divisor rule, NaN / -inf windows."""
+    k, s, p, d, ceil = window
+    rng = np.random.default_rng(k * 1000 + s * 100 + p * 10 + d)
+    for shape in [(1, 70, 9, 13), (2, 17, 6, 7), (1, 16, 5, 11)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        x[0, 3, 2, 4] = np.nan
+        x[0, -1, 1, 1] = np.nan
+        x[0, 5, :4, :5] = -np.inf
+        pads = ((p, p), (p, p))
+        xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        ref, _ = naive.max_pool(x, (k, k), (s, s), pads, (d, d), ceil)
+        for _, backend in ck.available_kernels("max_pool2d", layout="NHWC"):
+            got = ck.max_pool2d(xin, k, s, p, d, ceil, backend=backend, layout="NHWC")
+            assert_close(got.transpose(0, 3, 1, 2), ref, dtype)
+        for incl in (False, True):
+            for div in (None, 3, -2):
+                ref = naive.avg_pool(x, (k, k), (s, s), pads, ceil, incl, div)
+                for _, backend in ck.available_kernels("avg_pool2d", layout="NHWC"):
+                    got = ck.avg_pool2d(xin, k, s, p, ceil, incl, div, backend=backend, layout="NHWC")
+                    assert_close(got.transpose(0, 3, 1, 2), ref, dtype)
