@@ -117,3 +117,72 @@ def test_common_windows_on_larger_maps(window, layout):
             np.testing.assert_array_equal(back(idx), ref_idx)
             avg = ck.avg_pool2d(xin, k, s, p, count_include_pad=False, backend=backend, layout=layout)
             assert_close(back(avg), ref_avg, np.float32)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("shape", [(2, 37, 7, 7), (1, 70, 4, 4), (1, 40, 5, 3), (3, 33, 9, 9), (1, 300, 3, 5),
+                                   (2, 5, 7, 7), (1, 161, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_average_pool_many_channels(shape, layout, dtype):
+    """Global average fast paths: groups of 16 planes (NCHW, partial last vector per plane) and
+    channel blocks of 8 / 1 vectors plus a shifted last vector (NHWC); a NaN stays in its channel."""
+    x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
+    x[0, min(3, shape[1] - 1), 0, 0] = np.nan
+    ref = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+    for _, backend in ck.available_kernels("adaptive_avg_pool2d", layout=layout):
+        y = ck.adaptive_avg_pool2d(xin, 1, backend=backend, layout=layout)
+        assert_close(y.transpose(0, 3, 1, 2) if layout == "NHWC" else y, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(2, 2, 0, False), (3, 2, 1, False), (3, 2, 1, True), (3, 1, 1, False),
+                                    (2, 1, 1, True), (4, 2, 2, False), (5, 1, 2, True), (7, 2, 3, False)])
+def test_separable_planes_on_wide_maps(window, dtype):
+    """The separable NCHW plane path (no indices, horizontal stride 1 or 2, >= 16 outputs per row):
+    odd widths (partial last vector), ceil_mode, every divisor rule, NaN, -inf and all -inf windows."""
+    k, s, p, ceil = window
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    for shape in [(2, 3, 37, 50), (1, 4, 21, 35), (1, 2, 12, 67)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        x[0, 0, 3, 9] = np.nan
+        x[0, 0, 3, 20] = np.nan
+        x[0, 1, :5, :7] = -np.inf
+        x[-1, -1, 2, -1] = np.inf
+        pads = ((p, p), (p, p))
+        ref, _ = naive.max_pool(x, (k, k), (s, s), pads, (1, 1), ceil)
+        for _, backend in ck.available_kernels("max_pool2d"):
+            assert_close(ck.max_pool2d(x, k, s, p, 1, ceil, backend=backend), ref, dtype)
+        for incl in (False, True):
+            for div in (None, 3, -2):
+                ref = naive.avg_pool(x, (k, k), (s, s), pads, ceil, incl, div)
+                for _, backend in ck.available_kernels("avg_pool2d"):
+                    got = ck.avg_pool2d(x, k, s, p, ceil, incl, div, backend=backend)
+                    assert_close(got, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 1, False), (3, 1, 1, 2, False),
+                                    (4, 3, 2, 1, True)])
+def test_channels_last_vector_path(window, dtype):
+    """NHWC max (no indices) and avg with >= one vector of channels: blocks of 4 vectors, single and
+    shifted last vectors (C = 70, 17, 16), dilation, ceil_mode, every divisor rule, NaN / -inf windows."""
+    k, s, p, d, ceil = window
+    rng = np.random.default_rng(k * 1000 + s * 100 + p * 10 + d)
+    for shape in [(1, 70, 9, 13), (2, 17, 6, 7), (1, 16, 5, 11)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        x[0, 3, 2, 4] = np.nan
+        x[0, -1, 1, 1] = np.nan
+        x[0, 5, :4, :5] = -np.inf
+        pads = ((p, p), (p, p))
+        xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        ref, _ = naive.max_pool(x, (k, k), (s, s), pads, (d, d), ceil)
+        for _, backend in ck.available_kernels("max_pool2d", layout="NHWC"):
+            got = ck.max_pool2d(xin, k, s, p, d, ceil, backend=backend, layout="NHWC")
+            assert_close(got.transpose(0, 3, 1, 2), ref, dtype)
+        for incl in (False, True):
+            for div in (None, 3, -2):
+                ref = naive.avg_pool(x, (k, k), (s, s), pads, ceil, incl, div)
+                for _, backend in ck.available_kernels("avg_pool2d", layout="NHWC"):
+                    got = ck.avg_pool2d(xin, k, s, p, ceil, incl, div, backend=backend, layout="NHWC")
+                    assert_close(got.transpose(0, 3, 1, 2), ref, dtype)

@@ -193,8 +193,73 @@ void max_rows(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int thr
 
 }  // namespace
 
+namespace {
+
+// The separable plane kernel takes 2-D NCHW windows (depth 1, no indices, no dilation) with
+// horizontal stride 1 or 2, at least one vector (of any ISA) of outputs per row and at
+// least one plane per thread; it reduces each input row once instead of once per window row.
+template <class T>
+bool sep_plane_ok(const PoolGeometry& g, int threads) {
+    return g.in[0] == 1 && g.out[0] == 1 && g.kernel[0] == 1 && g.pad_before[0] == 0 && g.dilation[1] == 1 &&
+           g.dilation[2] == 1 && (g.stride[2] == 1 || g.stride[2] == 2) && g.kernel[1] <= 16 && g.kernel[2] <= 16 &&
+           g.out[1] > 0 && g.out[2] >= int64_t(64 / sizeof(T)) && g.planes >= threads;
+}
+
+// One sep_plane call per plane, split over the threads; rows: valid input rows per output row.
+template <class T>
+void sep_planes(const PoolGeometry& g, bool is_max, const std::vector<int64_t>& rows, const std::vector<T>& row_inv,
+                const std::vector<T>& col_inv, const T* x, T* y, int threads) {
+    const int64_t H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+    SepPlane<T> proto{};
+    proto.H = H;
+    proto.W = W;
+    proto.OH = OH;
+    proto.OW = OW;
+    proto.KH = g.kernel[1];
+    proto.KW = g.kernel[2];
+    proto.sh = g.stride[1];
+    proto.sw = g.stride[2];
+    proto.pad_w = g.pad_before[2];
+    proto.rows = rows.data();
+    proto.row_inv = row_inv.data();
+    proto.col_inv = col_inv.data();
+    proto.is_max = is_max;
+    const auto fn = pool_fns<T>(active_pool_kernels()).sep_plane;
+    const size_t scratch = size_t(sep_plane_scratch(proto.KH, proto.KW, W, OW, proto.sw, proto.pad_w));
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<T> buf(scratch);
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < g.planes; ++p) {
+            SepPlane<T> a = proto;
+            a.x = x + p * H * W;
+            a.y = y + p * OH * OW;
+            a.scratch = buf.data();
+            fn(a);
+        }
+    }
+}
+
+template <class T>
+void max_sep_planes(const PoolGeometry& g, const T* x, T* y, int threads) {
+    const auto wh = sliding_windows(g.out[1], g.in[1], g.kernel[1], g.stride[1], g.pad_before[1], 1);
+    std::vector<int64_t> rows;
+    for (const Window& w : wh) {
+        rows.push_back(w.base + w.k_lo);
+        rows.push_back(w.base + std::max(w.k_lo, w.k_hi));
+    }
+    const std::vector<T> unused(size_t(g.out[2]) + 64, T(1));
+    sep_planes<T>(g, true, rows, unused, unused, x, y, threads);
+}
+
+}  // namespace
+
 template <class T>
 void max_pool(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int threads) {
+    if (!indices && sep_plane_ok<T>(g, threads)) {
+        max_sep_planes<T>(g, x, y, threads);
+        return;
+    }
     max_rows<T>(g, x, y, indices, threads);
 }
 
@@ -338,6 +403,25 @@ void avg_pool(const PoolGeometry& g, bool count_include_pad, int64_t divisor_ove
               T* y, int threads) {
     std::vector<AvgRange> r[3];
     avg_ranges(g, r);
+    if (sep_plane_ok<T>(g, threads)) {
+        // divisor = row factor * column factor, the products avg_rows forms: (d * h) * w; the
+        // kernel multiplies by their reciprocals (NaN for zero: a zero divisor gives NaN).
+        const auto inverse = [](T d) { return d == T(0) ? std::numeric_limits<T>::quiet_NaN() : T(1) / d; };
+        std::vector<int64_t> rows;
+        std::vector<T> row_inv, col_inv;
+        const AvgRange& d = r[0][0];
+        for (const AvgRange& h : r[1]) {
+            rows.push_back(h.lo);
+            rows.push_back(h.hi);
+            row_inv.push_back(inverse(divisor_override ? T(divisor_override)
+                                      : count_include_pad ? T(d.pool_extent) * T(h.pool_extent)
+                                                          : T(d.hi - d.lo) * T(h.hi - h.lo)));
+        }
+        for (const AvgRange& w : r[2])
+            col_inv.push_back(inverse(divisor_override ? T(1) : count_include_pad ? T(w.pool_extent) : T(w.hi - w.lo)));
+        sep_planes<T>(g, false, rows, row_inv, col_inv, x, y, threads);
+        return;
+    }
     avg_rows<T>(g, r[0], r[1], count_include_pad, divisor_override, false, x, y, threads);
 }
 
@@ -405,6 +489,19 @@ template <class T>
 void adaptive_avg_pool_ndhwc(int64_t N, const int64_t in[3], const int64_t out[3], int64_t C, const T* x, T* y,
                              int threads) {
     if (C <= 0) return;
+    if (N > 0 && out[0] == 1 && out[1] == 1 && out[2] == 1) {  // global average: stream the positions per image
+        const int64_t n = in[0] * in[1] * in[2];
+        const T div = T(in[0]) * T(in[1]) * T(in[2]);
+        const auto fn = pool_fns<T>(active_pool_kernels()).channel_mean;
+        // Channel chunks of 256 (whole register blocks), enough of them to feed every thread.
+        const int64_t chunk = std::min<int64_t>(C, 256), per_image = (C + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t j = 0; j < N * per_image; ++j) {
+            const int64_t img = j / per_image, c0 = (j % per_image) * chunk;
+            fn(x + img * n * C, n, C, c0, std::min(C, c0 + chunk), div, y + img * C);
+        }
+        return;
+    }
     PoolGeometry g{};
     g.planes = N;
     std::vector<AvgRange> r[3];

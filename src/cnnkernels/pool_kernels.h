@@ -76,14 +76,43 @@ struct DwPlane {
     int64_t ldo;
 };
 
+// A 2-D NCHW plane pooled in separable passes (no indices, dilation 1, horizontal stride
+// sw in {1, 2}): each input row a window needs is reduced along W once, into a ring of
+// KH rows, through a copy padded with the identity (0 for avg, -inf for max); each output
+// row then combines its valid rows [rows[2*oh], rows[2*oh+1]) in row order. Max keeps the
+// (row, kw) scan rule `v > best || isnan(v)` (per row, then across rows: the same first
+// maximum / NaN). Avg: y = sum * (row_inv[oh] * col_inv[ow]), the reciprocals of the
+// divisor's row and column factors (NaN for a zero factor: a zero divisor gives NaN);
+// within 3 ulp of sum / divisor.
+// Preconditions: OW >= one vector; KH <= 32; rows inside [0, H), each output row's range
+// at most KH rows long and ascending with oh; scratch holds sep_plane_scratch(...) elements.
+template <class T>
+struct SepPlane {
+    const T* x;
+    int64_t H, W, OH, OW, KH, KW, sh, sw, pad_w;
+    const int64_t* rows;
+    const T* row_inv;
+    const T* col_inv;
+    bool is_max;
+    T* scratch;
+    T* y;
+};
+
+inline int64_t sep_plane_scratch(int64_t KH, int64_t KW, int64_t W, int64_t OW, int64_t sw, int64_t pad_w) {
+    return 2 * KH * (OW + 64) + 4 * (pad_w + W + OW * sw + KW + 64);
+}
+
 template <class T>
 struct PoolFns {
     void (*max_row)(const PoolRow<T>&);
     void (*avg_row)(const PoolRow<T>&);
     void (*max_row_cl)(const PoolRow<T>&);
     void (*avg_row_cl)(const PoolRow<T>&);
+    void (*sep_plane)(const SepPlane<T>&);
     // y[p] = sum(x[p*n : (p+1)*n]) / div for p < planes (div == 0 -> NaN).
     void (*plane_mean)(const T* x, int64_t n, int64_t planes, T div, T* y);
+    // Channels last: y[c] = sum(x[p*C + c] for p < n) / div for c in [c0, c1) (div == 0 -> NaN).
+    void (*channel_mean)(const T* x, int64_t n, int64_t C, int64_t c0, int64_t c1, T div, T* y);
     void (*dw_row)(const DwRow<T>&);
     void (*dw_row_cl)(const DwRow<T>&);
     // Fast 2-D depthwise plane for (KH, KW, S) in {(3,3,1),(3,3,2),(5,5,1),(5,5,2)}; index
