@@ -96,10 +96,12 @@ def summarize(rows):
             if r["kernel"] == "cnnkernels" and r["vs_torch"]:
                 lines.append(f"{threads} thr  network {r['layer']:<12} {r['ms']:.1f} ms, {r['vs_torch']:.2f}x torch, "
                              f"max abs error {r['rel_err']:.1e} x max abs output")
-        for cat in sorted({r["category"] for r in autos}):
-            g = _geomean([r["vs_torch"] for r in autos if r["category"] == cat])
+        def group(r):   # channels-last rows are compared with torch's channels_last: their own line
+            return r["category"] + ("/NHWC" if r.get("layout") == "NHWC" else "")
+        for cat in sorted({group(r) for r in autos}):
+            g = _geomean([r["vs_torch"] for r in autos if group(r) == cat])
             if g:
-                lines.append(f"{threads} thr  {cat:<12} auto vs torch geomean {g:.2f}x")
+                lines.append(f"{threads} thr  {cat:<17} auto vs torch geomean {g:.2f}x")
         for cat in sorted({r["category"] for r in autos}):
             # The Numba backend alone (no C++ build): its fastest kernel per layer, timed in the same rounds.
             best = [max((r["vs_torch"] for r in mine if r["layer"] == a["layer"] and r["kernel"].endswith("/numba")
