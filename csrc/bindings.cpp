@@ -46,66 +46,15 @@ void conv(const std::string& algorithm, py::object x_, py::object w_, py::object
     const bool direct = algorithm == "direct";
     if (!direct && algorithm != "im2col")
         throw py::value_error("algorithm must be 'direct' or 'im2col', got '" + algorithm + "'");
-    py::array x = as_array(x_, "x"), w = as_array(w_, "w"), y = as_array(y_, "y");
-    check_layout(x, "x", 5, false);
-    check_layout(w, "w", 5, false);
-    check_layout(y, "y", 5, true);
-    const Dtype dt = float_dtype(x, "x");
-    check_same_dtype(w, "w", dt, "x");
-    check_same_dtype(y, "y", dt, "x");
-    py::array bias;
-    const bool has_bias = !bias_.is_none();
-    if (has_bias) {
-        bias = as_array(bias_, "bias");
-        check_layout(bias, "bias", 1, false);
-        check_same_dtype(bias, "bias", dt, "x");
-    }
-    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
-    check_min(stride, 1, "stride");
-    check_min(pad, 0, "pad");
-    check_min(dilation, 1, "dilation");
-    if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
-    const int nthreads = check_threads(threads);
-    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
-    // NaN bounds are refused too (the comparison is false).
-    if (!(act_min <= act_max))
-        throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
-                              ", act_max=" + std::string(py::str(py::float_(act_max))));
-
-    ck::ConvGeometry g{};
-    g.N = x.shape(0);
-    g.C = x.shape(1);
-    g.K = w.shape(0);
-    g.groups = groups;
-    if (g.K % groups != 0)
-        throw py::value_error("w.shape[0] (" + std::to_string(g.K) + ") must be divisible by groups (" +
-                              std::to_string(groups) + ")");
-    if ((__int128)w.shape(1) * groups != g.C)
-        throw py::value_error("w.shape[1] * groups must equal x.shape[1]: w " + shape_str(w) + ", x " +
-                              shape_str(x) + ", groups " + std::to_string(groups));
-    if (y.shape(0) != g.N || y.shape(1) != g.K)
-        throw py::value_error("y.shape[:2] must be (x.shape[0], w.shape[0]) = (" + std::to_string(g.N) + ", " +
-                              std::to_string(g.K) + "), got y " + shape_str(y));
-    if (has_bias && bias.shape(0) != g.K)
-        throw py::value_error("bias must have shape (" + std::to_string(g.K) + ",), got " + shape_str(bias));
-    for (int d = 0; d < 3; ++d) {
-        g.in[d] = x.shape(2 + d);
-        g.out[d] = y.shape(2 + d);
-        g.kernel[d] = w.shape(2 + d);
-        g.stride[d] = stride[d];
-        g.pad[d] = pad[d];
-        g.dilation[d] = dilation[d];
-        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
-                          "convolution geometry");
-    }
-    check_no_overlap(y, "y", x, "x");
-    check_no_overlap(y, "y", w, "w");
-    if (has_bias) check_no_overlap(y, "y", bias, "bias");
-
-    const void* xp = x.data();
-    const void* wp = w.data();
-    const void* bp = has_bias ? bias.data() : nullptr;
-    void* yp = y.mutable_data();
+    ConvCall c = check_conv_call(x_, w_, bias_, y_, stride_, pad_, dilation_, groups, threads, workspace_bytes,
+                                       act_min, act_max);
+    const ck::ConvGeometry& g = c.g;
+    const int nthreads = c.threads;
+    const Dtype dt = c.dt;
+    const void* xp = c.x.data();
+    const void* wp = c.w.data();
+    const void* bp = c.has_bias ? c.bias.data() : nullptr;
+    void* yp = c.y.mutable_data();
     py::gil_scoped_release nogil;
     if (dt == Dtype::f32) {
         auto X = static_cast<const float*>(xp), Wt = static_cast<const float*>(wp), B = static_cast<const float*>(bp);

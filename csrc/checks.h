@@ -165,4 +165,78 @@ inline void check_adaptive(const cnnkernels::PoolGeometry& g) {
         check_index_range(((__int128)g.out[d] + 1) * g.in[d] + g.out[d], "adaptive pooling geometry");
 }
 
+// The arrays and geometry of a convolution call y = clamp(conv(x, w) + bias), all checked: 5-D
+// C-contiguous x, w, y (y writeable) and optional 1-D bias of one float dtype, shapes that agree,
+// stride/dilation >= 1, pad >= 0, groups dividing both channel counts, a valid thread count and
+// workspace, act_min <= act_max (NaN refused), every index in range, y overlapping no input.
+struct ConvCall {
+    py::array x, w, y, bias;
+    bool has_bias = false;
+    Dtype dt = Dtype::f32;
+    cnnkernels::ConvGeometry g{};
+    int threads = 1;
+};
+
+inline ConvCall check_conv_call(py::handle x_, py::handle w_, py::handle bias_, py::handle y_, py::handle stride_,
+                                py::handle pad_, py::handle dilation_, i64 groups, i64 threads, i64 workspace_bytes,
+                                double act_min, double act_max) {
+    ConvCall c;
+    c.x = as_array(x_, "x");
+    c.w = as_array(w_, "w");
+    c.y = as_array(y_, "y");
+    check_layout(c.x, "x", 5, false);
+    check_layout(c.w, "w", 5, false);
+    check_layout(c.y, "y", 5, true);
+    c.dt = float_dtype(c.x, "x");
+    check_same_dtype(c.w, "w", c.dt, "x");
+    check_same_dtype(c.y, "y", c.dt, "x");
+    c.has_bias = !bias_.is_none();
+    if (c.has_bias) {
+        c.bias = as_array(bias_, "bias");
+        check_layout(c.bias, "bias", 1, false);
+        check_same_dtype(c.bias, "bias", c.dt, "x");
+    }
+    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
+    check_min(stride, 1, "stride");
+    check_min(pad, 0, "pad");
+    check_min(dilation, 1, "dilation");
+    if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
+    c.threads = check_threads(threads);
+    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    // NaN bounds are refused too (the comparison is false).
+    if (!(act_min <= act_max))
+        throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
+                              ", act_max=" + std::string(py::str(py::float_(act_max))));
+    cnnkernels::ConvGeometry& g = c.g;
+    g.N = c.x.shape(0);
+    g.C = c.x.shape(1);
+    g.K = c.w.shape(0);
+    g.groups = groups;
+    if (g.K % groups != 0)
+        throw py::value_error("w.shape[0] (" + std::to_string(g.K) + ") must be divisible by groups (" +
+                              std::to_string(groups) + ")");
+    if ((__int128)c.w.shape(1) * groups != g.C)
+        throw py::value_error("w.shape[1] * groups must equal x.shape[1]: w " + shape_str(c.w) + ", x " +
+                              shape_str(c.x) + ", groups " + std::to_string(groups));
+    if (c.y.shape(0) != g.N || c.y.shape(1) != g.K)
+        throw py::value_error("y.shape[:2] must be (x.shape[0], w.shape[0]) = (" + std::to_string(g.N) + ", " +
+                              std::to_string(g.K) + "), got y " + shape_str(c.y));
+    if (c.has_bias && c.bias.shape(0) != g.K)
+        throw py::value_error("bias must have shape (" + std::to_string(g.K) + ",), got " + shape_str(c.bias));
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = c.x.shape(2 + d);
+        g.out[d] = c.y.shape(2 + d);
+        g.kernel[d] = c.w.shape(2 + d);
+        g.stride[d] = stride[d];
+        g.pad[d] = pad[d];
+        g.dilation[d] = dilation[d];
+        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
+                          "convolution geometry");
+    }
+    check_no_overlap(c.y, "y", c.x, "x");
+    check_no_overlap(c.y, "y", c.w, "w");
+    if (c.has_bias) check_no_overlap(c.y, "y", c.bias, "bias");
+    return c;
+}
+
 }  // namespace cnnkernels_py

@@ -23,33 +23,7 @@ namespace cnnkernels {
 namespace isa_avx2 {
 namespace {
 
-struct F32x8 {
-    using T = float;
-    using V = __m256;
-    static constexpr int W = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V load(const T* p) { return _mm256_loadu_ps(p); }
-    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
-    static V bcast(T x) { return _mm256_set1_ps(x); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-    static V max(V lo, V v) { return _mm256_max_ps(lo, v); }  // v if either is NaN
-    static V min(V hi, V v) { return _mm256_min_ps(hi, v); }  // v if either is NaN
-};
-
-struct F64x4 {
-    using T = double;
-    using V = __m256d;
-    static constexpr int W = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V load(const T* p) { return _mm256_loadu_pd(p); }
-    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
-    static V bcast(T x) { return _mm256_set1_pd(x); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    static V add(V a, V b) { return _mm256_add_pd(a, b); }
-    static V max(V lo, V v) { return _mm256_max_pd(lo, v); }
-    static V min(V hi, V v) { return _mm256_min_pd(hi, v); }
-};
+#include "cnnkernels/vec_traits_avx2.inc"
 
 #include "cnnkernels/gemm_ukernel.inc"
 

@@ -26,33 +26,7 @@ namespace cnnkernels {
 namespace isa_avx512 {
 namespace {
 
-struct F32x16 {
-    using T = float;
-    using V = __m512;
-    static constexpr int W = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V load(const T* p) { return _mm512_loadu_ps(p); }
-    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-    static V bcast(T x) { return _mm512_set1_ps(x); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static V max(V lo, V v) { return _mm512_max_ps(lo, v); }  // v if either is NaN
-    static V min(V hi, V v) { return _mm512_min_ps(hi, v); }  // v if either is NaN
-};
-
-struct F64x8 {
-    using T = double;
-    using V = __m512d;
-    static constexpr int W = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V load(const T* p) { return _mm512_loadu_pd(p); }
-    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-    static V bcast(T x) { return _mm512_set1_pd(x); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    static V add(V a, V b) { return _mm512_add_pd(a, b); }
-    static V max(V lo, V v) { return _mm512_max_pd(lo, v); }
-    static V min(V hi, V v) { return _mm512_min_pd(hi, v); }
-};
+#include "cnnkernels/vec_traits_avx512.inc"
 
 #include "cnnkernels/gemm_ukernel.inc"
 

@@ -11,28 +11,8 @@ namespace cnnkernels {
 namespace isa_baseline {
 namespace {
 
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef double f64x2 __attribute__((vector_size(16)));
-
-struct F32x4 {
-    using T = float;
-    using V = f32x4;
-    static constexpr int W = 4;
-    static V zero() { return V{0, 0, 0, 0}; }
-    static V load(const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
-    static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
-    static V bcast(T x) { return V{x, x, x, x}; }
-    static V fma(V a, V b, V c) { return a * b + c; }
-    static V add(V a, V b) { return a + b; }
-    static V max(V lo, V v) { for (int i = 0; i < W; ++i) v[i] = lo[i] > v[i] ? lo[i] : v[i]; return v; }
-    static V min(V hi, V v) { for (int i = 0; i < W; ++i) v[i] = hi[i] < v[i] ? hi[i] : v[i]; return v; }
-};
-
-struct F64x2 {
-    using T = double;
-    using V = f64x2;
-    static constexpr int W = 2;
-    static V zero() { return V{0, 0}; }
+#include "cnnkernels/vec_traits_baseline.inc"
+}
     static V load(const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
     static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
     static V bcast(T x) { return V{x, x}; }

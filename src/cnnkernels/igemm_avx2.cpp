@@ -1,6 +1,6 @@
 // AVX2 implicit-GEMM convolution micro-kernels (avx2, fma). Same compilation
 // rules as gemm_avx2.cpp (checked by src/check_isa_symbols.py); the vector
-// traits repeat gemm_avx2.cpp's (they must be local to this unit).
+// traits are gemm's (vec_traits_avx2.inc, included inside the anonymous namespace).
 #include <cstdint>
 
 #include "cnnkernels/igemm_kernels.h"
@@ -15,29 +15,7 @@ namespace cnnkernels {
 namespace isa_avx2 {
 namespace {
 
-struct F32x8 {
-    using T = float;
-    using V = __m256;
-    static constexpr int W = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V load(const T* p) { return _mm256_loadu_ps(p); }
-    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
-    static V bcast(T x) { return _mm256_set1_ps(x); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-};
-
-struct F64x4 {
-    using T = double;
-    using V = __m256d;
-    static constexpr int W = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V load(const T* p) { return _mm256_loadu_pd(p); }
-    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
-    static V bcast(T x) { return _mm256_set1_pd(x); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    static V add(V a, V b) { return _mm256_add_pd(a, b); }
-};
+#include "cnnkernels/vec_traits_avx2.inc"
 
 // No transposing store here: every tile takes the portable store.
 template <class VT, int MR, int NV>

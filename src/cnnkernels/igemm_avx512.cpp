@@ -1,8 +1,8 @@
 // AVX-512 implicit-GEMM convolution micro-kernels (avx512f+vl+bw+dq, fma).
 // Same compilation rules as gemm_avx512.cpp (headers before the target pragma,
 // kernels in an anonymous namespace, accessor after `pop_options`; checked by
-// src/check_isa_symbols.py). The vector traits repeat gemm_avx512.cpp's: they
-// must live in this translation unit's anonymous namespace.
+// src/check_isa_symbols.py). The vector traits are gemm's (vec_traits_avx512.inc),
+// included inside this translation unit's anonymous namespace.
 #include <cstdint>
 
 #include "cnnkernels/igemm_kernels.h"
@@ -20,29 +20,7 @@ namespace cnnkernels {
 namespace isa_avx512 {
 namespace {
 
-struct F32x16 {
-    using T = float;
-    using V = __m512;
-    static constexpr int W = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V load(const T* p) { return _mm512_loadu_ps(p); }
-    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-    static V bcast(T x) { return _mm512_set1_ps(x); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-};
-
-struct F64x8 {
-    using T = double;
-    using V = __m512d;
-    static constexpr int W = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V load(const T* p) { return _mm512_loadu_pd(p); }
-    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-    static V bcast(T x) { return _mm512_set1_pd(x); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    static V add(V a, V b) { return _mm512_add_pd(a, b); }
-};
+#include "cnnkernels/vec_traits_avx512.inc"
 
 // One output channel's 8 pixels: + y (accumulating), clamp (NaN kept: max/min
 // return their second operand when either is NaN), store.

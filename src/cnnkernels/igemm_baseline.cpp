@@ -1,5 +1,5 @@
 // Portable implicit-GEMM convolution micro-kernels: GCC/Clang generic vectors
-// (16 bytes), default flags, like gemm_baseline.cpp (whose traits these repeat).
+// (16 bytes), default flags, like gemm_baseline.cpp (shared traits: vec_traits_baseline.inc).
 #include <cstdint>
 
 #include "cnnkernels/igemm_kernels.h"
@@ -8,26 +8,8 @@ namespace cnnkernels {
 namespace isa_baseline {
 namespace {
 
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef double f64x2 __attribute__((vector_size(16)));
-
-struct F32x4 {
-    using T = float;
-    using V = f32x4;
-    static constexpr int W = 4;
-    static V zero() { return V{0, 0, 0, 0}; }
-    static V load(const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
-    static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
-    static V bcast(T x) { return V{x, x, x, x}; }
-    static V fma(V a, V b, V c) { return a * b + c; }
-    static V add(V a, V b) { return a + b; }
-};
-
-struct F64x2 {
-    using T = double;
-    using V = f64x2;
-    static constexpr int W = 2;
-    static V zero() { return V{0, 0}; }
+#include "cnnkernels/vec_traits_baseline.inc"
+}
     static V load(const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
     static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
     static V bcast(T x) { return V{x, x}; }
