@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cnnkernels/isa.h"
+#include "cnnkernels/scratch.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -185,13 +186,9 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
         for (int64_t grp = 0; grp < G; ++grp)
             for (int64_t k = 0; k < p.Kg; ++k) bias_pad[size_t((grp * panels) * NR + k)] = bias[grp * p.Kg + k];
 
-    T* const slab = p.slab_elems ? static_cast<T*>(::operator new(size_t(p.slab_elems) * sizeof(T),
-                                                                  std::align_val_t(64)))
-                                 : nullptr;
-    struct Free {
-        T* q;
-        ~Free() { if (q) ::operator delete(q, std::align_val_t(64)); }
-    } free_slab{slab};
+    // The padded slab is reused across calls (see scratch.h: a fresh allocation
+    // per call is page-faulted in again by the workers every time).
+    T* const slab = p.slab_elems ? thread_scratch_of<T>(ScratchSlot::kDriver, size_t(p.slab_elems)) : nullptr;
 
     const int64_t tiles = (p.OSP + MR - 1) / MR;
     // Pixel blocks of about kTilesPerBlock tiles, their number raised until a
