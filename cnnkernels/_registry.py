@@ -139,8 +139,9 @@ def winograd_weights(w, m, groups, backend="numba"):
 
 
 def _winograd_supports(g):
-    if g.kernel != (1, 3, 3) or g.inp[0] != 1:
-        return f"needs a 2-D 3x3 kernel, got kernel {g.kernel[1:] if g.kernel[0] == 1 else g.kernel}"
+    if g.kernel != (1, 3, 3) or g.inp[0] != 1 or g.out[0] != 1:
+        return f"needs a 2-D 3x3 kernel, got kernel {g.kernel[1:] if g.kernel[0] == 1 else g.kernel}" + (
+            "" if g.kernel != (1, 3, 3) else f" on {g.inp[0]} input and {g.out[0]} output planes in depth")
     if g.stride != (1, 1, 1) or g.dilation != (1, 1, 1):
         return f"needs stride 1 and dilation 1, got stride {g.stride[1:]} and dilation {g.dilation[1:]}"
     return None

@@ -19,6 +19,9 @@ def _restricted_ok(algorithm, nd, case):
     """Whether a restricted algorithm supports the case's geometry."""
     if algorithm == "depthwise":
         return case["groups"] == case["x_shape"][1]
+    if nd == 3:   # a 3-D call that is a 2-D 3x3 convolution: one plane in depth, in and out
+        return (case["kernel"] == (1, 3, 3) and case["x_shape"][2] == 1 and case["pads"][0] == (0, 0)
+                and case["stride"][1:] == (1, 1) and case["dilation"][1:] == (1, 1))
     return nd == 2 and case["kernel"] == (3, 3) and case["stride"] == (1, 1) and case["dilation"] == (1, 1)
 CONV = {1: ck.conv1d, 2: ck.conv2d, 3: ck.conv3d}
 CONV_T = {1: ck.conv_transpose1d, 2: ck.conv_transpose2d, 3: ck.conv_transpose3d}
@@ -87,6 +90,30 @@ def test_depthwise_matches_reference(nd, algorithm, backend):
     def check(case):
         _check(case, _run_conv(nd, case, algorithm, backend), _reference(case), algorithm, backend)
     check()
+
+
+@pytest.mark.parametrize("algorithm,backend", DEPTHWISE)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel, stride):
+    """The 3x3/5x5 plane kernels at widths around whole vectors (2, 4, 8 and 16 lanes), where the C++ kernel
+    switches between aligned-shift, tail and narrow-row code; every padding from none to more than the
+    kernel, with bias and a clamp (the hypothesis cases stay below these widths)."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+    for H, W in [(5, 3), (6, 7), (4, 8), (9, 15), (7, 16), (6, 17), (5, 31), (3, 33), (8, 48), (4, 50)]:
+        for pad in (0, 1, kernel // 2, (kernel // 2, kernel - 1)):
+            pads = ((pad, pad),) * 2 if isinstance(pad, int) else (pad, pad)
+            if any(W + a + b < kernel or H + a + b < kernel for a, b in pads):
+                continue
+            x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+            w = rng.standard_normal((6, 1, kernel, kernel)).astype(dtype)
+            b = rng.standard_normal(6).astype(dtype)
+            ref = np.clip(naive.conv(x, w, b, (stride, stride), pads, (1, 1), 3), -1.0, 1.5)
+            got = ck.conv2d(x, w, b, stride, pads, 1, 3, algorithm=algorithm, backend=backend,
+                            activation=("clamp", -1.0, 1.5))
+            case = dict(x=x, w=w, b=b, stride=(stride, stride), pads=pads, dilation=(1, 1), groups=3,
+                        dtype=dtype, unbatched=False)
+            _check(case, got, ref, algorithm, backend)
 
 
 @pytest.mark.parametrize("algorithm,backend", WINOGRAD + DEPTHWISE)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -61,16 +62,25 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // which equals skipping them.
         const int64_t Hp = (OH - 1) * s + KH, Wp = (OW - 1) * s + KW;
         const int64_t ph = g.pad[1], pw = g.pad[2];
-        const auto kern = f.dw_plane[(KH == 5) * 2 + (s == 2)];
-        // Rows of at least 16 outputs (or stride 2) go straight into y; narrower stride-1
-        // planes go through a scratch output with the padded row stride (see DwPlane).
-        const bool flat = s == 1 && OW < 16;
+        // Stride 1 (taps within one vector, rows of at least one vector; narrower ones
+        // measured faster flattened): rows padded to whole aligned vectors plus
+        // one, so the kernel reads only aligned vectors and shifts them (see dw_plane_s1a).
+        const int L = f.lanes;
+        const bool aligned = s == 1 && KH - 1 <= L && OW >= L;
+        const int64_t nv = (OW + L - 1) / L;
+        const int64_t ldp = aligned ? (nv + 1) * L : Wp;
+        const auto kern = aligned ? f.dw_plane_s1a[KH == 5] : f.dw_plane[(KH == 5) * 2 + (s == 2)];
+        // Unaligned stride-1 rows of at least 16 outputs (or stride 2) go straight into y;
+        // narrower ones go through a scratch output with the padded row stride (see DwPlane).
+        const bool flat = !aligned && s == 1 && OW < 16;
         const int64_t jobs = N * K * OD;
+        const int64_t slack = 64 / int64_t(sizeof(T));
 #pragma omp parallel num_threads(threads)
         {
             // Slack: the scratch-output mode computes whole padded rows (reads up to
-            // Wp + KW past the plane), all zeros.
-            std::vector<T> P(static_cast<size_t>(Hp * Wp + Wp + KW + 64), T(0));
+            // Wp + KW past the plane), all zeros; and room to align the start to 64 bytes.
+            std::vector<T> Pbuf(static_cast<size_t>(Hp * ldp + ldp + KW + 2 * slack), T(0));
+            T* const P = Pbuf.data() + (slack - int64_t(reinterpret_cast<uintptr_t>(Pbuf.data()) % 64) / int64_t(sizeof(T))) % slack;
             std::vector<T> ob(static_cast<size_t>(flat ? OH * Wp : 0));
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < jobs; ++job) {
@@ -89,8 +99,8 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
                 const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
                 const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
                 if (c_hi > c_lo)
-                    for (int64_t r = r_lo; r < r_hi; ++r) copy_row(P.data() + r * Wp + c_lo, xp + (r - ph) * W, c_hi - c_lo);
-                DwPlane<T> pl{P.data(), Wp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? ob.data() : yp, flat ? Wp : OW};
+                    for (int64_t r = r_lo; r < r_hi; ++r) copy_row(P + r * ldp + c_lo, xp + (r - ph) * W, c_hi - c_lo);
+                DwPlane<T> pl{P, ldp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? ob.data() : yp, flat ? Wp : OW};
                 kern(pl);
                 if (flat)
                     for (int64_t oh = 0; oh < OH; ++oh) copy_row(yp + oh * OW, ob.data() + oh * Wp, OW);

@@ -118,6 +118,11 @@ struct PoolFns {
     // Fast 2-D depthwise plane for (KH, KW, S) in {(3,3,1),(3,3,2),(5,5,1),(5,5,2)}; index
     // (K == 5) * 2 + (S == 2).
     void (*dw_plane[4])(const DwPlane<T>&);
+    // Stride 1, KK = 3 (index 0) or 5 (index 1), aligned form of DwPlane: P 64-byte
+    // aligned, Wp a multiple of `lanes`, Wp >= (ceil(OW / lanes) + 1) * lanes, KK - 1 <= lanes;
+    // reads P rows [0, OH + KK - 1), columns [0, ceil(OW / lanes) * lanes + lanes).
+    void (*dw_plane_s1a[2])(const DwPlane<T>&);
+    int lanes;  // vector lanes of these kernels
 };
 
 struct PoolKernels {
