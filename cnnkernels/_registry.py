@@ -105,7 +105,12 @@ class _Prepared:
     def valid_for(self, w):
         # Read-only weights (cnnkernels.nn layers make theirs read-only in prepare()) cannot have been
         # edited in place; others are compared with the copy, one read of the weights.
-        return not w.flags.writeable or np.array_equal(self.copy, w)
+        # C++ compares the bytes with all threads (numpy's array_equal was a third of a 9 MiB-weight call).
+        if not w.flags.writeable:
+            return True
+        if _cpp_backend.module is not None and w.flags.c_contiguous:
+            return _cpp_backend.module.same_bytes(self.copy, w, _cpp_threads())
+        return np.array_equal(self.copy, w)
 
 
 def prepared_weights(kind, w, details, make):

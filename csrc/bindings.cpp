@@ -232,6 +232,21 @@ void add_clamp_(py::object y_, py::object r_, double act_min, double act_max, i6
                                       act_max, threads);
 }
 
+bool same_bytes(py::object a_, py::object b_, i64 threads_) {
+    py::array a = as_array(a_, "a"), b = as_array(b_, "b");
+    const int threads = check_threads(threads_);
+    if (!(a.flags() & py::array::c_style) || !(b.flags() & py::array::c_style))
+        throw py::value_error("a and b must be C-contiguous");
+    if (a.nbytes() != b.nbytes())
+        throw py::value_error("a and b must have the same size in bytes, got " + std::to_string(a.nbytes()) + " and " +
+                              std::to_string(b.nbytes()));
+    const void* pa = a.data();
+    const void* pb = b.data();
+    const i64 n = i64(a.nbytes());
+    py::gil_scoped_release nogil;
+    return ck::bytes_equal(pa, pb, n, threads);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpp, m) {
@@ -257,6 +272,8 @@ PYBIND11_MODULE(_cpp, m) {
     register_igemm(m);
     m.def("add_clamp_", &add_clamp_, py::arg("y"), py::arg("r"), py::arg("act_min"), py::arg("act_max"),
           py::arg("threads"), "In place: y = clamp(y + r, act_min, act_max), same shape and dtype, C-contiguous.");
+    m.def("same_bytes", &same_bytes, py::arg("a"), py::arg("b"), py::arg("threads"),
+          "Whether two C-contiguous arrays of the same byte size hold identical bytes.");
     m.def(
         "parallel_region_seconds",
         [](i64 threads, i64 rounds) {

@@ -204,6 +204,41 @@ def test_winograd_weight_cache_sees_in_place_edits():
     np.testing.assert_allclose(second, 2 * first, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
+@pytest.mark.parametrize("algorithm", ["winograd_f2", "igemm"])
+def test_prepared_weights_see_a_single_edited_weight(algorithm):
+    """Weights over several 1 MiB comparison pieces (C++ same_bytes, threaded): editing one weight in the
+    last piece, then one in the first, must each give a new result."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 160, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((240, 160, 3, 3)).astype(np.float32)      # 1.3 MiB: two pieces
+    for index in [(239, 159, 2, 2), (0, 0, 0, 0)]:
+        before = ck.conv2d(x, w, padding=1, algorithm=algorithm, backend="cpp")
+        w[index] += 1.0
+        after = ck.conv2d(x, w, padding=1, algorithm=algorithm, backend="cpp")
+        ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        assert np.abs(after - ref).max() < 1e-3 * np.abs(ref).max()
+        assert not np.allclose(after[0, index[0]], before[0, index[0]])
+
+
+def test_same_bytes_binding():
+    from cnnkernels import _cpp_backend
+    if _cpp_backend.module is None:
+        pytest.skip("C++ extension not built")
+    same = _cpp_backend.module.same_bytes
+    a = np.arange(3 * 2**18 + 5, dtype=np.float64)                      # 6 MiB: several pieces
+    for threads in (1, 2):
+        assert same(a, a.copy(), threads)
+        for i in (0, 2**17 * 3, a.size - 1):
+            b = a.copy()
+            b[i] = -1.0
+            assert not same(a, b, threads)
+    with pytest.raises(ValueError, match="same size in bytes"):
+        same(a, a[:-1].copy(), 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        same(a[::2], a[::2].copy(), 1)
+
+
 def test_winograd_transforms_are_exact():
     from fractions import Fraction
 
