@@ -76,8 +76,8 @@ def bench_layer(case, threads, repeats):
              "dtype": "float32", "layout": case.layout, "kernel": k, "ms": t * 1e3,
              "gflops": case.flops / t / 1e9 if case.flops else None, "gbps": case.nbytes / t / 1e9,
              "rel_err": errors[k], "vs_torch": (times["torch"] / t) if "torch" in times else None,
-             **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0}
-                if k == "auto/auto" else {})}
+             **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0,
+                 "eligible": sorted(tuning["candidates"])} if k == "auto/auto" else {})}
             for k, t in times.items()]
 
 
@@ -112,15 +112,19 @@ def summarize(rows):
                              f"geomean {g:.2f}x")
         close, worst, costs = 0, 1.0, []
         for a in autos:
+            # The fastest kernel the tuner may pick: its candidates under the precision policy (the
+            # default policy excludes Winograd F6, for its error).
+            eligible = set(a.get("eligible") or [])
             fastest = min(r["ms"] for r in mine if r["layer"] == a["layer"] and "/" in r["kernel"]
-                          and r["kernel"] != "auto/auto")
+                          and r["kernel"] != "auto/auto" and (not eligible or r["kernel"] in eligible))
             ratio = a["ms"] / fastest
             close += ratio <= 1.05
             worst = max(worst, ratio)
             if a["tune_s"]:
                 costs.append((a["tune_s"], a["tune_s"] <= max(0.3, 30 * a["ms"] / 1e3)))
         if autos:
-            lines.append(f"{threads} thr  autotuner: pick within 5% of the fastest on {close}/{len(autos)} layers, "
+            lines.append(f"{threads} thr  autotuner: pick within 5% of the fastest allowed by the precision policy on "
+                         f"{close}/{len(autos)} layers, "
                          f"worst {worst:.2f}x" + (f"; tuning took {min(c for c, _ in costs):.2f}-"
                                                   f"{max(c for c, _ in costs):.2f} s, within max(0.3 s, 30x the pick's "
                                                   f"time) on {sum(ok for _, ok in costs)}/{len(costs)} layers"
