@@ -116,6 +116,27 @@ def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel
             _check(case, got, ref, algorithm, backend)
 
 
+@pytest.mark.parametrize("algorithm,backend", DEPTHWISE)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2), (4, 1)])
+def test_depthwise_channels_last_at_vector_widths(algorithm, backend, dtype, kernel, stride):
+    """Channels-last depthwise with channel counts around whole vectors and rows long enough for the
+    multi-pixel register blocks (8 and 4 pixels) plus their remainders, against the float64 reference."""
+    rng = np.random.default_rng(kernel * 10 + stride + 1)
+    for C, H, W in [(16, 5, 30), (24, 4, 21), (40, 3, 37), (8, 6, 13), (33, 4, 12)]:
+        for pad in (0, kernel // 2):
+            x = rng.standard_normal((1, C, H + 2, W)).astype(dtype)
+            w = rng.standard_normal((C, 1, kernel, kernel)).astype(dtype)
+            b = rng.standard_normal(C).astype(dtype)
+            pads = ((pad, pad), (pad, pad))
+            ref = np.maximum(naive.conv(x, w, b, (stride, stride), pads, (1, 1), C), 0.0)
+            got = ck.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b, stride, pad, 1, C,
+                            algorithm=algorithm, backend=backend, activation="relu", layout="NHWC")
+            case = dict(x=x, w=w, b=b, stride=(stride, stride), pads=pads, dilation=(1, 1), groups=C,
+                        dtype=dtype, unbatched=False)
+            _check(case, got.transpose(0, 3, 1, 2), ref, algorithm, backend)
+
+
 @pytest.mark.parametrize("algorithm,backend", WINOGRAD + DEPTHWISE)
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_restricted_algorithms_refuse_other_geometry(nd, algorithm, backend):
