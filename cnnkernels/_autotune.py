@@ -232,7 +232,14 @@ def _tune(fam, kernels, geometry, call):
         if samples and not exhaustive and best_speed / rel > _PREDICTED_LOSS:
             status[kernel.name] = "skipped: predicted slower"
             continue
-        if samples and time.perf_counter() - start - warm_excluded > budget():
+        # Its predicted cost (an untimed first call and a timed one, at the speed the table predicts)
+        # must fit in what is left of the budget: a big layer's slow candidates would otherwise take
+        # the tuning past it by themselves.
+        spent = time.perf_counter() - start - warm_excluded
+        if samples and not exhaustive and spent + 2 * best * best_speed / rel > budget():
+            status[kernel.name] = "skipped: budget (predicted cost)"
+            continue
+        if samples and spent > budget():
             status[kernel.name] = "skipped: budget"
             continue
         t = timed(kernel)
@@ -248,7 +255,9 @@ def _tune(fam, kernels, geometry, call):
         """Interleaved rounds over ``group`` until max_rounds or this share of the budget is spent."""
         nonlocal best
         for _ in range(max_rounds):
-            if time.perf_counter() - start - warm_excluded > budget_share * budget():
+            # Stop before a round that would end past this share (a round costs about its minima).
+            round_s = sum(min(samples[k.name]) for k in group)
+            if time.perf_counter() - start - warm_excluded + round_s > budget_share * budget():
                 return
             for k in group:
                 t = timed(k)

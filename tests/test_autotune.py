@@ -211,3 +211,27 @@ def test_parallel_region_probe_is_quick_on_an_idle_thread_pool():
     assert 0 < t < 1.0
     with pytest.raises(ValueError, match="rounds must be in"):
         _cpp_backend.module.parallel_region_seconds(2, 0)
+
+
+def test_tuning_skips_a_candidate_whose_predicted_cost_exceeds_the_budget(monkeypatch):
+    """A slow candidate whose predicted time (best so far x the speed table's ratio) would take the tuning
+    past its budget is not run at all; the fast one is picked."""
+    import time
+    from types import SimpleNamespace
+    fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
+    slow = SimpleNamespace(name="slow/x", algorithm="slow", backend="x")
+    ran = []
+
+    def call(kernel):
+        ran.append(kernel.name)
+        time.sleep(0.01 if kernel is fast else 0.2)
+    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: fast)
+    monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
+    monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "slow/x": 0.2})   # predicted 5x slower
+    monkeypatch.setattr(_autotune, "MIN_BUDGET", 0.05)
+    monkeypatch.setattr(_autotune, "BUDGET_FACTOR", 2.0)
+    entry = _autotune._tune("conv", [fast, slow], None, call)
+    assert entry["choice"] == "fast/x"
+    assert "slow/x" not in ran
+    assert entry["status"]["slow/x"] == "skipped: budget (predicted cost)"
+    assert entry["tuning_seconds"] < 0.2
