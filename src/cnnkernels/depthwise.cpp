@@ -44,6 +44,10 @@ inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int6
     detail::valid_out_range(kernel, dil, o * stride - pad, in, lo, hi);
 }
 
+// Widest plane (in vectors) that runs flattened with column masks; wider ones run row by row
+// (measured: 512x14x14 3x3 0.094 -> 0.085 ms at 1 thread flattened, 240x28x28 5x5 0.18 -> 0.23 ms).
+constexpr int64_t kFlatMaxVectors = 1;
+
 }  // namespace
 
 template <class T>
@@ -62,6 +66,38 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // which equals skipping them.
         const int64_t Hp = (OH - 1) * s + KH, Wp = (OW - 1) * s + KW;
         const int64_t ph = g.pad[1], pw = g.pad[2];
+        // "Same"-size stride-1 planes narrower than kFlatMaxVectors vectors: one flattened run
+        // over the plane with per-lane column masks (DwFlat), no per-row padding.
+        const int L0 = f.lanes;
+        const bool same = s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 && H * W >= L0 &&
+                          W < kFlatMaxVectors * L0;
+        if (same) {
+            const int64_t n = H * W, lead = ph * W + pw, tail = (KH - 1 - ph) * W + (KW - 1 - pw) + L0;
+            const int64_t starts = f.dw_flat_masks(n, W, pw, int(KW), nullptr);
+            std::vector<T> masks(static_cast<size_t>(starts * KW * L0));  // mask elements are sizeof(T) wide
+            f.dw_flat_masks(n, W, pw, int(KW), masks.data());
+            const int64_t jobs = N * K * OD;
+#pragma omp parallel num_threads(threads)
+            {
+                std::vector<T> buf(static_cast<size_t>(lead + n + tail), T(0));
+#pragma omp for schedule(static)
+                for (int64_t job = 0; job < jobs; ++job) {
+                    const int64_t od = job % OD, k = (job / OD) % K, nn = job / (OD * K);
+                    T* yp = y + job * OH * OW;
+                    const T b = bias ? bias[k] : T(0);
+                    const int64_t id = od * g.stride[0] - g.pad[0];
+                    if (id < 0 || id >= D) {
+                        const T v = b < lo ? lo : (b > hi ? hi : b);
+                        std::fill(yp, yp + OH * OW, v);
+                        continue;
+                    }
+                    std::memcpy(buf.data() + lead, x + ((nn * C + k / mult) * D + id) * n, size_t(n) * sizeof(T));
+                    DwFlat<T> fl{buf.data(), lead, n, W, ph, pw, masks.data(), w + k * KH * KW, b, lo, hi, yp};
+                    f.dw_flat[KH == 5](fl);
+                }
+            }
+            return;
+        }
         // Stride 1 (taps within one vector, rows of at least one vector; narrower ones
         // measured faster flattened): rows padded to whole aligned vectors plus
         // one, so the kernel reads only aligned vectors and shifts them (see dw_plane_s1a).

@@ -76,6 +76,23 @@ struct DwPlane {
     int64_t ldo;
 };
 
+// A "same"-size stride-1 plane (OH == H, OW == W), flattened: output o (of n = H*W) =
+// clamp(bias + sum_{kh,kw} w[kh*KK+kw] * x[o + (kh-ph)*W + (kw-pw)]) where the column
+// ow = o % W plus kw - pw lies in [0, W) (masked per lane; rows above and below read the
+// zeros around the plane in buf). buf + base is the plane's first element, with at least
+// ph*W + pw zeros before it and (KK-1-ph)*W + KK-1-pw + L after. masks: for each vector
+// start (0, L, 2L, ... and n - L when L does not divide n), KK lane masks (all ones = tap
+// inside the row). Needs n >= L.
+template <class T>
+struct DwFlat {
+    const T* buf;
+    int64_t base, n, W, ph, pw;
+    const void* masks;  // CkV<T>::M elements: starts x KK x L
+    const T* w;
+    T bias, lo, hi;
+    T* out;
+};
+
 // A 2-D NCHW plane pooled in separable passes (no indices, dilation 1, horizontal stride
 // sw in {1, 2}): each input row a window needs is reduced along W once, into a ring of
 // KH rows, through a copy padded with the identity (0 for avg, -inf for max); each output
@@ -122,6 +139,10 @@ struct PoolFns {
     // aligned, Wp a multiple of `lanes`, Wp >= (ceil(OW / lanes) + 1) * lanes, KK - 1 <= lanes;
     // reads P rows [0, OH + KK - 1), columns [0, ceil(OW / lanes) * lanes + lanes).
     void (*dw_plane_s1a[2])(const DwPlane<T>&);
+    // DwFlat for KK = 3 (index 0) or 5 (index 1).
+    void (*dw_flat[2])(const DwFlat<T>&);
+    // Fills masks (starts x KK x L mask elements, element size sizeof(T)) for DwFlat; returns starts.
+    int64_t (*dw_flat_masks)(int64_t n, int64_t W, int64_t pw, int KK, void* masks);
     int lanes;  // vector lanes of these kernels
 };
 
