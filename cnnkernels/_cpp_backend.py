@@ -11,6 +11,8 @@ if module is not None:
     # array it sees: ~1 ms that would otherwise land on the user's first kernel call.
     import numpy as _np
     module.same_bytes(_np.zeros(1), _np.zeros(1), 1)
+    from ._threads import quiet_blas_workers
+    quiet_blas_workers()
 
 # The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0

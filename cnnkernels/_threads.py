@@ -81,9 +81,11 @@ def numba_threads():
     return n
 
 
-def _find_blas_setters():
-    """``*openblas_set_num_threads*`` of each OpenBLAS loaded in this process (numpy's and scipy's copies)."""
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the copy Numba's np.dot calls)
+def _find_blas_setters(load_scipy=True):
+    """``*openblas_set_num_threads*`` of each OpenBLAS loaded in this process (numpy's and, with load_scipy,
+    scipy's copies)."""
+    if load_scipy:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the copy Numba's np.dot calls)
     libs = set()
     try:
         with open("/proc/self/maps") as f:
@@ -139,3 +141,21 @@ class single_threaded_blas:
         for set_n, n in self.previous:
             set_n(n)
         return False
+
+
+def quiet_blas_workers():
+    """Put the OpenBLAS worker threads already loaded in this process to sleep, keeping their thread count.
+
+    OpenBLAS starts its workers when numpy is imported and they busy-wait for a while (~70 ms here) before
+    sleeping; our OpenMP worker then waits for a core, and each of the first parallel regions of a process took
+    7-8 ms instead of 0.15 ms (a first conv2d right after `import numpy, cnnkernels` took 6-16 ms instead of
+    ~1 ms). Lowering the count to 1 sends them to sleep; restoring it does not wake them.
+    """
+    try:
+        setters = _find_blas_setters(load_scipy=False)
+    except Exception:   # best effort: never fail an import over this
+        return
+    for set_n, get_n in setters:
+        n = get_n()
+        set_n(1)
+        set_n(n)

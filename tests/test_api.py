@@ -213,3 +213,31 @@ def test_numba_pool_start_leaves_openmp_default_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "OMP_NUM_THREADS": "2"})
     assert out.stdout.strip() == "1"
+
+
+_BLAS_COUNTS = """
+import ctypes
+libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if 'openblas' in l.lower() and '.so' in l})
+counts = []
+for path in libs:
+    lib = ctypes.CDLL(path)
+    for name in ('openblas_get_num_threads', 'scipy_openblas_get_num_threads', 'openblas_get_num_threads64_',
+                 'scipy_openblas_get_num_threads64_'):
+        if hasattr(lib, name):
+            counts.append(getattr(lib, name)())
+            break
+print(counts)
+"""
+
+
+def test_import_keeps_the_blas_thread_count():
+    """Importing cnnkernels sends OpenBLAS's spinning workers to sleep (they held the second core for ~70 ms
+    after `import numpy`, stalling our first parallel regions) by lowering and restoring their count: the count
+    numpy's BLAS reports must be unchanged."""
+    import subprocess
+    import sys
+    run = [sys.executable, "-c"]
+    before = subprocess.run(run + ["import numpy\n" + _BLAS_COUNTS], capture_output=True, text=True, check=True)
+    after = subprocess.run(run + ["import numpy, cnnkernels\n" + _BLAS_COUNTS], capture_output=True, text=True,
+                           check=True)
+    assert before.stdout == after.stdout and before.stdout.strip() != ""
