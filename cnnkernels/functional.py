@@ -192,28 +192,30 @@ def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kerne
     """A repeat of a validated conv call: only array preparation and the chosen kernel."""
     shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
 
-    def run(input, weight, bias):
+    def run(input, weight, bias, out=None):
         x = input if batched else input[None]
         if cl:
             x = np.moveaxis(x, -1, 1)
         w = np.moveaxis(weight, (-1, -2), (0, 1)) if hwio else weight
-        y5 = np.empty(shape5, cdtype)
+        # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
+        y5 = _output_buffer(shape5, cdtype, out, [a for a in (input, weight, bias) if a is not None])
         if y5.size:
             b1 = contiguous(bias, cdtype) if bias is not None else np.empty(0, cdtype)
             kernel.run(_kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b1, y5, geometry, act)
-        return _finish(y5, out_shape, batched, rdtype, None)
+        return _finish(y5, out_shape, batched, rdtype, out)
     return run
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
           layout=None, weight_layout=None):
     plan_key = None
-    if out is None and type(input) is np.ndarray and type(weight) is np.ndarray:
+    if (out is None or type(out) is np.ndarray) and type(input) is np.ndarray and type(weight) is np.ndarray:
         plan_key = _plan_key(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend,
-                             activation, layout, weight_layout)
+                             activation, layout, weight_layout, None if out is None else
+                             ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable))
         plan = _PLANS.get(plan_key) if plan_key is not None else None
         if plan is not None:
-            return plan(input, weight, bias)
+            return plan(input, weight, bias, out)
     return _conv_checked(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out,
                          activation, layout, weight_layout, plan_key)
 
