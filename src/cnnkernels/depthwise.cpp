@@ -68,13 +68,14 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         const int64_t ph = g.pad[1], pw = g.pad[2];
         // "Same"-size stride-1 planes narrower than kFlatMaxVectors vectors: one flattened run
         // over the plane with per-lane column masks (DwFlat), no per-row padding.
-        const int L0 = f.lanes;
-        const bool same = s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 && H * W >= L0 &&
-                          W < kFlatMaxVectors * L0;
+        const int L = f.lanes;
+        const bool same = s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 && H * W >= L &&
+                          W < kFlatMaxVectors * L;
         if (same) {
-            const int64_t n = H * W, lead = ph * W + pw, tail = (KH - 1 - ph) * W + (KW - 1 - pw) + L0;
+            const int64_t n = H * W, lead = ph * W + pw, tail = (KH - 1 - ph) * W + (KW - 1 - pw) + L;
             const int64_t starts = f.dw_flat_masks(n, W, pw, int(KW), nullptr);
-            std::vector<T> masks(static_cast<size_t>(starts * KW * L0));  // mask elements are sizeof(T) wide
+            // Storage for the lane masks (integers as wide as T), shared by all planes and threads.
+            std::vector<T> masks(static_cast<size_t>(starts * KW * L));
             f.dw_flat_masks(n, W, pw, int(KW), masks.data());
             const int64_t jobs = N * K * OD;
 #pragma omp parallel num_threads(threads)
@@ -101,7 +102,6 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // Stride 1 (taps within one vector, rows of at least one vector; narrower ones
         // measured faster flattened): rows padded to whole aligned vectors plus
         // one, so the kernel reads only aligned vectors and shifts them (see dw_plane_s1a).
-        const int L = f.lanes;
         const bool aligned = s == 1 && KH - 1 <= L && OW >= L;
         const int64_t nv = (OW + L - 1) / L;
         const int64_t ldp = aligned ? (nv + 1) * L : Wp;

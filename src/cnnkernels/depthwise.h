@@ -14,8 +14,11 @@ namespace cnnkernels {
 // Preconditions: g.groups == g.C, g.K % g.C == 0, C >= 1; stride, dilation, kernel >= 1;
 // pad >= 0; arrays C-contiguous and not overlapping y; threads >= 1; index arithmetic
 // fits in int64. g.out may be any size >= 0 (reads are bounds-checked).
-// 2-D 3x3 / 5x5, stride 1 or 2, dilation 1 with finite weights runs on a zero-padded
-// copy of each plane (NCDHW) or a channel-blocked register kernel (NDHWC).
+// 2-D 3x3 / 5x5, stride 1 or 2, dilation 1 with finite weights take fast paths. NCDHW:
+// "same"-size stride-1 planes narrower than a vector run flattened with per-lane column
+// masks (DwFlat); other planes run on a zero-padded copy, stride-1 rows of at least a
+// vector from aligned vectors and lane shifts (dw_plane_s1a). NDHWC: channel vectors in
+// register blocks of several pixels per kernel row (dw_row_cl).
 template <class T>
 void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T lo, T hi, int threads);
 template <class T>
