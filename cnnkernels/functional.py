@@ -414,7 +414,7 @@ def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices,
         x5 = _kernel_array(x, nd, cdtype, cl)
         key = (_registry.family(op), layout, cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
         kernel = _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
-    if getattr(_pool_capture, "on", False) and kernel is not None and out is None:
+    if getattr(_pool_capture, "on", False) and kernel is not None:
         _pool_capture.plan = _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, return_indices,
                                         kernel)
     return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)
@@ -436,14 +436,15 @@ _pool_capture = threading.local()
 
 
 def _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, return_indices, kernel):
-    def run(input):
+    def run(input, out=None):
         x = input if batched else input[None]
         if cl:
             x = np.moveaxis(x, -1, 1)
-        y5 = np.empty(shape5, cdtype)
+        # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
+        y5 = _output_buffer(shape5, cdtype, out, [input])
         idx5 = np.empty(shape5, np.int64) if return_indices else None
         kernel.run(_kernel_array(x, nd, cdtype, cl), y5, idx5, params)
-        return _pool_result(y5, idx5, out_shape, batched, rdtype, None, return_indices)
+        return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)
     return run
 
 
@@ -452,11 +453,14 @@ def _memoised_pool(fn):
     @functools.wraps(fn)
     def wrapper(input, *args, **kwargs):
         key = None
-        if type(input) is np.ndarray and kwargs.get("out") is None:
-            key = _plan_key(fn.__name__, input, *args, *sorted(kwargs.items()))
+        out = kwargs.get("out")
+        if type(input) is np.ndarray and (out is None or type(out) is np.ndarray):
+            rest = sorted((k, v) for k, v in kwargs.items() if k != "out")
+            key = _plan_key(fn.__name__, input, *args, *rest, None if out is None else
+                            ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable))
             plan = _POOL_PLANS.get(key) if key is not None else None
             if plan is not None:
-                return plan(input)
+                return plan(input, out)
         _pool_capture.on, _pool_capture.plan = key is not None, None
         try:
             result = fn(input, *args, **kwargs)

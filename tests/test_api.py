@@ -258,3 +258,18 @@ def test_repeated_out_calls_take_fresh_data_and_stay_safe():
         expect = naive.conv(y, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
         assert ck.conv2d(y, w, padding=1, out=y) is y             # out is the input itself
         assert_close(y, expect, np.float64)
+
+
+def test_repeated_pool_out_calls_take_fresh_data_and_stay_safe():
+    """As for conv: pooling repeats with out= come from the call memo, with new data and with out = input."""
+    out = np.empty((1, 3, 6, 6))
+    for _ in range(3):
+        x = rng.standard_normal((1, 3, 6, 6))
+        expect = naive.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), False, True, None)
+        assert ck.avg_pool2d(x, 3, stride=1, padding=1, out=out) is out
+        np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-12)
+    for _ in range(2):
+        x = rng.standard_normal((1, 3, 6, 6))
+        expect = naive.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), False, True, None)
+        assert ck.avg_pool2d(x, 3, stride=1, padding=1, out=x) is x
+        np.testing.assert_allclose(x, expect, rtol=1e-12, atol=1e-12)
