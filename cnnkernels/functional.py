@@ -168,6 +168,16 @@ _PLANS = {}
 _PLAN_LIMIT = 512
 
 
+def _out_key(out):
+    """What of an out= array a memoised call depends on (its checks ran on the call that made the plan), or
+    False when out= cannot be memoised (not an ndarray)."""
+    if out is None:
+        return None
+    if type(out) is not np.ndarray:
+        return False
+    return ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable)
+
+
 def _plan_key(*parts):
     """A hashable key of the call, or None when the call is not memoisable (array-likes, unhashable args)."""
     if _autotune.recording():
@@ -209,10 +219,10 @@ def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kerne
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend, out, activation,
           layout=None, weight_layout=None):
     plan_key = None
-    if (out is None or type(out) is np.ndarray) and type(input) is np.ndarray and type(weight) is np.ndarray:
+    out_key = _out_key(out)
+    if out_key is not False and type(input) is np.ndarray and type(weight) is np.ndarray:
         plan_key = _plan_key(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend,
-                             activation, layout, weight_layout, None if out is None else
-                             ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable))
+                             activation, layout, weight_layout, out_key)
         plan = _PLANS.get(plan_key) if plan_key is not None else None
         if plan is not None:
             return plan(input, weight, bias, out)
@@ -454,10 +464,10 @@ def _memoised_pool(fn):
     def wrapper(input, *args, **kwargs):
         key = None
         out = kwargs.get("out")
-        if type(input) is np.ndarray and (out is None or type(out) is np.ndarray):
+        out_key = _out_key(out)
+        if type(input) is np.ndarray and out_key is not False:
             rest = sorted((k, v) for k, v in kwargs.items() if k != "out")
-            key = _plan_key(fn.__name__, input, *args, *rest, None if out is None else
-                            ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable))
+            key = _plan_key(fn.__name__, input, *args, *rest, out_key)
             plan = _POOL_PLANS.get(key) if key is not None else None
             if plan is not None:
                 return plan(input, out)

@@ -44,6 +44,39 @@ inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int6
     detail::valid_out_range(kernel, dil, o * stride - pad, in, lo, hi);
 }
 
+// The first 64-byte aligned element at or after p (the buffer holding p has room for it).
+template <class T>
+T* align64(T* p) {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+// The fast paths' outer loop: each output plane (image n, channel k, output depth od) on one
+// thread. A plane whose input depth lies in the padding gets clamp(bias); any other is
+// plane(state, input plane, y plane, k, bias), with one state per thread from make_state().
+template <class T, class MakeState, class Plane>
+void for_output_planes(const ConvGeometry& g, const T* x, const T* bias, T* y, T lo, T hi, int threads,
+                       MakeState make_state, Plane plane) {
+    const int64_t C = g.C, K = g.K, mult = K / C, D = g.in[0], OD = g.out[0];
+    const int64_t in_plane = g.in[1] * g.in[2], out_plane = g.out[1] * g.out[2];
+    const int64_t jobs = g.N * K * OD;
+#pragma omp parallel num_threads(threads)
+    {
+        auto state = make_state();
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            const int64_t od = job % OD, k = (job / OD) % K, n = job / (OD * K);
+            T* yp = y + job * out_plane;
+            const T b = bias ? bias[k] : T(0);
+            const int64_t id = od * g.stride[0] - g.pad[0];
+            if (id < 0 || id >= D) {
+                std::fill(yp, yp + out_plane, b < lo ? lo : (b > hi ? hi : b));
+                continue;
+            }
+            plane(state, x + ((n * C + k / mult) * D + id) * in_plane, yp, k, b);
+        }
+    }
+}
+
 // Widest plane (in vectors) that runs flattened with column masks; wider ones run row by row
 // (measured: 512x14x14 3x3 0.094 -> 0.085 ms at 1 thread flattened, 240x28x28 5x5 0.18 -> 0.23 ms).
 constexpr int64_t kFlatMaxVectors = 1;
@@ -69,34 +102,20 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // "Same"-size stride-1 planes narrower than kFlatMaxVectors vectors: one flattened run
         // over the plane with per-lane column masks (DwFlat), no per-row padding.
         const int L = f.lanes;
-        const bool same = s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 && H * W >= L &&
-                          W < kFlatMaxVectors * L;
-        if (same) {
+        const bool masked_flat = s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 &&
+                                 H * W >= L && W < kFlatMaxVectors * L;
+        if (masked_flat) {
             const int64_t n = H * W, lead = ph * W + pw, tail = (KH - 1 - ph) * W + (KW - 1 - pw) + L;
-            const int64_t starts = f.dw_flat_masks(n, W, pw, int(KW), nullptr);
-            // Storage for the lane masks (integers as wide as T), shared by all planes and threads.
-            std::vector<T> masks(static_cast<size_t>(starts * KW * L));
+            // Lane masks (integers as wide as T) for every vector start, shared by all planes and threads.
+            std::vector<T> masks(static_cast<size_t>((n + L - 1) / L * KW * L));
             f.dw_flat_masks(n, W, pw, int(KW), masks.data());
-            const int64_t jobs = N * K * OD;
-#pragma omp parallel num_threads(threads)
-            {
-                std::vector<T> buf(static_cast<size_t>(lead + n + tail), T(0));
-#pragma omp for schedule(static)
-                for (int64_t job = 0; job < jobs; ++job) {
-                    const int64_t od = job % OD, k = (job / OD) % K, nn = job / (OD * K);
-                    T* yp = y + job * OH * OW;
-                    const T b = bias ? bias[k] : T(0);
-                    const int64_t id = od * g.stride[0] - g.pad[0];
-                    if (id < 0 || id >= D) {
-                        const T v = b < lo ? lo : (b > hi ? hi : b);
-                        std::fill(yp, yp + OH * OW, v);
-                        continue;
-                    }
-                    std::memcpy(buf.data() + lead, x + ((nn * C + k / mult) * D + id) * n, size_t(n) * sizeof(T));
+            for_output_planes(
+                g, x, bias, y, lo, hi, threads, [&] { return std::vector<T>(size_t(lead + n + tail), T(0)); },
+                [&](std::vector<T>& buf, const T* xp, T* yp, int64_t k, T b) {
+                    std::memcpy(buf.data() + lead, xp, size_t(n) * sizeof(T));
                     DwFlat<T> fl{buf.data(), lead, n, W, ph, pw, masks.data(), w + k * KH * KW, b, lo, hi, yp};
                     f.dw_flat[KH == 5](fl);
-                }
-            }
+                });
             return;
         }
         // Stride 1 (taps within one vector, rows of at least one vector; narrower ones
@@ -109,39 +128,30 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // Unaligned stride-1 rows of at least 16 outputs (or stride 2) go straight into y;
         // narrower ones go through a scratch output with the padded row stride (see DwPlane).
         const bool flat = !aligned && s == 1 && OW < 16;
-        const int64_t jobs = N * K * OD;
-        const int64_t slack = 64 / int64_t(sizeof(T));
-#pragma omp parallel num_threads(threads)
-        {
-            // Slack: the scratch-output mode computes whole padded rows (reads up to
-            // Wp + KW past the plane), all zeros; and room to align the start to 64 bytes.
-            std::vector<T> Pbuf(static_cast<size_t>(Hp * ldp + ldp + KW + 2 * slack), T(0));
-            T* const P = Pbuf.data() + (slack - int64_t(reinterpret_cast<uintptr_t>(Pbuf.data()) % 64) / int64_t(sizeof(T))) % slack;
-            std::vector<T> ob(static_cast<size_t>(flat ? OH * Wp : 0));
-#pragma omp for schedule(static)
-            for (int64_t job = 0; job < jobs; ++job) {
-                const int64_t od = job % OD, k = (job / OD) % K, n = job / (OD * K);
-                T* yp = y + job * OH * OW;
-                const T b = bias ? bias[k] : T(0);
-                const int64_t id = od * g.stride[0] - g.pad[0];
-                if (id < 0 || id >= D) {
-                    const T v = b < lo ? lo : (b > hi ? hi : b);
-                    std::fill(yp, yp + OH * OW, v);
-                    continue;
-                }
-                const T* xp = x + ((n * C + k / mult) * D + id) * H * W;
-                // Columns [c_lo, c_hi) of padded row r hold input row r - ph; every other
-                // position is padding, zeroed once when P was allocated and never written.
-                const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
-                const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
+        // Columns [c_lo, c_hi) of padded row r in [r_lo, r_hi) hold input row r - ph; every
+        // other position is padding, zeroed once when the buffer was allocated and never written.
+        const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
+        const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
+        struct Buffers {
+            // Slack: the scratch-output mode computes whole padded rows (reads up to Wp + KW
+            // past the plane), all zeros; and room to align the start to 64 bytes.
+            std::vector<T> padded, out;
+        };
+        for_output_planes(
+            g, x, bias, y, lo, hi, threads,
+            [&] {
+                return Buffers{std::vector<T>(size_t(Hp * ldp + ldp + KW + 128 / sizeof(T)), T(0)),
+                               std::vector<T>(size_t(flat ? OH * Wp : 0))};
+            },
+            [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
+                T* const P = align64(bufs.padded.data());
                 if (c_hi > c_lo)
                     for (int64_t r = r_lo; r < r_hi; ++r) copy_row(P + r * ldp + c_lo, xp + (r - ph) * W, c_hi - c_lo);
-                DwPlane<T> pl{P, ldp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? ob.data() : yp, flat ? Wp : OW};
+                DwPlane<T> pl{P, ldp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? bufs.out.data() : yp, flat ? Wp : OW};
                 kern(pl);
                 if (flat)
-                    for (int64_t oh = 0; oh < OH; ++oh) copy_row(yp + oh * OW, ob.data() + oh * Wp, OW);
-            }
-        }
+                    for (int64_t oh = 0; oh < OH; ++oh) copy_row(yp + oh * OW, bufs.out.data() + oh * Wp, OW);
+            });
         return;
     }
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));

@@ -141,8 +141,8 @@ struct PoolFns {
     void (*dw_plane_s1a[2])(const DwPlane<T>&);
     // DwFlat for KK = 3 (index 0) or 5 (index 1).
     void (*dw_flat[2])(const DwFlat<T>&);
-    // Fills masks (starts x KK x L mask elements, element size sizeof(T)) for DwFlat; returns starts.
-    int64_t (*dw_flat_masks)(int64_t n, int64_t W, int64_t pw, int KK, void* masks);
+    // Fills the masks of DwFlat: ceil(n / L) starts x KK x L elements of sizeof(T) bytes.
+    void (*dw_flat_masks)(int64_t n, int64_t W, int64_t pw, int KK, void* masks);
     int lanes;  // vector lanes of these kernels
 };
 
