@@ -18,6 +18,7 @@ from machine import measure  # noqa: E402
 from networks import bench_network  # noqa: E402
 from suites import NETWORKS, SUITES  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
+import ort  # noqa: E402
 
 
 def _torch():
@@ -71,11 +72,16 @@ def bench_layer(case, threads, repeats):
         with torch.no_grad():
             errors["torch"] = float(np.abs(case.run_torch(F, tx, tw).numpy() - ref).max() / scale)
         funcs["torch"] = lambda: case.run_torch(F, tx, tw)
+    run_ort = ort.session(case, x, w, threads)
+    if run_ort is not None:
+        errors["onnxruntime"] = float(np.abs(run_ort() - ref).max() / scale)
+        funcs["onnxruntime"] = run_ort
     times = interleaved_medians(funcs, repeats=repeats)
     return [{"layer": case.name, "shape": case.describe(), "category": case.category, "threads": threads,
              "dtype": "float32", "layout": case.layout, "kernel": k, "ms": t * 1e3,
              "gflops": case.flops / t / 1e9 if case.flops else None, "gbps": case.nbytes / t / 1e9,
              "rel_err": errors[k], "vs_torch": (times["torch"] / t) if "torch" in times else None,
+             "vs_ort": (times["onnxruntime"] / t) if "onnxruntime" in times else None,
              **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0,
                  "eligible": sorted(tuning["candidates"])} if k == "auto/auto" else {})}
             for k, t in times.items()]
@@ -102,6 +108,9 @@ def summarize(rows):
             g = _geomean([r["vs_torch"] for r in autos if group(r) == cat])
             if g:
                 lines.append(f"{threads} thr  {cat:<17} auto vs torch geomean {g:.2f}x")
+            g_ort = _geomean([r.get("vs_ort") for r in autos if group(r) == cat])
+            if g_ort:
+                lines.append(f"{threads} thr  {cat:<17} auto vs onnxruntime geomean {g_ort:.2f}x")
         for cat in sorted({r["category"] for r in autos}):
             # The Numba backend alone (no C++ build): its fastest kernel per layer, timed in the same rounds.
             best = [max((r["vs_torch"] for r in mine if r["layer"] == a["layer"] and r["kernel"].endswith("/numba")
@@ -193,10 +202,11 @@ def main(argv=None):
     t_start = time.perf_counter()
     print(f"cnnkernels {ck.__version__} | {platform.processor() or platform.machine()} | "
           f"C++: {ck.info()['cpp']['isa'] if ck.info()['cpp'] else 'not built'} | "
-          f"torch: {_torch().__version__ if _torch() else 'not installed'} | float32, NCHW")
+          f"torch: {_torch().__version__ if _torch() else 'not installed'} | "
+          f"onnxruntime: {'yes' if ort.available() else 'not installed'} | float32, NCHW")
     rows = []
     header = (f"{'layer':<18} {'shape':<32} {'thr':>3} {'kernel':<22} {'ms':>9} {'GFLOP/s':>8} {'%peak':>6} "
-              f"{'GB/s':>7} {'vs torch':>8} {'rel err':>8}")
+              f"{'GB/s':>7} {'vs torch':>8} {'vs ort':>7} {'rel err':>8}")
     limits = {}
     for threads in args.threads:
         _set_threads(threads)
@@ -206,20 +216,25 @@ def main(argv=None):
         print(header + "\n" + "-" * len(header))
         cases = [("layer", c) for c in SUITES.get(args.suite, [])] + \
                 [("network", n) for n in NETWORKS.get(args.suite, [])]
-        for kind, case in cases:
+        for i, (kind, case) in enumerate(cases):
+            # Progress (stderr, overwritten): tuning and timing a layer takes seconds.
+            print(f"\r[{i + 1}/{len(cases)}] {case if kind == 'network' else case.name}: tuning and timing...",
+                  end="", file=sys.stderr, flush=True)
             rows_here = bench_layer(case, threads, args.repeats) if kind == "layer" else \
                 bench_network(case, threads, args.repeats, _torch())
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
             for row in rows_here:
                 row["pct_peak"] = 100 * row["gflops"] / limits[threads]["sgemm_gflops"] if row["gflops"] else None
                 rows.append(row)
                 ratio = f"{row['vs_torch']:.2f}x" if row["vs_torch"] is not None else "-"
+                ratio_ort = f"{row['vs_ort']:.2f}x" if row.get("vs_ort") is not None else "-"
                 pick = f"  pick {row['pick']}, tuned in {row['tune_s']:.2f} s" if "pick" in row else ""
                 gflops = f"{row['gflops']:>8.1f}" if row["gflops"] else f"{'-':>8}"
                 gbps = f"{row['gbps']:>7.1f}" if row["gbps"] else f"{'-':>7}"
                 pct = f"{row['pct_peak']:>6.0f}" if row["pct_peak"] else f"{'-':>6}"
                 err = f"{row['rel_err']:>8.1e}" if row["rel_err"] is not None else f"{'-':>8}"
                 print(f"{row['layer']:<18} {row['shape']:<32} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
-                      f"{gflops} {pct} {gbps} {ratio:>8} {err}{pick}", flush=True)
+                      f"{gflops} {pct} {gbps} {ratio:>8} {ratio_ort:>7} {err}{pick}", flush=True)
     print()
     for line in summarize(rows):
         print(line)
