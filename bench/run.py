@@ -79,6 +79,7 @@ def bench_layer(case, threads, repeats):
     times = interleaved_medians(funcs, repeats=repeats)
     return [{"layer": case.name, "shape": case.describe(), "category": case.category, "threads": threads,
              "dtype": "float32", "layout": case.layout, "kernel": k, "ms": t * 1e3,
+             "gflop": case.flops / 1e9 if case.flops else None,
              "gflops": case.flops / t / 1e9 if case.flops else None, "gbps": case.nbytes / t / 1e9,
              "rel_err": errors[k], "vs_torch": (times["torch"] / t) if "torch" in times else None,
              "vs_ort": (times["onnxruntime"] / t) if "onnxruntime" in times else None,
@@ -205,7 +206,7 @@ def main(argv=None):
           f"torch: {_torch().__version__ if _torch() else 'not installed'} | "
           f"onnxruntime: {'yes' if ort.available() else 'not installed'} | float32, NCHW")
     rows = []
-    header = (f"{'layer':<18} {'shape':<32} {'thr':>3} {'kernel':<22} {'ms':>9} {'GFLOP/s':>8} {'%peak':>6} "
+    header = (f"{'layer':<18} {'shape':<32} {'GFLOP':>8} {'thr':>3} {'kernel':<22} {'ms':>9} {'GFLOP/s':>8} {'%peak':>6} "
               f"{'GB/s':>7} {'vs torch':>8} {'vs ort':>7} {'rel err':>8}")
     limits = {}
     for threads in args.threads:
@@ -233,7 +234,8 @@ def main(argv=None):
                 gbps = f"{row['gbps']:>7.1f}" if row["gbps"] else f"{'-':>7}"
                 pct = f"{row['pct_peak']:>6.0f}" if row["pct_peak"] else f"{'-':>6}"
                 err = f"{row['rel_err']:>8.1e}" if row["rel_err"] is not None else f"{'-':>8}"
-                print(f"{row['layer']:<18} {row['shape']:<32} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
+                work = f"{row['gflop']:>8.3g}" if row.get("gflop") else f"{'-':>8}"
+                print(f"{row['layer']:<18} {row['shape']:<32} {work} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
                       f"{gflops} {pct} {gbps} {ratio:>8} {ratio_ort:>7} {err}{pick}", flush=True)
     print()
     for line in summarize(rows):
