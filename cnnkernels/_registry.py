@@ -76,7 +76,13 @@ def _conv_numba_direct(x, w, b, y, g, act):
 def _conv_numba_im2col(x, w, b, y, g, act):
     numba_threads()
     with single_threaded_blas():
-        _numba().conv_im2col(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, WORKSPACE_BYTES, act[0], act[1])
+        _numba().conv_im2col(x, w, b, y, g.stride, g.pad, g.dilation, g.groups, WORKSPACE_BYTES // get_num_threads(),
+                             act[0], act[1])
+
+
+def _im2col_numba_min_workspace(g, itemsize):
+    """One output position's patch column and products per thread (see numba.conv.conv_im2col)."""
+    return get_num_threads() * ((g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2] + g.K // g.groups) * itemsize
 
 
 def _conv_cpp(algorithm):
@@ -185,11 +191,14 @@ def _conv_cpp_winograd(m):
     return run
 
 
-def _winograd_workspace(m):
+def _winograd_min_workspace(m, backend):
+    """Scratch for one tile per block (the transformed input and products; in C++ also the per-thread input
+    bands and padded bias): the least either Winograd kernel can run in."""
     def need(g, itemsize):
-        n = m + 2
-        tiles = -(-g.out[1] // m) * -(-g.out[2] // m)
-        return min(WORKSPACE_BYTES, n * n * (g.C // g.groups + g.K // g.groups) * tiles * itemsize)
+        if backend == "cpp":
+            return _cpp_backend.module.winograd_workspace_bytes(g.N, g.C, g.K, g.groups, g.out[1], g.out[2], m,
+                                                                itemsize, _cpp_threads(), 1, True)
+        return (m + 2) ** 2 * (g.C // g.groups + g.K // g.groups) * itemsize
     return need
 
 
@@ -210,13 +219,12 @@ def _conv_cpp_igemm(x, w, b, y, g, act):
                                    g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES, act[0], act[1])
 
 
-def _igemm_workspace(g, itemsize):
-    """The zero-padded input (all images and groups, or slices of it when over WORKSPACE_BYTES); none
-    without padding."""
-    ext = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g.out, g.stride, g.kernel, g.dilation)]
-    if all(p == 0 and e <= i for p, e, i in zip(g.pad, ext, g.inp)) or min(g.out) <= 0:
-        return 0
-    return min(WORKSPACE_BYTES, g.N * g.C * ext[0] * ext[1] * ext[2] * itemsize)
+def _gemm_min_workspace(algorithm):
+    """The C++ im2col's / igemm's floor: one patch column plus packing per worker / one zero-padded plane."""
+    def need(g, itemsize):
+        return _cpp_backend.module.conv_workspace_bytes(algorithm, g.N, g.C, g.K, g.groups, g.inp, g.out, g.kernel,
+                                                        g.stride, g.pad, g.dilation, itemsize, _cpp_threads(), 1)
+    return need
 
 
 # --- pooling (args: x, y, indices or None, geometry dict) --------------------
@@ -359,21 +367,15 @@ class Kernel:
     # geometry -> None when supported, else the reason it is not (shown to users who force it)
     supports: Callable = staticmethod(lambda geometry: None)
     accuracy: str = "exact"   # "exact": sums the same products as the definition
-    # (geometry, itemsize) -> bytes of scratch memory the kernel allocates (never above WORKSPACE_BYTES)
-    workspace: Callable = staticmethod(lambda geometry, itemsize: 0)
+    # (geometry, itemsize) -> the fewest bytes of scratch the kernel can run in: it slices its work to stay
+    # within WORKSPACE_BYTES when that is at least this much, and is refused (auto skips it) when it is less
+    min_workspace: Callable = staticmethod(lambda geometry, itemsize: 0)
     layout: str = CHANNELS_FIRST
     via: str = ""             # "+nchw": a channels-first kernel run on a channels-last call by converting
 
     @property
     def name(self):
         return f"{self.algorithm}/{self.backend}{self.via}"
-
-
-def _im2col_workspace(g, itemsize):
-    """The column buffer: all patch rows for as many output positions as fit in WORKSPACE_BYTES."""
-    rows = (g.C // g.groups) * g.kernel[0] * g.kernel[1] * g.kernel[2]
-    npos = g.out[0] * g.out[1] * g.out[2]
-    return min(WORKSPACE_BYTES, rows * npos * itemsize)
 
 
 def _pool(numba_run, cpp_run, numba_ndhwc=None, cpp_ndhwc=None):
@@ -388,11 +390,12 @@ def _pool(numba_run, cpp_run, numba_ndhwc=None, cpp_ndhwc=None):
 KERNELS = {
     "conv": [
         Kernel("direct", "numba", _conv_numba_direct),
-        Kernel("im2col", "numba", _conv_numba_im2col, workspace=_im2col_workspace),
+        Kernel("im2col", "numba", _conv_numba_im2col, min_workspace=_im2col_numba_min_workspace),
         Kernel("direct", "cpp", _conv_cpp("direct")),
-        Kernel("im2col", "cpp", _conv_cpp("im2col"), workspace=_im2col_workspace),
-        Kernel("igemm", "cpp", _conv_cpp_igemm, workspace=_igemm_workspace),
-        *[Kernel(f"winograd_f{m}", backend, run(m), _winograd_supports, f"winograd_f{m}", _winograd_workspace(m))
+        Kernel("im2col", "cpp", _conv_cpp("im2col"), min_workspace=_gemm_min_workspace("im2col")),
+        Kernel("igemm", "cpp", _conv_cpp_igemm, min_workspace=_gemm_min_workspace("igemm")),
+        *[Kernel(f"winograd_f{m}", backend, run(m), _winograd_supports, f"winograd_f{m}",
+                 _winograd_min_workspace(m, backend))
           for m in (2, 4, 6) for backend, run in (("numba", _conv_numba_winograd), ("cpp", _conv_cpp_winograd))],
         Kernel("depthwise", "numba", _conv_numba_depthwise, _depthwise_supports),
         Kernel("depthwise", "numba", _conv_numba_depthwise_ndhwc, _depthwise_supports, layout=CHANNELS_LAST),
@@ -440,7 +443,7 @@ def _for_layout(fam, layout):
         native = [k for k in KERNELS[fam] if k.layout == CHANNELS_LAST]
         have = {(k.algorithm, k.backend) for k in native}
         wrap = _conv_converted if fam == "conv" else _pool_converted
-        _CONVERTED[fam] = native + [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.workspace,
+        _CONVERTED[fam] = native + [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.min_workspace,
                                            CHANNELS_LAST, "+nchw")
                                     for k in KERNELS[fam] if k.layout == CHANNELS_FIRST
                                     and (k.algorithm, k.backend) not in have]
@@ -494,8 +497,20 @@ def _check_choice(value, allowed, name, op):
         raise ValueError(f"{name} for {op} must be one of {list(allowed)}, got {value!r}")
 
 
-def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST):
-    """The kernels a call may run: one when both are forced, several for the autotuner to choose from."""
+def _refusal(kernel, geometry, itemsize):
+    """Why a kernel cannot run a call (None when it can): the geometry, or a workspace floor over the limit."""
+    reason = kernel.supports(geometry)
+    if reason is None and itemsize is not None:
+        need = kernel.min_workspace(geometry, itemsize)
+        if need > WORKSPACE_BYTES:
+            reason = (f"needs at least {need} bytes of workspace, over the limit of {WORKSPACE_BYTES} bytes "
+                      f"(CNNKERNELS_WORKSPACE_MB)")
+    return reason
+
+
+def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST, itemsize=None):
+    """The kernels a call may run: one when both are forced, several for the autotuner to choose from.
+    itemsize (conv) enables the workspace check."""
     fam = family(op)
     algorithms = ("auto",) + tuple(sorted({k.algorithm for k in KERNELS[fam]}))
     _check_choice(algorithm, algorithms, "algorithm", op)
@@ -507,12 +522,12 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST):
         backends = {k.backend for k in pool if k.algorithm == algorithm}
         backend = "cpp" if "cpp" in backends else "numba"
     chosen = [k for k in pool if algorithm in ("auto", k.algorithm) and backend in ("auto", k.backend)]
-    supported = [k for k in chosen if k.supports(geometry) is None]
+    supported = [k for k in chosen if _refusal(k, geometry, itemsize) is None]
     if algorithm == "auto":   # a forced algorithm is the user's call; auto respects the precision policy
         allowed = PRECISION_POLICIES[get_precision()]
         supported = [k for k in supported if k.accuracy in allowed]
     if not supported:
-        reasons = "; ".join(f"{k.name}: {k.supports(geometry)}" for k in chosen)
+        reasons = "; ".join(f"{k.name}: {_refusal(k, geometry, itemsize)}" for k in chosen)
         raise ValueError(f"{op}: algorithm={algorithm!r} does not support this geometry ({reasons})")
     return supported
 

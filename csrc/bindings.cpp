@@ -17,6 +17,7 @@
 
 #include "cnnkernels/conv_direct.h"
 #include "cnnkernels/geometry.h"
+#include "cnnkernels/igemm.h"
 #include "cnnkernels/im2col.h"
 #include "cnnkernels/elementwise.h"
 #include "cnnkernels/isa.h"
@@ -67,6 +68,51 @@ void conv(const std::string& algorithm, py::object x_, py::object w_, py::object
         if (direct) ck::conv_direct<double>(g, X, Wt, B, Y, nthreads, act_min, act_max);
         else ck::conv_im2col<double>(g, X, Wt, B, Y, nthreads, workspace_bytes, act_min, act_max);
     }
+}
+
+// Scratch bytes conv_im2col / conv_igemm would allocate for a geometry (the
+// registry refuses a kernel whose floor, asked with workspace_bytes = 1, is
+// over the configured limit).
+i64 conv_workspace_bytes(const std::string& algorithm, i64 N, i64 C, i64 K, i64 groups, py::handle in_,
+                         py::handle out_, py::handle kernel_, py::handle stride_, py::handle pad_,
+                         py::handle dilation_, i64 elem_size, i64 threads, i64 workspace_bytes) {
+    const bool igemm = algorithm == "igemm";
+    if (!igemm && algorithm != "im2col")
+        throw py::value_error("algorithm must be 'im2col' or 'igemm', got '" + algorithm + "'");
+    if (elem_size != 4 && elem_size != 8)
+        throw py::value_error("elem_size must be 4 or 8, got " + std::to_string(elem_size));
+    if (N < 0 || C < 0 || K < 0) throw py::value_error("N, C and K must be >= 0");
+    if (groups < 1 || C % groups || K % groups)
+        throw py::value_error("groups must be >= 1 and divide C and K, got " + std::to_string(groups));
+    const int nthreads = check_threads(threads);
+    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    const Triple in = get3(in_, "in"), out = get3(out_, "out"), kernel = get3(kernel_, "kernel");
+    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
+    check_min(in, 0, "in");
+    check_min(out, 0, "out");
+    check_min(kernel, 1, "kernel");
+    check_min(stride, 1, "stride");
+    check_min(pad, 0, "pad");
+    check_min(dilation, 1, "dilation");
+    ck::ConvGeometry g{};
+    g.N = N;
+    g.C = C;
+    g.K = K;
+    g.groups = groups;
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = in[d];
+        g.out[d] = out[d];
+        g.kernel[d] = kernel[d];
+        g.stride[d] = stride[d];
+        g.pad[d] = pad[d];
+        g.dilation[d] = dilation[d];
+        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
+                          "convolution geometry");
+    }
+    check_index_range((__int128)(N + 1) * (C + K + 1) * (out[0] + in[0] + 1) * (out[1] + in[1] + 1) *
+                          (out[2] + in[2] + 1) * kernel[0] * kernel[1] * kernel[2], "convolution size");
+    return igemm ? ck::igemm_workspace_bytes(g, int(elem_size), workspace_bytes)
+                 : ck::im2col_workspace_bytes(g, int(elem_size), nthreads, workspace_bytes);
 }
 
 // ------------------------------------------------------------------ pooling
@@ -257,6 +303,11 @@ PYBIND11_MODULE(_cpp, m) {
           py::arg("act_max") = std::numeric_limits<double>::infinity(),
           "N-d convolution into preallocated y (N, K, OD, OH, OW); algorithm is 'direct' or 'im2col'. "
           "Each output is then clamped to [act_min, act_max] (ReLU: act_min=0); NaN outputs stay NaN.");
+    m.def("conv_workspace_bytes", &conv_workspace_bytes, py::arg("algorithm"), py::arg("N"), py::arg("C"),
+          py::arg("K"), py::arg("groups"), py::arg("in"), py::arg("out"), py::arg("kernel"), py::arg("stride"),
+          py::arg("pad"), py::arg("dilation"), py::arg("elem_size"), py::arg("threads"), py::arg("workspace_bytes"),
+          "Bytes of scratch conv(algorithm='im2col') or igemm_conv allocates for this geometry: at most "
+          "workspace_bytes unless the kernel's floor (one column / one padded plane) is larger, then the floor.");
     m.def("max_pool", &max_pool, py::arg("x"), py::arg("y"), py::arg("indices"), py::arg("kernel"),
           py::arg("stride"), py::arg("pad_before"), py::arg("dilation"), py::arg("threads"),
           "Max pooling into y; indices (int64, shape of y) or None.");

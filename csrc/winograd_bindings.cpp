@@ -167,6 +167,32 @@ void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
                                   workspace_bytes, act_min, act_max);
 }
 
+// Scratch bytes winograd_conv would allocate (the registry refuses Winograd when
+// even its floor, one tile per block, is over the configured workspace).
+i64 workspace_bytes(i64 N, i64 C, i64 K, i64 groups, i64 OH, i64 OW, i64 m, i64 elem_size, i64 threads,
+                    i64 workspace_bytes, bool bias) {
+    if (m != 2 && m != 4 && m != 6) throw py::value_error("m must be 2, 4 or 6, got " + std::to_string(m));
+    if (elem_size != 4 && elem_size != 8)
+        throw py::value_error("elem_size must be 4 or 8, got " + std::to_string(elem_size));
+    if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
+    if (N < 0 || C < 0 || K < 0 || OH < 0 || OW < 0)
+        throw py::value_error("N, C, K, OH and OW must be >= 0");
+    if (C % groups || K % groups) throw py::value_error("C and K must be divisible by groups");
+    if (workspace_bytes < 1)
+        throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    const int nthreads = check_threads(threads);
+    check_index_range((__int128)(OH + 8) * (OW + 8) * (C + K + 64) * 64 * (N + 1), "convolution size");
+    ck::WinogradGeometry g{};
+    g.N = N;
+    g.C = C;
+    g.K = K;
+    g.groups = groups;
+    g.OH = OH;
+    g.OW = OW;
+    g.m = int(m);
+    return ck::winograd_workspace_bytes(g, int(elem_size), nthreads, workspace_bytes, bias);
+}
+
 }  // namespace
 
 void register_winograd(py::module_& m) {
@@ -186,4 +212,9 @@ void register_winograd(py::module_& m) {
           "(N, C, 1, H, W) and U (winograd_transform_weights); pad = (0, top, left); AT (m, m+2), BT (m+2, m+2) "
           "float64 from cnnkernels.winograd.transforms(m); groups = U.shape[0]; outputs clamped to "
           "[act_min, act_max], NaN stays NaN.");
+    m.def("winograd_workspace_bytes", &workspace_bytes, py::arg("N"), py::arg("C"), py::arg("K"), py::arg("groups"),
+          py::arg("OH"), py::arg("OW"), py::arg("m"), py::arg("elem_size"), py::arg("threads"),
+          py::arg("workspace_bytes"), py::arg("bias"),
+          "Bytes of scratch winograd_conv allocates for this call: at most workspace_bytes, unless one tile per "
+          "block does not fit (then that floor).");
 }

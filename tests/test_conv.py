@@ -1,7 +1,10 @@
 """Every convolution kernel against the float64 reference, across random geometry."""
+import re
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cnnkernels as ck
 from cnnkernels import _registry
@@ -169,7 +172,9 @@ def test_conv_transpose_matches_reference(nd, algorithm, backend):
 
 @pytest.mark.parametrize("algorithm,backend", [k for k in KERNELS if k not in DEPTHWISE])
 def test_conv_large_channels_and_slicing(algorithm, backend, monkeypatch):
-    """Many terms per output, and a workspace so small the kernels must work in many slices."""
+    """Many terms per output, and a workspace so small the kernels must work in many slices. A kernel whose
+    floor (one Winograd tile, one padded igemm plane) is over 4 KiB is refused, naming the workspace, and then
+    runs with the limit set to exactly the floor it reported."""
     monkeypatch.setattr(_registry, "WORKSPACE_BYTES", 4096)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 64, 13, 11)).astype(np.float32)
@@ -177,10 +182,35 @@ def test_conv_large_channels_and_slicing(algorithm, backend, monkeypatch):
     b = rng.standard_normal(40).astype(np.float32)
     winograd = algorithm.startswith("winograd")
     stride, dilation = ((1, 1), (1, 1)) if winograd else ((1, 2), (2, 1))
-    got = ck.conv2d(x, w, b, stride=stride, padding=((1, 0), (2, 1)), dilation=dilation, groups=2,
-                    algorithm=algorithm, backend=backend)
+
+    def run():
+        return ck.conv2d(x, w, b, stride=stride, padding=((1, 0), (2, 1)), dilation=dilation, groups=2,
+                         algorithm=algorithm, backend=backend)
+    try:
+        got = run()
+    except ValueError as exc:
+        floor = re.search(r"needs at least (\d+) bytes of workspace, over the limit of 4096 bytes", str(exc))
+        assert floor, exc
+        monkeypatch.setattr(_registry, "WORKSPACE_BYTES", int(floor.group(1)))
+        got = run()
     ref = naive.conv(x, w, b, stride, ((1, 0), (2, 1)), dilation, 2)
     assert_close(got, ref, np.float32, _tolerance(algorithm, backend))
+
+
+@pytest.mark.skipif(_registry._cpp_backend.module is None, reason="C++ backend not built")
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 70), st.integers(1, 70), st.integers(1, 40),
+       st.integers(1, 40), st.sampled_from([2, 4, 6]), st.sampled_from([4, 8]), st.integers(1, 2), st.booleans(),
+       st.integers(0, 1 << 22))
+def test_cpp_winograd_workspace_within_limit(N, groups, Cg, Kg, OH, OW, m, elem, threads, bias, extra):
+    """The C++ Winograd's block plan: never above the limit once the limit covers its floor (the registry refuses
+    it below), and the floor is what it uses when the limit is smaller."""
+    mod = _registry._cpp_backend.module
+    args = (N, groups * Cg, groups * Kg, groups, OH, OW, m, elem, threads)
+    floor = mod.winograd_workspace_bytes(*args, 1, bias)
+    assert floor > 0
+    assert mod.winograd_workspace_bytes(*args, max(1, floor - 1), bias) == floor
+    assert mod.winograd_workspace_bytes(*args, floor + extra, bias) <= floor + extra
 
 
 @pytest.mark.parametrize("algorithm,backend", GENERAL)
@@ -314,3 +344,37 @@ def test_fused_activation(algorithm, backend, activation, lo, hi):
 def test_bad_activation(activation, exc):
     with pytest.raises(exc, match="activation"):
         ck.conv2d(np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3)), activation=activation)
+
+
+def test_auto_skips_kernels_over_the_workspace_limit(monkeypatch):
+    """auto never picks a kernel whose floor is over the limit, and still computes the right answer."""
+    monkeypatch.setattr(_registry, "WORKSPACE_BYTES", 8192)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 48, 15, 15)).astype(np.float32)
+    w = rng.standard_normal((48, 48, 3, 3)).astype(np.float32)
+    report = ck.explain("conv2d", x, w, padding=1, verbose=False, retune=True)
+    names = set(report["candidates"])
+    assert names and not any(n.startswith("winograd_f4") or n.startswith("winograd_f6") for n in names), names
+    assert_close(ck.conv2d(x, w, padding=1), naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), np.float32,
+                 _tolerance("auto", "auto"))
+
+
+@pytest.mark.skipif(_registry._cpp_backend.module is None, reason="C++ backend not built")
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["im2col", "igemm"]), st.integers(1, 3), st.integers(1, 3), st.integers(1, 40),
+       st.integers(1, 40), st.lists(st.integers(1, 30), min_size=2, max_size=2),
+       st.lists(st.integers(1, 5), min_size=2, max_size=2), st.lists(st.integers(1, 3), min_size=2, max_size=2),
+       st.lists(st.integers(0, 2), min_size=2, max_size=2), st.lists(st.integers(1, 2), min_size=2, max_size=2),
+       st.sampled_from([4, 8]), st.integers(1, 2), st.integers(0, 1 << 21))
+def test_cpp_gemm_workspace_within_limit(algorithm, N, groups, Cg, Kg, size, kernel, stride, pad, dilation, elem,
+                                         threads, extra):
+    """The C++ im2col / igemm plans: never above the limit once it covers their floor."""
+    out = [(i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in zip(size, kernel, stride, pad, dilation)]
+    if min(out) < 1:
+        return
+    mod = _registry._cpp_backend.module
+    args = (algorithm, N, groups * Cg, groups * Kg, groups, (1, *size), (1, *out), (1, *kernel), (1, *stride),
+            (0, *pad), (1, *dilation), elem, threads)
+    floor = mod.conv_workspace_bytes(*args, 1)
+    assert mod.conv_workspace_bytes(*args, max(1, floor)) <= max(1, floor)
+    assert mod.conv_workspace_bytes(*args, floor + extra + 1) <= floor + extra + 1

@@ -137,11 +137,12 @@ def _im2col_chunk(x, n, c0, Cg, ksize, stride, pad, dilation, out_sizes, p0, col
 
 
 @njit(parallel=True, cache=True)
-def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes, act_min=-np.inf, act_max=np.inf):
+def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, chunk_bytes, act_min=-np.inf, act_max=np.inf):
     """im2col + GEMM (np.dot, i.e. BLAS) over chunks of output positions, one chunk per parallel iteration.
 
-    Each chunk's column matrix is sized to stay in L2 and the chunks in flight at once (one per
-    thread) stay under workspace_bytes. Parallelism comes from the chunks, so BLAS should run
+    A chunk holds its column matrix and its product (rows + Kg values per position) in at most chunk_bytes
+    (the caller's workspace limit over the threads, one chunk in flight each; floor: one position) and at
+    most half of L2. Parallelism comes from the chunks, so BLAS should run
     single-threaded (the caller arranges it): its worker threads would otherwise fight ours.
     """
     N, C = x.shape[0], x.shape[1]
@@ -158,8 +159,8 @@ def conv_im2col(x, w, bias, y, stride, pad, dilation, groups, workspace_bytes, a
     pointwise = (KD == 1 and KH == 1 and KW == 1 and stride == (1, 1, 1) and pad == (0, 0, 0)
                  and x.shape[2] == OD and x.shape[3] == OH and x.shape[4] == OW)
     xr = x.reshape(N * C, x.shape[2] * x.shape[3] * x.shape[4])
-    budget = min(workspace_bytes, 1 << 19)   # bytes of one chunk's column matrix (half of L2)
-    P = max(8, min(npos, budget // max(1, rows * x.itemsize)))
+    budget = min(chunk_bytes, 1 << 19)
+    P = max(1, min(npos, budget // ((rows + Kg) * x.itemsize)))
     chunks = (npos + P - 1) // P
     for n in range(N):
         for g in range(groups):

@@ -136,8 +136,10 @@ def conv_winograd(x, U, bias, y, pad, m, AT, BT, workspace_bytes, act_min=-np.in
         for g in range(groups):
             for t0 in range(0, tiles, block):
                 count = min(block, tiles - t0)
-                Vb = V if count == block else np.ascontiguousarray(V[:, :, :count])
+                # A short last block uses the front of V and M as contiguous (nn, *, count) arrays: no copies,
+                # so the workspace stays V + M.
+                Vb = V.ravel()[:nn * Cg * count].reshape((nn, Cg, count))
                 _input_transform(x, img, g * Cg, Cg, pad[1], pad[2], m, tiles_w, t0, count, BT, Vb)
-                Mb = M if count == block else np.empty((nn, Kg, count), dtype=x.dtype)
+                Mb = M.ravel()[:nn * Kg * count].reshape((nn, Kg, count))
                 _batched_dot(U[g], Vb, Mb)
                 _output_transform(Mb, img, g * Kg, Kg, bias, m, tiles_w, t0, count, AT, y, act_min, act_max)

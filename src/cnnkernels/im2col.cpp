@@ -160,32 +160,36 @@ namespace {
 // 256 KiB 2.77/46.1/1.85, 512 KiB 2.60/40.1/1.83, 1 MiB 2.52/38.0/1.79,
 // 2 MiB 2.73/39.8/1.82, 4 MiB 2.83/39.0/1.83.
 constexpr int64_t kChunkBytes = int64_t(1) << 20;
+// Elements per worker lost to rounding the column and packing parts up to 16
+// (64-byte alignment), kept out of the column budget.
+constexpr int64_t kAlignSlack = 32;
 
-}  // namespace
+// Schedule and scratch layout of a conv_im2col call (shared with
+// im2col_workspace_bytes, so callers can see the floor before calling).
+struct Im2colPlan {
+    int threads;          // after the tiny-problem rule
+    bool direct_gemm;     // x is the column matrix
+    int64_t P, chunks, tasks;
+    bool outer;           // threads over tasks (else inside each GEMM)
+    int workers, gemm_threads;
+    int64_t pack_budget, col_elems_w, pack_elems_w, per_worker;
+};
 
-template <class T>
-void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads,
-                 int64_t workspace_bytes, double act_min, double act_max) {
-    const int64_t N = g.N, C = g.C, K = g.K, G = g.groups;
+Im2colPlan plan_im2col(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes) {
+    Im2colPlan pl{};
+    const int64_t N = g.N, K = g.K, G = g.groups, Kg = K / G;
     const int64_t OSP = g.out[0] * g.out[1] * g.out[2];
-    const int64_t ISP = g.in[0] * g.in[1] * g.in[2];
-    if (N <= 0 || K <= 0 || OSP <= 0) return;
-    const int64_t Cg = C / G, Kg = K / G;
-    const int64_t R = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2];
-    const int64_t elem = int64_t(sizeof(T));
+    const int64_t R = (g.C / G) * g.kernel[0] * g.kernel[1] * g.kernel[2];
+    const int64_t elem = elem_size;
     // Tiny problems (LeNet-size) run faster on one thread than it takes to
     // wake the others.
     if (double(N) * double(K) * double(OSP) * double(R) < double(1 << 20)) threads = 1;
+    pl.threads = threads;
 
     bool direct_gemm = true;
     for (int d = 0; d < 3; ++d)
         direct_gemm = direct_gemm && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad[d] == 0 &&
                       g.out[d] == g.in[d];
-
-    GemmEpilogue<T> ep;
-    ep.clamp = act_min > -kInf || act_max < kInf;
-    ep.lo = T(act_min);
-    ep.hi = T(act_max);
 
     // Workspace, all on the heap for the duration of the call, per worker:
     // one column chunk of R x P elements (not for 1x1 stride-1 convolutions,
@@ -224,12 +228,12 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     if (!outer && !direct_gemm && R > 0) {
         // One task at a time: the column slice may use the whole remaining
         // workspace (fewer, larger GEMMs).
-        const int64_t col_elems = std::max<int64_t>(0, rest - pack_budget) / elem;
+        const int64_t col_elems = std::max<int64_t>(0, rest - pack_budget) / elem - kAlignSlack;
         P = std::min(OSP, std::max<int64_t>(1, col_elems / R));
         chunks = (OSP + P - 1) / P;
         tasks = N * G * chunks;
     } else if (outer && !direct_gemm && R > 0) {
-        const int64_t col_elems = std::max<int64_t>(0, rest - pack_budget * workers) / elem / workers;
+        const int64_t col_elems = std::max<int64_t>(0, rest - pack_budget * workers) / elem / workers - kAlignSlack;
         if (P * R > col_elems) {
             P = std::max<int64_t>(1, col_elems / R);
             chunks = (OSP + P - 1) / P;
@@ -242,6 +246,49 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     const int64_t pack_elems_w = (gemm_pack_bytes(Kg, std::min(P, OSP), R, int(elem), gemm_threads, pack_budget, true) /
                                   elem + 15) / 16 * 16;
     const int64_t per_worker = col_elems_w + pack_elems_w;
+    pl.direct_gemm = direct_gemm;
+    pl.P = P;
+    pl.chunks = chunks;
+    pl.tasks = tasks;
+    pl.outer = outer;
+    pl.workers = workers;
+    pl.gemm_threads = gemm_threads;
+    pl.pack_budget = pack_budget;
+    pl.col_elems_w = col_elems_w;
+    pl.pack_elems_w = pack_elems_w;
+    pl.per_worker = per_worker;
+    return pl;
+}
+
+}  // namespace
+
+int64_t im2col_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes) {
+    if (g.N <= 0 || g.K <= 0 || g.out[0] * g.out[1] * g.out[2] <= 0) return 0;
+    const Im2colPlan pl = plan_im2col(g, elem_size, threads, workspace_bytes);
+    return pl.per_worker * pl.workers * elem_size;
+}
+
+template <class T>
+void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads,
+                 int64_t workspace_bytes, double act_min, double act_max) {
+    const int64_t N = g.N, C = g.C, K = g.K, G = g.groups;
+    const int64_t OSP = g.out[0] * g.out[1] * g.out[2];
+    const int64_t ISP = g.in[0] * g.in[1] * g.in[2];
+    if (N <= 0 || K <= 0 || OSP <= 0) return;
+    const int64_t Cg = C / G, Kg = K / G;
+    const int64_t R = Cg * g.kernel[0] * g.kernel[1] * g.kernel[2];
+    const Im2colPlan pl = plan_im2col(g, int(sizeof(T)), threads, workspace_bytes);
+    threads = pl.threads;
+    const bool direct_gemm = pl.direct_gemm, outer = pl.outer;
+    const int64_t P = pl.P, chunks = pl.chunks, tasks = pl.tasks, pack_budget = pl.pack_budget;
+    const int64_t col_elems_w = pl.col_elems_w, pack_elems_w = pl.pack_elems_w, per_worker = pl.per_worker;
+    const int workers = pl.workers;
+
+    GemmEpilogue<T> ep;
+    ep.clamp = act_min > -kInf || act_max < kInf;
+    ep.lo = T(act_min);
+    ep.hi = T(act_max);
+
     T* const scratch = thread_scratch_of<T>(ScratchSlot::kDriver, size_t(per_worker * workers));
 
     auto run = [&](int64_t t, int worker, int inner_threads) {

@@ -27,4 +27,9 @@ template <class T>
 void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads,
                  int64_t workspace_bytes, double act_min = -kInf, double act_max = kInf);
 
+// Bytes of scratch conv_im2col allocates for g (elements of elem_size bytes)
+// with this thread count: at most workspace_bytes unless the floor above is
+// larger, then the floor. 0 when there is nothing to compute.
+int64_t im2col_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes);
+
 }  // namespace cnnkernels

@@ -101,7 +101,82 @@ WinoMatrix<T> sparse(const double* a, int rows, int cols) {
 }
 
 
+// Tile blocking and scratch layout of a winograd_conv call (shared with
+// winograd_workspace_bytes, so callers can see the floor before calling).
+struct BlockPlan {
+    int64_t Cpad, Kpad;     // channels rounded up to whole vectors
+    int64_t band_elems;     // one thread's input band
+    int64_t Tb, nblocks;    // tiles per block, blocks per (image, group) plane
+    bool priv;              // each thread runs whole blocks on its own V/M
+    int nbuf;               // V/M buffer pairs
+    size_t v_elems, m_elems, v_all, m_all, band_all, bias_all;
+    size_t scratch_elems() const { return v_all + m_all + band_all + bias_all; }
+};
+
+template <class T>
+BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_bytes, bool bias) {
+    BlockPlan p{};
+    const int m = g.m, n = m + 2, nn = n * n;
+    const int64_t groups = g.groups, Cg = g.C / groups, Kg = g.K / groups;
+    const int64_t tw = cdiv(g.OW, m), tiles = cdiv(g.OH, m) * tw;
+    const int L = Funcs<T>::lanes(), MR = kernel_desc<T>().mr;
+    const int64_t s = int64_t(sizeof(T));
+    p.Cpad = std::max<int64_t>(round_up(Cg, L), L);
+    p.Kpad = round_up(Kg, L);
+    p.band_elems = n * ((tw - 1) * m + n) * L;
+    const int64_t per_tile = nn * (p.Cpad + p.Kpad) * s;
+    const int64_t jobs_per_plane_min = g.N * groups;
+    // Scheduling. "shared": all threads work on each block, phase by phase
+    // (input: channel chunks x tile rows; GEMM: transform points x K panels;
+    // output: channel chunks x tile rows), so every U panel is read by one
+    // thread per block and small tile counts (7x7 maps) still split evenly.
+    // Measured on Zen 4 (2 threads) as fast as or faster than private blocks
+    // on the dense layers (128x28x28 F4: 0.46 vs 0.73 ms). "private": each
+    // thread runs whole blocks (input, GEMM, output) on its own V/M buffers
+    // with no barriers; used for many small (image, group) planes (grouped and
+    // depthwise convolutions), where the shared mode's three barriers per
+    // block would dominate and U of a group is small enough to read twice.
+    const int64_t min_tiles = 2 * MR;
+    const int64_t u_group_bytes = nn * winograd_kpad(Kg) * Cg * s;
+    p.priv = threads == 1 || (jobs_per_plane_min >= 2 * int64_t(threads) && u_group_bytes <= (256 << 10));
+    p.nbuf = p.priv ? threads : 1;
+    const int64_t fixed = (threads * p.band_elems + (bias ? groups * p.Kpad : 0)) * s;
+    // V + M of a block kBlockTargetBytes per thread, never above the
+    // workspace (floor: one tile per block).
+    const int64_t target = (p.priv ? 1 : threads) * kBlockTargetBytes;
+    int64_t Tb = std::max<int64_t>(1, (workspace_bytes - fixed) / (per_tile * p.nbuf));
+    Tb = std::min(Tb, std::max<int64_t>(min_tiles, target / per_tile));
+    Tb = std::max<int64_t>(1, std::min(Tb, tiles));
+    int64_t nblocks = cdiv(tiles, Tb);
+    if (p.priv && threads > 1) {
+        // Enough blocks to keep every thread busy: the total block count a
+        // multiple of the thread count when that costs no more than a few
+        // extra blocks.
+        while ((jobs_per_plane_min * nblocks) % threads != 0 && nblocks < tiles &&
+               cdiv(tiles, nblocks + 1) >= std::min<int64_t>(tiles, min_tiles))
+            ++nblocks;
+    }
+    p.Tb = cdiv(tiles, nblocks);
+    p.nblocks = cdiv(tiles, p.Tb);
+    // Each part a multiple of 16 elements, so every part stays 64-byte aligned.
+    auto align16 = [](size_t e) { return (e + 15) / 16 * 16; };
+    p.v_elems = size_t(nn * p.Tb * p.Cpad);
+    p.m_elems = size_t(nn * p.Tb * p.Kpad);
+    p.v_all = align16(p.nbuf * p.v_elems);
+    p.m_all = align16(p.nbuf * p.m_elems);
+    p.band_all = align16(size_t(threads * p.band_elems));
+    p.bias_all = bias ? size_t(groups * p.Kpad) : 0;
+    return p;
+}
+
 }  // namespace
+
+int64_t winograd_workspace_bytes(const WinogradGeometry& g, int elem_size, int threads, int64_t workspace_bytes,
+                                 bool bias) {
+    if (g.N <= 0 || g.K <= 0 || g.OH <= 0 || g.OW <= 0) return 0;
+    return elem_size == 4 ? int64_t(plan_blocks<float>(g, threads, workspace_bytes, bias).scratch_elems() * 4)
+                          : int64_t(plan_blocks<double>(g, threads, workspace_bytes, bias).scratch_elems() * 8);
+}
 
 int winograd_nr(int elem_size) {
     return elem_size == 4 ? active_isa_kernels().f32.nr : active_isa_kernels().f64.nr;
@@ -172,54 +247,16 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
     const T lo = T(act_min), hi = T(act_max);
 
-    const int64_t Cpad = std::max<int64_t>(round_up(Cg, L), L), Kpad = round_up(Kg, L);
+    const BlockPlan plan = plan_blocks<T>(g, threads, workspace_bytes, bias != nullptr);
+    const int64_t Cpad = plan.Cpad, Kpad = plan.Kpad, Tb = plan.Tb, nblocks = plan.nblocks;
     const int64_t cchunks = Cpad / L, kchunks = Kpad / L, Kp = winograd_kpad(Kg);
-    const int64_t band_cols = (tw - 1) * m + n;
-    const int64_t band_elems = n * band_cols * L;
-    const int64_t s = int64_t(sizeof(T));
-    const int64_t per_tile = nn * (Cpad + Kpad) * s;
-    const int64_t jobs_per_plane_min = N * groups;
-    // Scheduling. "shared": all threads work on each block, phase by phase
-    // (input: channel chunks x tile rows; GEMM: transform points x K panels;
-    // output: channel chunks x tile rows), so every U panel is read by one
-    // thread per block and small tile counts (7x7 maps) still split evenly.
-    // Measured on Zen 4 (2 threads) as fast as or faster than private blocks
-    // on the dense layers (128x28x28 F4: 0.46 vs 0.73 ms). "private": each
-    // thread runs whole blocks (input, GEMM, output) on its own V/M buffers
-    // with no barriers; used for many small (image, group) planes (grouped and
-    // depthwise convolutions), where the shared mode's three barriers per
-    // block would dominate and U of a group is small enough to read twice.
-    const int64_t min_tiles = 2 * MR;
-    const int64_t u_group_bytes = nn * Kp * Cg * s;
-    const bool priv = threads == 1 || (jobs_per_plane_min >= 2 * int64_t(threads) && u_group_bytes <= (256 << 10));
-    const int nbuf = priv ? threads : 1;
-    const int64_t fixed = (threads * band_elems + (bias ? groups * Kpad : 0)) * s;
-    // V + M of a block kBlockTargetBytes per thread, never above the
-    // workspace (floor: one tile per block).
-    const int64_t target = (priv ? 1 : threads) * kBlockTargetBytes;
-    int64_t Tb = std::max<int64_t>(1, (workspace_bytes - fixed) / (per_tile * nbuf));
-    Tb = std::min(Tb, std::max<int64_t>(min_tiles, target / per_tile));
-    Tb = std::max<int64_t>(1, std::min(Tb, tiles));
-    int64_t nblocks = cdiv(tiles, Tb);
-    if (priv && threads > 1) {
-        // Enough blocks to keep every thread busy: the total block count a
-        // multiple of the thread count when that costs no more than a few
-        // extra blocks.
-        const int64_t planes = jobs_per_plane_min;
-        while ((planes * nblocks) % threads != 0 && nblocks < tiles &&
-               cdiv(tiles, nblocks + 1) >= std::min<int64_t>(tiles, min_tiles))
-            ++nblocks;
-    }
-    Tb = cdiv(tiles, nblocks);
-    nblocks = cdiv(tiles, Tb);
-
-    const size_t v_elems = size_t(nn * Tb * Cpad), m_elems = size_t(nn * Tb * Kpad);
-    // One scratch block, carved into V, M, the bands and the padded bias (each
-    // part a multiple of 16 elements, so every part stays 64-byte aligned).
-    auto align16 = [](size_t e) { return (e + 15) / 16 * 16; };
-    const size_t v_all = align16(nbuf * v_elems), m_all = align16(nbuf * m_elems);
-    const size_t band_all = align16(size_t(threads * band_elems)), bias_all = bias ? size_t(groups * Kpad) : 0;
-    T* const scratch = thread_scratch_of<T>(ScratchSlot::kDriver, v_all + m_all + band_all + bias_all);
+    const int64_t band_elems = plan.band_elems;
+    const bool priv = plan.priv;
+    const int nbuf = plan.nbuf;
+    const size_t v_elems = plan.v_elems, m_elems = plan.m_elems, v_all = plan.v_all, m_all = plan.m_all;
+    const size_t band_all = plan.band_all;
+    // One scratch block, carved into V, M, the bands and the padded bias.
+    T* const scratch = thread_scratch_of<T>(ScratchSlot::kDriver, plan.scratch_elems());
     T* const vbase = scratch;
     T* const mbase = vbase + v_all;
     T* const bandbase = mbase + m_all;

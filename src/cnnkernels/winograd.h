@@ -44,6 +44,13 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
                    const double* BT, int threads, int64_t workspace_bytes, double act_min = -kInf,
                    double act_max = kInf);
 
+// Bytes of scratch winograd_conv allocates for g with elements of elem_size
+// bytes and this thread count, bias or not: at most workspace_bytes unless
+// even one tile per block does not fit (the floor), then the floor. 0 when
+// there is nothing to compute.
+int64_t winograd_workspace_bytes(const WinogradGeometry& g, int elem_size, int threads, int64_t workspace_bytes,
+                                 bool bias);
+
 // NR of the active micro-kernel for this element size (4 or 8 bytes).
 int winograd_nr(int elem_size);
 
