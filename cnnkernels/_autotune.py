@@ -19,7 +19,11 @@ _cache = None
 _cache_lock = threading.Lock()
 _key_locks = defaultdict(threading.Lock)
 _warmed = set()          # kernels already run once in this process (compiled, loaded, caches warm)
-_local = threading.local()
+class _Local(threading.local):
+    recorder = None   # a class default: reading it unset raises no AttributeError internally (0.4 -> 0.05 us)
+
+
+_local = _Local()
 
 # Rough speed of each candidate relative to the best kernel of its class, used only to order
 # candidates and to skip ones that would almost surely lose by far (saving their run time).
@@ -98,7 +102,7 @@ def state():
 
 
 def recording():
-    return getattr(_local, "recorder", None) is not None
+    return _local.recorder is not None
 
 
 def _key(parts):
@@ -107,7 +111,7 @@ def _key(parts):
 
 def dispatch(op, kernels, geometry, key_parts, call):
     """Run ``call(kernel)`` with the one of ``kernels`` this call should use, tuning first when the key is new."""
-    recorder = getattr(_local, "recorder", None)
+    recorder = _local.recorder
     fam = _registry.family(op)
     if len(kernels) == 1 or get_autotune() == "off":
         kernel = kernels[0] if len(kernels) == 1 else _registry.heuristic(fam, kernels, geometry)
@@ -287,7 +291,7 @@ def record(retune=False):
     class _Ctx:
         def __enter__(self):
             self.rec = _Recorder(retune=retune)
-            self.prev = getattr(_local, "recorder", None)
+            self.prev = _local.recorder
             _local.recorder = self.rec
             return self.rec
 

@@ -178,40 +178,58 @@ def _out_key(out):
     return ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable)
 
 
+_KEY_SCALARS = frozenset({type(None), bool, int, str})
+
+
+def _key_tuple(t):
+    """Whether a tuple argument may be part of a memo key: nested tuples of ints, bools, strings and None only
+    (an integral float would hash equal to its int and skip the validation that refuses it)."""
+    for e in t:
+        if type(e) is tuple:
+            if not _key_tuple(e):
+                return False
+        elif type(e) not in _KEY_SCALARS:
+            return False
+    return True
+
+
 def _plan_key(*parts):
-    """A hashable key of the call, or None when the call is not memoisable (array-likes, unhashable args)."""
+    """A hashable key of the call, or None when the call is not memoisable (array-likes, other argument types)."""
     if _autotune.recording():
         return None
     key = []
+    append = key.append
     for p in parts:
-        if type(p) is np.ndarray:
-            key.append((p.shape, p.dtype.str, p.strides))
-        elif p is None or isinstance(p, (int, str, tuple)):
-            key.append(p)
+        t = type(p)
+        if t is np.ndarray:
+            append((p.shape, p.dtype, p.strides))
+        elif t in _KEY_SCALARS or (t is tuple and _key_tuple(p)):
+            append(p)
         else:
             return None
-    key.append(_autotune.state())
-    try:
-        hash(tuple(key))
-    except TypeError:
-        return None
+    append(_autotune.state())
     return tuple(key)
 
 
 def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kernel, act):
     """A repeat of a validated conv call: only array preparation and the chosen kernel."""
     shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
+    x5 = (geometry.N, geometry.C) + geometry.inp               # channels-first kernel array shapes
+    w5 = (geometry.K, geometry.C // geometry.groups) + geometry.kernel
+    no_bias = np.empty(0, cdtype)
+    run_kernel = kernel.run
 
     def run(input, weight, bias, out=None):
         x = input if batched else input[None]
-        if cl:
-            x = np.moveaxis(x, -1, 1)
         w = np.moveaxis(weight, (-1, -2), (0, 1)) if hwio else weight
         # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
-        y5 = _output_buffer(shape5, cdtype, out, [a for a in (input, weight, bias) if a is not None])
+        y5 = np.empty(shape5, cdtype) if out is None else \
+            _output_buffer(shape5, cdtype, out, [a for a in (input, weight, bias) if a is not None])
         if y5.size:
-            b1 = contiguous(bias, cdtype) if bias is not None else np.empty(0, cdtype)
-            kernel.run(_kernel_array(x, nd, cdtype, cl), _to5d(contiguous(w, cdtype), nd), b1, y5, geometry, act)
+            b1 = np.ascontiguousarray(bias, cdtype) if bias is not None else no_bias
+            xk = _kernel_array(np.moveaxis(x, -1, 1), nd, cdtype, True) if cl else \
+                np.ascontiguousarray(x, cdtype).reshape(x5)
+            run_kernel(xk, np.ascontiguousarray(w, cdtype).reshape(w5), b1, y5, geometry, act)
         return _finish(y5, out_shape, batched, rdtype, out)
     return run
 
@@ -451,7 +469,7 @@ def _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, retur
         if cl:
             x = np.moveaxis(x, -1, 1)
         # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
-        y5 = _output_buffer(shape5, cdtype, out, [input])
+        y5 = np.empty(shape5, cdtype) if out is None else _output_buffer(shape5, cdtype, out, [input])
         idx5 = np.empty(shape5, np.int64) if return_indices else None
         kernel.run(_kernel_array(x, nd, cdtype, cl), y5, idx5, params)
         return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)

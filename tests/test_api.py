@@ -171,6 +171,19 @@ def test_numba_kernels_are_callable_from_user_njit_code():
     assert_close(got, ref, np.float32)
 
 
+def test_memoised_calls_still_refuse_bad_arguments():
+    """A float that equals an int hashes like it: a repeat must not be served from the memo of the int call."""
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    for _ in range(2):
+        ck.conv2d(x, w, padding=(1, 1), stride=2)
+        ck.max_pool2d(x, (2, 2), stride=(2, 2), ceil_mode=True)
+    with pytest.raises(TypeError, match="padding"):
+        ck.conv2d(x, w, padding=(1.0, 1), stride=2)
+    with pytest.raises(TypeError, match="stride"):
+        ck.max_pool2d(x, (2, 2), stride=(2.0, 2), ceil_mode=True)
+
+
 def test_repeated_calls_use_fresh_data_and_settings():
     """The memo of validated calls must never serve stale data, layouts or kernel choices."""
     rng = np.random.default_rng(11)
