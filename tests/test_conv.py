@@ -378,3 +378,19 @@ def test_cpp_gemm_workspace_within_limit(algorithm, N, groups, Cg, Kg, size, ker
     floor = mod.conv_workspace_bytes(*args, 1)
     assert mod.conv_workspace_bytes(*args, max(1, floor)) <= max(1, floor)
     assert mod.conv_workspace_bytes(*args, floor + extra + 1) <= floor + extra + 1
+
+
+@pytest.mark.parametrize("backend", [b for a, b in KERNELS if a == "im2col"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 5, 16, 37, 53, 300])
+def test_one_output_position(backend, dtype, channels):
+    """A 1x1 output with one image is a matrix-vector product (C++: the GEMV kernel, not the NR-wide tiles):
+    rows in and out of its 4-row blocks, reductions with and without whole vectors, bias and clamp."""
+    rng = np.random.default_rng(channels)
+    for k_out in (1, 3, 13, 70):
+        x = rng.standard_normal((1, channels, 1, 1)).astype(dtype)
+        w = rng.standard_normal((k_out, channels, 1, 1)).astype(dtype)
+        b = rng.standard_normal(k_out).astype(dtype)
+        got = ck.conv2d(x, w, b, activation=("clamp", -0.5, 1.0), algorithm="im2col", backend=backend)
+        ref = np.clip(naive.conv(x, w, b, (1, 1), ((0, 0), (0, 0)), (1, 1), 1), -0.5, 1.0)
+        assert_close(got, ref, dtype)

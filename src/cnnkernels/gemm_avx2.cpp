@@ -50,6 +50,14 @@ void f64_gemm_6x8_avx2_sa(int64_t kc, const double* Ap, int64_t lda, const doubl
     gemm_tile<F64x4, 6, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
+// f32_gemv_avx2 / f64_gemv_avx2: GemvKernel (gemm_kernels.h), 8/4-lane vectors, 4 rows at a time.
+void f32_gemv_avx2(int64_t m, int64_t k, const float* A, int64_t lda, const float* x, float* y, int64_t incy) {
+    gemv<F32x8>(m, k, A, lda, x, y, incy);
+}
+void f64_gemv_avx2(int64_t m, int64_t k, const double* A, int64_t lda, const double* x, double* y, int64_t incy) {
+    gemv<F64x4>(m, k, A, lda, x, y, incy);
+}
+
 }  // namespace
 }  // namespace isa_avx2
 }  // namespace cnnkernels
@@ -62,8 +70,8 @@ namespace {
 // (mc x kc = 252 x 256 f32, 252 KiB) in L2, B block kc x nc (512 KiB f32).
 const IsaKernels kAvx2 = {
     "avx2",
-    {&isa_avx2::f32_gemm_6x16_avx2, &isa_avx2::f32_gemm_6x16_avx2_sa, 6, 16, 256, 252, 512, "f32_gemm_6x16_avx2"},
-    {&isa_avx2::f64_gemm_6x8_avx2, &isa_avx2::f64_gemm_6x8_avx2_sa, 6, 8, 256, 126, 256, "f64_gemm_6x8_avx2"},
+    {&isa_avx2::f32_gemm_6x16_avx2, &isa_avx2::f32_gemm_6x16_avx2_sa, 6, 16, 256, 252, 512, "f32_gemm_6x16_avx2", &isa_avx2::f32_gemv_avx2},
+    {&isa_avx2::f64_gemm_6x8_avx2, &isa_avx2::f64_gemm_6x8_avx2_sa, 6, 8, 256, 126, 256, "f64_gemm_6x8_avx2", &isa_avx2::f64_gemv_avx2},
 };
 }  // namespace
 const IsaKernels* isa_kernels_avx2() { return &kAvx2; }

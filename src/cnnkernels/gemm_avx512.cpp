@@ -59,6 +59,14 @@ void f64_gemm_8x16_avx512_sa(int64_t kc, const double* Ap, int64_t lda, const do
     gemm_tile<F64x8, 8, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
+// f32_gemv_avx512 / f64_gemv_avx512: GemvKernel (gemm_kernels.h), 16/8-lane vectors, 4 rows at a time.
+void f32_gemv_avx512(int64_t m, int64_t k, const float* A, int64_t lda, const float* x, float* y, int64_t incy) {
+    gemv<F32x16>(m, k, A, lda, x, y, incy);
+}
+void f64_gemv_avx512(int64_t m, int64_t k, const double* A, int64_t lda, const double* x, double* y, int64_t incy) {
+    gemv<F64x8>(m, k, A, lda, x, y, incy);
+}
+
 }  // namespace
 }  // namespace isa_avx512
 }  // namespace cnnkernels
@@ -74,8 +82,8 @@ namespace {
 // is packed just before use. Packing buffers: 768 KiB per thread (f32 and f64).
 const IsaKernels kAvx512 = {
     "avx512",
-    {&isa_avx512::f32_gemm_8x32_avx512, &isa_avx512::f32_gemm_8x32_avx512_sa, 8, 32, 256, 256, 512, "f32_gemm_8x32_avx512"},
-    {&isa_avx512::f64_gemm_8x16_avx512, &isa_avx512::f64_gemm_8x16_avx512_sa, 8, 16, 256, 128, 256, "f64_gemm_8x16_avx512"},
+    {&isa_avx512::f32_gemm_8x32_avx512, &isa_avx512::f32_gemm_8x32_avx512_sa, 8, 32, 256, 256, 512, "f32_gemm_8x32_avx512", &isa_avx512::f32_gemv_avx512},
+    {&isa_avx512::f64_gemm_8x16_avx512, &isa_avx512::f64_gemm_8x16_avx512_sa, 8, 16, 256, 128, 256, "f64_gemm_8x16_avx512", &isa_avx512::f64_gemv_avx512},
 };
 }  // namespace
 const IsaKernels* isa_kernels_avx512() { return &kAvx512; }

@@ -47,10 +47,18 @@ void f64_gemm_4x4_baseline_sa(int64_t kc, const double* Ap, int64_t lda, const d
     gemm_tile<F64x2, 4, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
+// f32_gemv_baseline / f64_gemv_baseline: GemvKernel (gemm_kernels.h), 4/2-lane vectors, 4 rows at a time.
+void f32_gemv_baseline(int64_t m, int64_t k, const float* A, int64_t lda, const float* x, float* y, int64_t incy) {
+    gemv<F32x4>(m, k, A, lda, x, y, incy);
+}
+void f64_gemv_baseline(int64_t m, int64_t k, const double* A, int64_t lda, const double* x, double* y, int64_t incy) {
+    gemv<F64x2>(m, k, A, lda, x, y, incy);
+}
+
 const IsaKernels kBaseline = {
     "baseline",
-    {&f32_gemm_4x8_baseline, &f32_gemm_4x8_baseline_sa, 4, 8, 256, 128, 512, "f32_gemm_4x8_baseline"},
-    {&f64_gemm_4x4_baseline, &f64_gemm_4x4_baseline_sa, 4, 4, 256, 64, 256, "f64_gemm_4x4_baseline"},
+    {&f32_gemm_4x8_baseline, &f32_gemm_4x8_baseline_sa, 4, 8, 256, 128, 512, "f32_gemm_4x8_baseline", &f32_gemv_baseline},
+    {&f64_gemm_4x4_baseline, &f64_gemm_4x4_baseline_sa, 4, 4, 256, 64, 256, "f64_gemm_4x4_baseline", &f64_gemv_baseline},
 };
 
 }  // namespace

@@ -33,6 +33,13 @@ template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* Ap, int64_t lda, const T* Bp, T* C, int64_t ldc, int m, int n,
                              const TileEpilogue<T>& e);
 
+// Matrix-vector product: y[i * incy] = sum_{p < k} A[i * lda + p] * x[p] for i < m (a GEMM whose
+// B is one column: fully connected layers at batch 1, where the tile micro-kernels would compute
+// NR columns for one). Each A element is loaded once.
+// Preconditions: m >= 0, k >= 1; y overlaps neither A nor x.
+template <class T>
+using GemvKernel = void (*)(int64_t m, int64_t k, const T* A, int64_t lda, const T* x, T* y, int64_t incy);
+
 // A micro-kernel and the cache blocking the driver should use with it:
 // kc (depth of a packed panel), mc (rows of A packed per block, a multiple of
 // mr) and nc (columns of B packed per block, a multiple of nr).
@@ -43,6 +50,7 @@ struct MicroKernelDesc {
     int mr, nr;
     int64_t kc, mc, nc;
     const char* name;
+    GemvKernel<T> gemv;
 };
 
 struct IsaKernels {
