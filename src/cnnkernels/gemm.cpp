@@ -241,35 +241,37 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     }
 }
 
-// C[:, 0] = epilogue(A x) for the one column x = B[:, 0] (stride ldb) with the ISA's matrix-vector
-// kernel: the tile micro-kernels would compute NR columns for it (a 4096 x 9216 fully connected layer
-// at batch 1 took 23.7 ms instead of 6 ms). Threads take blocks of rows; a row's sum does not depend
-// on the thread count.
+// C = epilogue(A B) for B of N <= kGemvMaxCols columns (stride ldb) with the ISA's narrow-product
+// kernel: the tile micro-kernels would compute NR columns for them (a 4096 x 9216 fully connected layer
+// at batch 1 took 23.7 ms instead of 6 ms). B's columns are gathered one after another (K x N values);
+// threads take blocks of rows; an element's sum does not depend on the thread count.
 template <class T>
-void gemv_column(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                 const GemmEpilogue<T>& ep, int threads) {
+void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                 int64_t ldc, const GemmEpilogue<T>& ep, int threads) {
     const GemvKernel<T> gemv = kernel_desc<T>().gemv;
-    std::vector<T> gathered;
-    const T* x = B;
-    if (ldb != 1) {
-        gathered.resize(size_t(K));
-        for (int64_t k = 0; k < K; ++k) gathered[size_t(k)] = B[k * ldb];
-        x = gathered.data();
+    std::vector<T> columns;
+    const T* X = B;
+    if (N > 1 || ldb != 1) {
+        columns.resize(size_t(N * K));
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < N; ++j) columns[size_t(j * K + k)] = B[k * ldb + j];
+        X = columns.data();
     }
     constexpr int64_t kRows = 64;  // rows per block, their sums kept on the stack for the epilogue
     const int64_t blocks = cdiv(M, kRows);
-    if (double(M) * double(K) < double(1 << 16)) threads = 1;  // waking the others costs more
+    if (double(M) * double(K) * double(N) < double(1 << 16)) threads = 1;  // waking the others costs more
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && blocks > 1)
     for (int64_t b = 0; b < blocks; ++b) {
         const int64_t i0 = b * kRows, m = std::min(kRows, M - i0);
-        T sums[kRows];
-        gemv(m, K, A + i0 * lda, lda, x, sums, 1);
-        for (int64_t i = 0; i < m; ++i) {
-            T v = sums[i];
-            if (ep.accumulate) v += C[(i0 + i) * ldc];
-            if (ep.bias) v += ep.bias[i0 + i];
-            C[(i0 + i) * ldc] = apply_scalar(v, ep);
-        }
+        T sums[kRows * kGemvMaxCols];
+        gemv(m, N, K, A + i0 * lda, lda, X, sums, N);
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+                T v = sums[i * N + j];
+                if (ep.accumulate) v += C[(i0 + i) * ldc + j];
+                if (ep.bias) v += ep.bias[i0 + i];
+                C[(i0 + i) * ldc + j] = apply_scalar(v, ep);
+            }
     }
 }
 
@@ -279,8 +281,8 @@ template <class T>
 void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                 int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes, T* scratch,
                 int64_t scratch_elems) {
-    if (N == 1 && M > 0 && K > 0) {
-        gemv_column<T>(M, K, A, lda, B, ldb, C, ldc, ep, threads);
+    if (N >= 1 && N <= kGemvMaxCols && M > 0 && K > 0) {
+        gemm_narrow<T>(M, N, K, A, lda, B, ldb, C, ldc, ep, threads);
         return;
     }
     gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes, true, scratch,

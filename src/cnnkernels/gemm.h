@@ -29,8 +29,8 @@ int64_t gemm_pack_bytes(int64_t M, int64_t N, int64_t K, int elem_size, int thre
 // ISA's default blocking (kc x nc = 256 x 512 f32 = 512 KiB per thread for
 // AVX-512), nc shrunk to fit pack_budget_bytes, floor nr * kc per thread.
 // The result does not depend on `threads` (every element sums its K products in
-// the same order). One column (N == 1) goes to the ISA's matrix-vector kernel
-// instead (no packing; a different, equally thread-independent order).
+// the same order). A few columns (N <= kGemvMaxCols) go to the ISA's narrow-product
+// kernel instead (no packing; a different, equally thread-independent order).
 // Preconditions: M, N, K >= 0; A is M x K, B is K x N, C is M x N; C must not
 // overlap A, B or bias; threads >= 1. Any of M, N, K may be 0 (K == 0 gives
 // C = epilogue(0 or C)).

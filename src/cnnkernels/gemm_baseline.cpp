@@ -47,12 +47,12 @@ void f64_gemm_4x4_baseline_sa(int64_t kc, const double* Ap, int64_t lda, const d
     gemm_tile<F64x2, 4, 2, true>(kc, Ap, lda, Bp, C, ldc, m, n, e);
 }
 
-// f32_gemv_baseline / f64_gemv_baseline: GemvKernel (gemm_kernels.h), 4/2-lane vectors, 4 rows at a time.
-void f32_gemv_baseline(int64_t m, int64_t k, const float* A, int64_t lda, const float* x, float* y, int64_t incy) {
-    gemv<F32x4>(m, k, A, lda, x, y, incy);
+// f32_gemv_baseline / f64_gemv_baseline: GemvKernel (gemm_kernels.h), 4/2-lane vectors, row blocks x all columns at a time.
+void f32_gemv_baseline(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* X, float* Y, int64_t ldy) {
+    gemv<F32x4>(m, n, k, A, lda, X, Y, ldy);
 }
-void f64_gemv_baseline(int64_t m, int64_t k, const double* A, int64_t lda, const double* x, double* y, int64_t incy) {
-    gemv<F64x2>(m, k, A, lda, x, y, incy);
+void f64_gemv_baseline(int64_t m, int64_t n, int64_t k, const double* A, int64_t lda, const double* X, double* Y, int64_t ldy) {
+    gemv<F64x2>(m, n, k, A, lda, X, Y, ldy);
 }
 
 const IsaKernels kBaseline = {

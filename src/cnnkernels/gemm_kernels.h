@@ -33,12 +33,14 @@ template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* Ap, int64_t lda, const T* Bp, T* C, int64_t ldc, int m, int n,
                              const TileEpilogue<T>& e);
 
-// Matrix-vector product: y[i * incy] = sum_{p < k} A[i * lda + p] * x[p] for i < m (a GEMM whose
-// B is one column: fully connected layers at batch 1, where the tile micro-kernels would compute
-// NR columns for one). Each A element is loaded once.
-// Preconditions: m >= 0, k >= 1; y overlaps neither A nor x.
+// Narrow product, 1 <= n <= kGemvMaxCols columns: Y[i * ldy + j] = sum_{p < k} A[i * lda + p] *
+// X[j * k + p] for i < m, j < n (X holds the columns of B one after another). For GEMMs whose B
+// has a few columns (fully connected layers at small batch, 1x1 convolutions of a few positions),
+// where the tile micro-kernels would compute NR columns for them; each A element is loaded once.
+// Preconditions: m >= 0, k >= 1; Y overlaps neither A nor X.
+constexpr int kGemvMaxCols = 12;  // measured faster than the tiles up to here (A is read n / 4 times)
 template <class T>
-using GemvKernel = void (*)(int64_t m, int64_t k, const T* A, int64_t lda, const T* x, T* y, int64_t incy);
+using GemvKernel = void (*)(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* X, T* Y, int64_t ldy);
 
 // A micro-kernel and the cache blocking the driver should use with it:
 // kc (depth of a packed panel), mc (rows of A packed per block, a multiple of
