@@ -26,7 +26,7 @@ def _padding(draw, nd, kernel, dilation, stride, allow_strings=True):
 
 @st.composite
 def conv_case(draw, nd, transposed=False, winograd=False, depthwise=False):
-    """Random conv geometry; winograd=True draws what Winograd supports: 2-D 3x3, stride 1, dilation 1;
+    """Random conv geometry; winograd=True draws what Winograd supports: 2-D 3x3, stride 1, dilation 1-3;
     depthwise=True draws groups == channels (multiplier 1-3)."""
     groups = draw(st.sampled_from([1, 2, 3, 5])) if depthwise else draw(st.sampled_from([1, 1, 2, 3]))
     depthwise = depthwise or (draw(st.booleans()) and groups > 1)
@@ -37,8 +37,9 @@ def conv_case(draw, nd, transposed=False, winograd=False, depthwise=False):
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     smax = 6 if nd == 3 else 11
-    if winograd:
-        kernel, stride, dilation, smax = (3,) * nd, (1,) * nd, (1,) * nd, 23
+    if winograd:   # dilated calls run as dilation-1 calls on the input's phases
+        kernel, stride, smax = (3,) * nd, (1,) * nd, 23
+        dilation = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in range(nd))
     spatial = tuple(draw(st.integers(1, smax)) for _ in range(nd))
     N = draw(st.sampled_from([1, 1, 2, 0]))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
