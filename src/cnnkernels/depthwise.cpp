@@ -134,13 +134,14 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
         struct Buffers {
             // Slack: the scratch-output mode computes whole padded rows (reads up to Wp + KW
-            // past the plane), all zeros; and room to align the start to 64 bytes.
+            // past the plane), rows narrower than a vector read 2 * L more, all zeros; and room
+            // to align the start to 64 bytes.
             std::vector<T> padded, out;
         };
         for_output_planes(
             g, x, bias, y, lo, hi, threads,
             [&] {
-                return Buffers{std::vector<T>(size_t(Hp * ldp + ldp + KW + 128 / sizeof(T)), T(0)),
+                return Buffers{std::vector<T>(size_t(Hp * ldp + ldp + KW + 2 * L + 128 / sizeof(T)), T(0)),
                                std::vector<T>(size_t(flat ? OH * Wp : 0))};
             },
             [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {

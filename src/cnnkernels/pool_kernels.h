@@ -64,7 +64,8 @@ struct DwRow {
 // A zero-padded 2-D plane for the fast depthwise path: P (Hp x Wp), output
 // (OH x OW) into out (row stride ldo) = clamp(bias + sum_{kh,kw} w[kh*KW+kw] * P[(oh*S+kh)*Wp + ow*S+kw]).
 // Preconditions: Hp >= (OH-1)*S + KH, Wp >= (OW-1)*S + KW; out holds OH rows of ldo
-// entries. S == 1 and ldo == Wp: one flattened run over (OH-1)*Wp + OW outputs
+// entries; P readable (any values) for 2 * lanes + KW elements past row Hp - 1's start plus Wp
+// (rows narrower than a vector are computed as whole vectors). S == 1 and ldo == Wp: one flattened run over (OH-1)*Wp + OW outputs
 // (columns OW..Wp-1 get garbage); otherwise row by row (ldo >= OW).
 template <class T>
 struct DwPlane {
