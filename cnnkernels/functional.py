@@ -214,7 +214,7 @@ def _plan_key(*parts):
 def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kernel, act):
     """A repeat of a validated conv call: only array preparation and the chosen kernel."""
     shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
-    x5 = (geometry.N, geometry.C) + geometry.inp               # channels-first kernel array shapes
+    x5 = (geometry.N,) + geometry.inp + (geometry.C,) if cl else (geometry.N, geometry.C) + geometry.inp
     w5 = (geometry.K, geometry.C // geometry.groups) + geometry.kernel
     no_bias = np.empty(0, cdtype)
     run_kernel = kernel.run
@@ -227,9 +227,9 @@ def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kerne
             _output_buffer(shape5, cdtype, out, [a for a in (input, weight, bias) if a is not None])
         if y5.size:
             b1 = np.ascontiguousarray(bias, cdtype) if bias is not None else no_bias
-            xk = _kernel_array(np.moveaxis(x, -1, 1), nd, cdtype, True) if cl else \
-                np.ascontiguousarray(x, cdtype).reshape(x5)
-            run_kernel(xk, np.ascontiguousarray(w, cdtype).reshape(w5), b1, y5, geometry, act)
+            # the kernel array: the user's (channels-last: still channels-last) array as 5-D
+            run_kernel(np.ascontiguousarray(x, cdtype).reshape(x5), np.ascontiguousarray(w, cdtype).reshape(w5), b1,
+                       y5, geometry, act)
         return _finish(y5, out_shape, batched, rdtype, out)
     return run
 
@@ -443,8 +443,8 @@ def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices,
         key = (_registry.family(op), layout, cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
         kernel = _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
     if getattr(_pool_capture, "on", False) and kernel is not None:
-        _pool_capture.plan = _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, return_indices,
-                                        kernel)
+        _pool_capture.plan = _pool_plan(nd, cl, batched, cdtype, rdtype, x5.shape, shape5, out_shape, params,
+                                        return_indices, kernel)
     return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)
 
 
@@ -463,15 +463,14 @@ _POOL_PLANS = {}
 _pool_capture = threading.local()
 
 
-def _pool_plan(nd, cl, batched, cdtype, rdtype, shape5, out_shape, params, return_indices, kernel):
+def _pool_plan(nd, cl, batched, cdtype, rdtype, x5, shape5, out_shape, params, return_indices, kernel):
     def run(input, out=None):
         x = input if batched else input[None]
-        if cl:
-            x = np.moveaxis(x, -1, 1)
         # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
         y5 = np.empty(shape5, cdtype) if out is None else _output_buffer(shape5, cdtype, out, [input])
         idx5 = np.empty(shape5, np.int64) if return_indices else None
-        kernel.run(_kernel_array(x, nd, cdtype, cl), y5, idx5, params)
+        # the kernel array: the user's array (channels-last stays channels-last) as 5-D
+        kernel.run(np.ascontiguousarray(x, cdtype).reshape(x5), y5, idx5, params)
         return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)
     return run
 

@@ -145,3 +145,25 @@ def test_layout_errors(call, exc, fragment):
     with pytest.raises(exc, match=None) as info:
         call()
     assert fragment in str(info.value)
+
+
+def test_channels_last_repeats_use_fresh_data():
+    """Memoised channels-last calls (batched and unbatched, depthwise and dense) see each call's data."""
+    rng = np.random.default_rng(21)
+    for groups, unbatched in ((1, False), (4, False), (4, True)):
+        w = rng.standard_normal((8, 4 // groups, 3, 3))
+        for _ in range(3):   # the first call validates; the repeats take the memoised path
+            x = rng.standard_normal((1, 4, 6, 5))
+            xin = x.transpose(0, 2, 3, 1)[0] if unbatched else x.transpose(0, 2, 3, 1)
+            got = ck.conv2d(np.ascontiguousarray(xin), w, padding=1, groups=groups, layout="NHWC")
+            ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), groups).transpose(0, 2, 3, 1)
+            assert_close(got, ref[0] if unbatched else ref, np.float64)
+
+
+def test_channels_last_pooling_repeats_use_fresh_data():
+    rng = np.random.default_rng(22)
+    for _ in range(3):
+        x = rng.standard_normal((2, 5, 6, 7))
+        got = ck.max_pool2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 2, 2, layout="NHWC")
+        ref = naive.max_pool(x, (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False)[0].transpose(0, 2, 3, 1)
+        assert_close(got, ref, np.float64)
