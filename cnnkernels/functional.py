@@ -211,7 +211,7 @@ def _plan_key(*parts):
     return tuple(key)
 
 
-def _conv_plan(nd, cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kernel, act):
+def _conv_plan(cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kernel, act):
     """A repeat of a validated conv call: only array preparation and the chosen kernel."""
     shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
     x5 = (geometry.N,) + geometry.inp + (geometry.C,) if cl else (geometry.N, geometry.C) + geometry.inp
@@ -295,8 +295,8 @@ def _conv_checked(nd, input, weight, bias, stride, padding, dilation, groups, al
             and not _autotune.has_provisional():
         if len(_PLANS) >= _PLAN_LIMIT:
             _PLANS.clear()
-        _PLANS[plan_key] = _conv_plan(nd, cl, weight_layout is not None and weight_layout[-2:] == "IO", batched,
-                                      cdtype, rdtype, geometry, out_shape, kernel, act)
+        _PLANS[plan_key] = _conv_plan(cl, weight_layout is not None and weight_layout[-2:] == "IO", batched, cdtype,
+                                      rdtype, geometry, out_shape, kernel, act)
     return result
 
 
@@ -443,8 +443,8 @@ def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices,
         key = (_registry.family(op), layout, cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
         kernel = _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
     if getattr(_pool_capture, "on", False) and kernel is not None:
-        _pool_capture.plan = _pool_plan(nd, cl, batched, cdtype, rdtype, x5.shape, shape5, out_shape, params,
-                                        return_indices, kernel)
+        _pool_capture.plan = _pool_plan(batched, cdtype, rdtype, x5.shape, shape5, out_shape, params, return_indices,
+                                        kernel)
     return _pool_result(y5, idx5, out_shape, batched, rdtype, out, return_indices)
 
 
@@ -463,7 +463,7 @@ _POOL_PLANS = {}
 _pool_capture = threading.local()
 
 
-def _pool_plan(nd, cl, batched, cdtype, rdtype, x5, shape5, out_shape, params, return_indices, kernel):
+def _pool_plan(batched, cdtype, rdtype, x5, shape5, out_shape, params, return_indices, kernel):
     def run(input, out=None):
         x = input if batched else input[None]
         # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
