@@ -398,3 +398,17 @@ def test_few_output_positions(backend, dtype, channels, positions):
         # rounding follows the summed terms, not the clamped outputs
         terms = (np.abs(w[:, :, 0, 0]).astype(np.float64) @ np.abs(x[0, :, 0, :]) + np.abs(b)[:, None]).max()
         assert_close(got, ref, dtype, terms=terms)
+
+
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD)
+def test_winograd_dilated_with_nan_input(algorithm, backend):
+    """A dilated call runs on the input's phases; a NaN there still reaches exactly its 9 outputs per channel
+    (the phase call falls back to an exact kernel) and the rest stays right."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 4, 12, 11))
+    x[0, 2, 5, 6] = np.nan
+    w = rng.standard_normal((3, 4, 3, 3))
+    got = ck.conv2d(x, w, padding=2, dilation=2, algorithm=algorithm, backend=backend)
+    ref = naive.conv(x, w, None, (1, 1), ((2, 2), (2, 2)), (2, 2), 1)
+    assert np.isnan(got).sum() == 9 * 3
+    assert_close(got, ref, np.float64)
