@@ -383,10 +383,10 @@ def test_cpp_gemm_workspace_within_limit(algorithm, N, groups, Cg, Kg, size, ker
 @pytest.mark.parametrize("backend", [b for a, b in KERNELS if a == "im2col"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("channels", [1, 5, 16, 37, 53, 300])
-@pytest.mark.parametrize("positions", [1, 2, 3, 4, 5, 8, 12, 13])
+@pytest.mark.parametrize("positions", [1, 2, 3, 4, 5, 8, 14, 16, 17])
 def test_few_output_positions(backend, dtype, channels, positions):
-    """1x1 outputs of 1-12 positions are narrow products (C++: the GEMV kernel in passes of up to 4 columns, not
-    the NR-wide tiles; 13 is the tiles, for contrast): rows in and out of its row blocks, reductions with and
+    """1x1 outputs of 1-16 positions are narrow products (C++: the GEMV kernel in passes of up to 4 columns, not
+    the NR-wide tiles; 17 is the tiles, for contrast): rows in and out of its row blocks, reductions with and
     without whole vectors, every column count of a pass, bias and clamp."""
     rng = np.random.default_rng(channels * 10 + positions)
     for k_out in (1, 3, 13, 70):

@@ -38,7 +38,7 @@ using MicroKernel = void (*)(int64_t kc, const T* Ap, int64_t lda, const T* Bp, 
 // has a few columns (fully connected layers at small batch, 1x1 convolutions of a few positions),
 // where the tile micro-kernels would compute NR columns for them; each A element is loaded once.
 // Preconditions: m >= 0, k >= 1; Y overlaps neither A nor X.
-constexpr int kGemvMaxCols = 12;  // measured faster than the tiles up to here (A is read n / 4 times)
+constexpr int kGemvMaxCols = 16;  // measured faster than the tiles up to here (A is read n / 4 times)
 template <class T>
 using GemvKernel = void (*)(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* X, T* Y, int64_t ldy);
 
