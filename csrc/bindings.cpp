@@ -85,30 +85,17 @@ i64 conv_workspace_bytes(const std::string& algorithm, i64 N, i64 C, i64 K, i64 
     if (groups < 1 || C % groups || K % groups)
         throw py::value_error("groups must be >= 1 and divide C and K, got " + std::to_string(groups));
     const int nthreads = check_threads(threads);
-    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    check_workspace_bytes(workspace_bytes);
     const Triple in = get3(in_, "in"), out = get3(out_, "out"), kernel = get3(kernel_, "kernel");
-    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
     check_min(in, 0, "in");
     check_min(out, 0, "out");
     check_min(kernel, 1, "kernel");
-    check_min(stride, 1, "stride");
-    check_min(pad, 0, "pad");
-    check_min(dilation, 1, "dilation");
     ck::ConvGeometry g{};
     g.N = N;
     g.C = C;
     g.K = K;
     g.groups = groups;
-    for (int d = 0; d < 3; ++d) {
-        g.in[d] = in[d];
-        g.out[d] = out[d];
-        g.kernel[d] = kernel[d];
-        g.stride[d] = stride[d];
-        g.pad[d] = pad[d];
-        g.dilation[d] = dilation[d];
-        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
-                          "convolution geometry");
-    }
+    set_conv_dims(g, in, out, kernel, stride_, pad_, dilation_);
     check_index_range((__int128)(N + 1) * (C + K + 1) * (out[0] + in[0] + 1) * (out[1] + in[1] + 1) *
                           (out[2] + in[2] + 1) * kernel[0] * kernel[1] * kernel[2], "convolution size");
     return igemm ? ck::igemm_workspace_bytes(g, int(elem_size), workspace_bytes)

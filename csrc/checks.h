@@ -167,6 +167,30 @@ inline void check_adaptive(const cnnkernels::PoolGeometry& g) {
 
 // The arrays and geometry of a convolution call y = clamp(conv(x, w) + bias), all checked: 5-D
 // C-contiguous x, w, y (y writeable) and optional 1-D bias of one float dtype, shapes that agree,
+inline void check_workspace_bytes(i64 workspace_bytes) {
+    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+}
+
+// The per-dimension fields of g from sizes and the stride/pad/dilation arguments (checked: stride and
+// dilation >= 1, pad >= 0), refusing index arithmetic that could overflow.
+inline void set_conv_dims(cnnkernels::ConvGeometry& g, const Triple& in, const Triple& out, const Triple& kernel,
+                          py::handle stride_, py::handle pad_, py::handle dilation_) {
+    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
+    check_min(stride, 1, "stride");
+    check_min(pad, 0, "pad");
+    check_min(dilation, 1, "dilation");
+    for (int d = 0; d < 3; ++d) {
+        g.in[d] = in[d];
+        g.out[d] = out[d];
+        g.kernel[d] = kernel[d];
+        g.stride[d] = stride[d];
+        g.pad[d] = pad[d];
+        g.dilation[d] = dilation[d];
+        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
+                          "convolution geometry");
+    }
+}
+
 // stride/dilation >= 1, pad >= 0, groups dividing both channel counts, a valid thread count and
 // workspace, act_min <= act_max (NaN refused), every index in range, y overlapping no input.
 struct ConvCall {
@@ -196,13 +220,9 @@ inline ConvCall check_conv_call(py::handle x_, py::handle w_, py::handle bias_, 
         check_layout(c.bias, "bias", 1, false);
         check_same_dtype(c.bias, "bias", c.dt, "x");
     }
-    const Triple stride = get3(stride_, "stride"), pad = get3(pad_, "pad"), dilation = get3(dilation_, "dilation");
-    check_min(stride, 1, "stride");
-    check_min(pad, 0, "pad");
-    check_min(dilation, 1, "dilation");
     if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
     c.threads = check_threads(threads);
-    if (workspace_bytes < 1) throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    check_workspace_bytes(workspace_bytes);
     // NaN bounds are refused too (the comparison is false).
     if (!(act_min <= act_max))
         throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
@@ -223,16 +243,8 @@ inline ConvCall check_conv_call(py::handle x_, py::handle w_, py::handle bias_, 
                               std::to_string(g.K) + "), got y " + shape_str(c.y));
     if (c.has_bias && c.bias.shape(0) != g.K)
         throw py::value_error("bias must have shape (" + std::to_string(g.K) + ",), got " + shape_str(c.bias));
-    for (int d = 0; d < 3; ++d) {
-        g.in[d] = c.x.shape(2 + d);
-        g.out[d] = c.y.shape(2 + d);
-        g.kernel[d] = c.w.shape(2 + d);
-        g.stride[d] = stride[d];
-        g.pad[d] = pad[d];
-        g.dilation[d] = dilation[d];
-        check_index_range((__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d],
-                          "convolution geometry");
-    }
+    set_conv_dims(g, {c.x.shape(2), c.x.shape(3), c.x.shape(4)}, {c.y.shape(2), c.y.shape(3), c.y.shape(4)},
+                  {c.w.shape(2), c.w.shape(3), c.w.shape(4)}, stride_, pad_, dilation_);
     check_no_overlap(c.y, "y", c.x, "x");
     check_no_overlap(c.y, "y", c.w, "w");
     if (c.has_bias) check_no_overlap(c.y, "y", c.bias, "bias");

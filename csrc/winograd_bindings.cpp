@@ -34,8 +34,12 @@ py::array float64_matrix(py::handle h, const char* name, i64 rows, i64 cols) {
     return a;
 }
 
-py::tuple u_shape(i64 K, i64 C, i64 groups, i64 m) {
+void check_m(i64 m) {
     if (m != 2 && m != 4 && m != 6) throw py::value_error("m must be 2, 4 or 6, got " + std::to_string(m));
+}
+
+py::tuple u_shape(i64 K, i64 C, i64 groups, i64 m) {
+    check_m(m);
     if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
     if (K < 0 || C < 0) throw py::value_error("K and C must be >= 0");
     if (K % groups || C % groups)
@@ -107,8 +111,7 @@ void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
     check_min(pad, 0, "pad");
     if (pad[0] != 0) throw py::value_error("pad[0] (depth) must be 0, got " + std::to_string(pad[0]));
     const int nthreads = check_threads(threads);
-    if (workspace_bytes < 1)
-        throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    check_workspace_bytes(workspace_bytes);
     if (!(act_min <= act_max))
         throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
                               ", act_max=" + std::string(py::str(py::float_(act_max))));
@@ -171,15 +174,14 @@ void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
 // even its floor, one tile per block, is over the configured workspace).
 i64 workspace_bytes(i64 N, i64 C, i64 K, i64 groups, i64 OH, i64 OW, i64 m, i64 elem_size, i64 threads,
                     i64 workspace_bytes, bool bias) {
-    if (m != 2 && m != 4 && m != 6) throw py::value_error("m must be 2, 4 or 6, got " + std::to_string(m));
+    check_m(m);
     if (elem_size != 4 && elem_size != 8)
         throw py::value_error("elem_size must be 4 or 8, got " + std::to_string(elem_size));
     if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
     if (N < 0 || C < 0 || K < 0 || OH < 0 || OW < 0)
         throw py::value_error("N, C, K, OH and OW must be >= 0");
     if (C % groups || K % groups) throw py::value_error("C and K must be divisible by groups");
-    if (workspace_bytes < 1)
-        throw py::value_error("workspace_bytes must be >= 1, got " + std::to_string(workspace_bytes));
+    check_workspace_bytes(workspace_bytes);
     const int nthreads = check_threads(threads);
     check_index_range((__int128)(OH + 8) * (OW + 8) * (C + K + 64) * 64 * (N + 1), "convolution size");
     ck::WinogradGeometry g{};

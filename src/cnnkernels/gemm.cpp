@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
-#include <vector>
 
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
@@ -249,13 +248,12 @@ template <class T>
 void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                  int64_t ldc, const GemmEpilogue<T>& ep, int threads) {
     const GemvKernel<T> gemv = kernel_desc<T>().gemv;
-    std::vector<T> columns;
     const T* X = B;
-    if (N > 1 || ldb != 1) {
-        columns.resize(size_t(N * K));
+    if (N > 1 || ldb != 1) {   // the packing arena: this path packs nothing else
+        T* const columns = thread_scratch_of<T>(ScratchSlot::kGemmPack, size_t(N * K));
         for (int64_t k = 0; k < K; ++k)
-            for (int64_t j = 0; j < N; ++j) columns[size_t(j * K + k)] = B[k * ldb + j];
-        X = columns.data();
+            for (int64_t j = 0; j < N; ++j) columns[j * K + k] = B[k * ldb + j];
+        X = columns;
     }
     constexpr int64_t kRows = 64;  // rows per block, their sums kept on the stack for the epilogue
     const int64_t blocks = cdiv(M, kRows);

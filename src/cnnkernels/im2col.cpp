@@ -172,11 +172,11 @@ struct Im2colPlan {
     int64_t P, chunks, tasks;
     bool outer;           // threads over tasks (else inside each GEMM)
     int workers, gemm_threads;
-    int64_t pack_budget, col_elems_w, pack_elems_w, per_worker;
+    int64_t pack_budget, col_elems_w, pack_elems_w;
+    int64_t per_worker() const { return col_elems_w + pack_elems_w; }
 };
 
 Im2colPlan plan_im2col(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes) {
-    Im2colPlan pl{};
     const int64_t N = g.N, K = g.K, G = g.groups, Kg = K / G;
     const int64_t OSP = g.out[0] * g.out[1] * g.out[2];
     const int64_t R = (g.C / G) * g.kernel[0] * g.kernel[1] * g.kernel[2];
@@ -184,7 +184,6 @@ Im2colPlan plan_im2col(const ConvGeometry& g, int elem_size, int threads, int64_
     // Tiny problems (LeNet-size) run faster on one thread than it takes to
     // wake the others.
     if (double(N) * double(K) * double(OSP) * double(R) < double(1 << 20)) threads = 1;
-    pl.threads = threads;
 
     bool direct_gemm = true;
     for (int d = 0; d < 3; ++d)
@@ -245,19 +244,7 @@ Im2colPlan plan_im2col(const ConvGeometry& g, int elem_size, int threads, int64_
     const int64_t col_elems_w = direct_gemm ? 0 : (P * R + 15) / 16 * 16;
     const int64_t pack_elems_w = (gemm_pack_bytes(Kg, std::min(P, OSP), R, int(elem), gemm_threads, pack_budget, true) /
                                   elem + 15) / 16 * 16;
-    const int64_t per_worker = col_elems_w + pack_elems_w;
-    pl.direct_gemm = direct_gemm;
-    pl.P = P;
-    pl.chunks = chunks;
-    pl.tasks = tasks;
-    pl.outer = outer;
-    pl.workers = workers;
-    pl.gemm_threads = gemm_threads;
-    pl.pack_budget = pack_budget;
-    pl.col_elems_w = col_elems_w;
-    pl.pack_elems_w = pack_elems_w;
-    pl.per_worker = per_worker;
-    return pl;
+    return {threads, direct_gemm, P, chunks, tasks, outer, workers, gemm_threads, pack_budget, col_elems_w, pack_elems_w};
 }
 
 }  // namespace
@@ -265,7 +252,7 @@ Im2colPlan plan_im2col(const ConvGeometry& g, int elem_size, int threads, int64_
 int64_t im2col_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes) {
     if (g.N <= 0 || g.K <= 0 || g.out[0] * g.out[1] * g.out[2] <= 0) return 0;
     const Im2colPlan pl = plan_im2col(g, elem_size, threads, workspace_bytes);
-    return pl.per_worker * pl.workers * elem_size;
+    return pl.per_worker() * pl.workers * elem_size;
 }
 
 template <class T>
@@ -281,7 +268,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     threads = pl.threads;
     const bool direct_gemm = pl.direct_gemm, outer = pl.outer;
     const int64_t P = pl.P, chunks = pl.chunks, tasks = pl.tasks, pack_budget = pl.pack_budget;
-    const int64_t col_elems_w = pl.col_elems_w, pack_elems_w = pl.pack_elems_w, per_worker = pl.per_worker;
+    const int64_t col_elems_w = pl.col_elems_w, pack_elems_w = pl.pack_elems_w, per_worker = pl.per_worker();
     const int workers = pl.workers;
 
     GemmEpilogue<T> ep;
