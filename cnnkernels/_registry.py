@@ -163,22 +163,22 @@ def _phase_geometry(g):
     """A dilated stride-1 3x3 convolution as a dilation-1 one: output rows a, a + d, a + 2d, ... read only the
     padded input rows of phase a (a, a + d, ...), so each of the dh x dw phases of the zero-padded input
     (rows/columns a::d, padded to whole phases) is a plain 3x3 'valid' convolution. The phases become the
-    batch of one call. Returns (geometry of that call, rows and columns per phase)."""
+    batch of one call, whose geometry this returns (its input planes: rows x columns per phase)."""
     dh, dw = g.dilation[1:]
     Hs, Ws = -(-(g.out[1] + 2 * dh) // dh), -(-(g.out[2] + 2 * dw) // dw)
-    inner = ConvGeometry(dh * dw * g.N, g.C, g.K, g.groups, (1, Hs, Ws), (1, Hs - 2, Ws - 2), g.kernel, g.stride,
-                         (0, 0, 0), (1, 1, 1))
-    return inner, Hs, Ws
+    return ConvGeometry(dh * dw * g.N, g.C, g.K, g.groups, (1, Hs, Ws), (1, Hs - 2, Ws - 2), g.kernel, g.stride,
+                        (0, 0, 0), (1, 1, 1))
 
 
 def _dilated_by_phases(run):
-    """A dilation-1 Winograd runner that also runs dilated calls, through _phase_geometry (the phase copies of
-    input and output cost ~1 ms of a 9 ms 256-channel 28x28 dilation-2 layer, which Winograd then halves)."""
+    """A dilation-1 Winograd runner that also runs dilated calls, through _phase_geometry (one strided copy of
+    the input into its phases, one of the results out)."""
     def phased(x, w, b, y, g, act):
         if g.dilation == (1, 1, 1):
             return run(x, w, b, y, g, act)
         dh, dw = g.dilation[1:]
-        inner, Hs, Ws = _phase_geometry(g)
+        inner = _phase_geometry(g)
+        Hs, Ws = inner.inp[1:]
         N, C, _, H, W = x.shape
         ph, pw = g.pad[1:]
         phases = np.zeros((dh, dw, N, C, 1, Hs, Ws), x.dtype)
@@ -237,7 +237,7 @@ def _winograd_min_workspace(m, backend):
     bands and padded bias): the least either Winograd kernel can run in (dilated: that of its phase call)."""
     def need(g, itemsize):
         if g.dilation != (1, 1, 1):
-            g = _phase_geometry(g)[0]
+            g = _phase_geometry(g)
         if backend == "cpp":
             return _cpp_backend.module.winograd_workspace_bytes(g.N, g.C, g.K, g.groups, g.out[1], g.out[2], m,
                                                                 itemsize, _cpp_threads(), 1, True)
