@@ -20,3 +20,13 @@ def info():
     if _cpp_backend.module is None:
         report["cpp_missing_reason"] = _cpp_backend.missing_reason
     return report
+
+
+def _pay_process_costs_now():
+    # The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms): paid at import, like the
+    # C++ module's heap prewarm (_cpp_backend), rather than by the first kernel call.
+    from ._tuning_cache import fingerprint
+    fingerprint()
+
+
+_pay_process_costs_now()

@@ -6,13 +6,30 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
     module = None
     missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler and OpenMP"
 
+
+def _prewarm_mb():
+    import os
+    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "16"
+    try:
+        mb = int(raw)
+    except ValueError:
+        mb = -1
+    if not 0 <= mb <= 30:
+        raise ValueError(f"environment variable CNNKERNELS_PREWARM_MB must be an int in [0, 30], got {raw!r}")
+    return mb
+
+
 if module is not None:
     # pybind11 sets up its numpy support (importing numpy internals, parsing numpy's version) at the first
     # array it sees: ~1 ms that would otherwise land on the user's first kernel call.
     import numpy as _np
     module.same_bytes(_np.zeros(1), _np.zeros(1), 1)
-    from ._threads import quiet_blas_workers
+    from ._threads import get_num_threads, quiet_blas_workers
     quiet_blas_workers()
+    # Fault in heap memory and start the OpenMP threads now, so a process's first kernel call does not
+    # pay for them (scratch.h: on this VM fresh memory costs 0.56 ms per MB; a first call was 3-6x a
+    # steady one). CNNKERNELS_PREWARM_MB=0 turns it off.
+    module.prewarm_heap(_prewarm_mb() << 20, get_num_threads())
 
 # The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0

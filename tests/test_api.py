@@ -1,4 +1,7 @@
 """The functional API's contract: dtypes, array-likes, out=, batching, threads, kernel listing, Numba interop."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -286,3 +289,44 @@ def test_repeated_pool_out_calls_take_fresh_data_and_stay_safe():
         expect = naive.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), False, True, None)
         assert ck.avg_pool2d(x, 3, stride=1, padding=1, out=x) is x
         np.testing.assert_allclose(x, expect, rtol=1e-12, atol=1e-12)
+
+
+_FAULTS_OF_A_FRESH_ARRAY = """
+import resource, numpy as np
+import cnnkernels
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+a = np.ones(3 << 18, np.float32)   # 3 MiB: under numpy's huge-page threshold, over glibc's initial mmap threshold
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page-fault counts and glibc's heap are Linux's")
+def test_import_prewarms_the_heap_so_first_arrays_do_not_fault():
+    if ck.info()["cpp"] is None:
+        pytest.skip("the prewarm is done by the C++ extension")
+    import subprocess
+
+    def faults(mb):
+        env = {**os.environ, "CNNKERNELS_PREWARM_MB": mb}
+        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_FRESH_ARRAY], env=env, capture_output=True,
+                             text=True, check=True)
+        return int(out.stdout)
+
+    # 768 pages of 4 KiB without the prewarm; a handful with it
+    assert faults("0") > 500
+    assert faults("16") < 100
+
+
+def test_prewarm_setting_is_validated():
+    import subprocess
+    for bad in ("abc", "-1", "31"):
+        out = subprocess.run([sys.executable, "-c", "import cnnkernels"], capture_output=True, text=True,
+                             env={**os.environ, "CNNKERNELS_PREWARM_MB": bad})
+        assert out.returncode != 0 and "CNNKERNELS_PREWARM_MB must be an int in [0, 30]" in out.stderr, bad
+    if ck.info()["cpp"] is not None:
+        from cnnkernels import _cpp
+        with pytest.raises(ValueError, match="bytes must be in"):
+            _cpp.prewarm_heap(31 << 20, 1)
+        with pytest.raises(ValueError, match="threads"):
+            _cpp.prewarm_heap(1 << 20, 0)
+        _cpp.prewarm_heap(0, 1)

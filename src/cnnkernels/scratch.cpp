@@ -1,6 +1,7 @@
 #include "cnnkernels/scratch.h"
 
 #include <cstdlib>
+#include <cstdint>
 #include <new>
 
 
@@ -44,6 +45,21 @@ void* thread_scratch(ScratchSlot slot, size_t bytes) {
         a.allocate(want);
     }
     return a.p;
+}
+
+void prewarm_heap(size_t bytes, int threads) {
+    if (bytes == 0) return;
+    // The compiler may drop a malloc/free pair whose memory is unused: the first block escapes through an
+    // empty asm, the second is written through a volatile pointer (one byte per page faults the page in).
+    void* first = std::malloc(bytes);  // mmap'd; raises the mmap threshold when freed
+    asm volatile("" : : "r"(first) : "memory");
+    std::free(first);
+    volatile char* p = static_cast<volatile char*>(std::malloc(bytes));
+    if (p == nullptr) return;
+    const int64_t page = 4096, pages = int64_t(bytes) / page;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < pages; ++i) p[i * page] = 0;
+    std::free(const_cast<char*>(p));
 }
 
 }  // namespace cnnkernels
