@@ -20,24 +20,6 @@ bool all_finite(const T* p, int64_t n) {
     return true;
 }
 
-// dst[0, n) = src[0, n) (no overlap) with inline fixed-size chunks (the last one
-// shifted back) instead of a libc call: rows here are tens of elements.
-template <class T>
-inline void copy_row(T* dst, const T* src, int64_t n) {
-    constexpr int64_t C = 64 / int64_t(sizeof(T)), Q = 16 / int64_t(sizeof(T));
-    if (n >= C) {
-        int64_t i = 0;
-        for (; i + C <= n; i += C) __builtin_memcpy(dst + i, src + i, 64);
-        if (i < n) __builtin_memcpy(dst + n - C, src + n - C, 64);
-    } else if (n >= Q) {
-        int64_t i = 0;
-        for (; i + Q <= n; i += Q) __builtin_memcpy(dst + i, src + i, 16);
-        if (i < n) __builtin_memcpy(dst + n - Q, src + n - Q, 16);
-    } else {
-        for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-    }
-}
-
 // Valid (tap, input index) pairs of one output index along D or H.
 inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t kernel, int64_t in, int64_t& lo,
                        int64_t& hi) {
@@ -146,12 +128,10 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
             },
             [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
                 T* const P = align64(bufs.padded.data());
-                if (c_hi > c_lo)
-                    for (int64_t r = r_lo; r < r_hi; ++r) copy_row(P + r * ldp + c_lo, xp + (r - ph) * W, c_hi - c_lo);
+                if (c_hi > c_lo) f.copy_rows(xp + (r_lo - ph) * W, W, P + r_lo * ldp + c_lo, ldp, r_hi - r_lo, c_hi - c_lo);
                 DwPlane<T> pl{P, ldp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? bufs.out.data() : yp, flat ? Wp : OW};
                 kern(pl);
-                if (flat)
-                    for (int64_t oh = 0; oh < OH; ++oh) copy_row(yp + oh * OW, bufs.out.data() + oh * Wp, OW);
+                if (flat) f.copy_rows(bufs.out.data(), Wp, yp, OW, OH, OW);
             });
         return;
     }

@@ -144,6 +144,10 @@ struct PoolFns {
     void (*dw_flat[2])(const DwFlat<T>&);
     // Fills the masks of DwFlat: ceil(n / L) starts x KK x L elements of sizeof(T) bytes.
     void (*dw_flat_masks)(int64_t n, int64_t W, int64_t pw, int KK, void* masks);
+    // dst[r*ldd + i] = src[r*lds + i] for r < rows, i < n (no overlap): the depthwise padded
+    // copy at this ISA's vector width (compiled for the baseline ISA, its 16-byte moves were
+    // half the copy's cost).
+    void (*copy_rows)(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t rows, int64_t n);
     int lanes;  // vector lanes of these kernels
 };
 
