@@ -66,6 +66,7 @@ struct Funcs<float> {
     static WinoInputFn<float> in(int n, bool fx) { return wino_kernels().input_f32[fx][n / 2 - 2]; }
     static WinoOutputFn<float> out(int n, bool fx) { return wino_kernels().output_f32[fx][n / 2 - 2]; }
     static WinoFillFn<float> fill() { return wino_kernels().fill_f32; }
+    static WinoWeightFn<float> weights() { return wino_kernels().weights_f32; }
 };
 template <>
 struct Funcs<double> {
@@ -73,6 +74,7 @@ struct Funcs<double> {
     static WinoInputFn<double> in(int n, bool fx) { return wino_kernels().input_f64[fx][n / 2 - 2]; }
     static WinoOutputFn<double> out(int n, bool fx) { return wino_kernels().output_f64[fx][n / 2 - 2]; }
     static WinoFillFn<double> fill() { return wino_kernels().fill_f64; }
+    static WinoWeightFn<double> weights() { return wino_kernels().weights_f64; }
 };
 
 double baked_at(int n, int r, int c) {
@@ -187,38 +189,21 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
                                 int threads) {
     const int64_t Kg = K / groups, Kp = winograd_kpad(Kg), nn = int64_t(n) * n;
     const int NR = kernel_desc<T>().nr;
-    constexpr int kMaxNR = 32, kMaxPoints = 64;  // n <= 8; NR is 4..32 in every ISA table
-    // Per (group, NR-panel of filters, channel), in that order: the n*n
-    // transformed values of the panel's filters are built in a local block,
-    // then each point's NR values are written as one contiguous run, so the n*n
-    // output streams advance sequentially (channel after channel) and every
-    // line is written once. (Writing filter by filter touches n*n lines Kp*Cg
-    // apart - the same cache sets for power-of-two sizes - once per filter.)
+    // Per (group, NR-panel of filters, channel), in that order: the n*n transformed values
+    // of the panel's filters are built together (wino_weights), then each point's NR values
+    // are written as one contiguous run, so the n*n output streams advance sequentially
+    // (channel after channel) and every line is written once. (Writing filter by filter
+    // touches n*n lines Kp*Cg apart - the same cache sets for power-of-two sizes - once per
+    // filter.)
     const int64_t panels = Kp / NR;
+    const WinoWeightFn<T> fn = Funcs<T>::weights();
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * Cg * panels > 1)
     for (int64_t item = 0; item < groups * Cg * panels; ++item) {
         const int64_t g = item / (Cg * panels), jp = (item / Cg) % panels, c = item % Cg;
-        // Filters innermost (kk), so every loop below is a vector loop over the panel.
-        double f[9][kMaxNR], tmp[8][3][kMaxNR];
-        T block[kMaxPoints][kMaxNR];
         const int live = int(std::max<int64_t>(0, std::min<int64_t>(NR, Kg - jp * NR)));
-        for (int t = 0; t < 9; ++t) {
-            for (int kk = 0; kk < live; ++kk) f[t][kk] = double(w[((g * Kg + jp * NR + kk) * Cg + c) * 9 + t]);
-            for (int kk = live; kk < NR; ++kk) f[t][kk] = 0.0;  // K padding: zero filters give zero U
-        }
-        for (int a = 0; a < n; ++a)
-            for (int j = 0; j < 3; ++j) {
-                const double g0 = G[a * 3], g1 = G[a * 3 + 1], g2 = G[a * 3 + 2];
-                for (int kk = 0; kk < NR; ++kk) tmp[a][j][kk] = g0 * f[j][kk] + g1 * f[3 + j][kk] + g2 * f[6 + j][kk];
-            }
-        for (int a = 0; a < n; ++a)
-            for (int b = 0; b < n; ++b) {
-                const double g0 = G[b * 3], g1 = G[b * 3 + 1], g2 = G[b * 3 + 2];
-                for (int kk = 0; kk < NR; ++kk)
-                    block[a * n + b][kk] = T(tmp[a][0][kk] * g0 + tmp[a][1][kk] * g1 + tmp[a][2][kk] * g2);
-            }
-        T* const dst = U + g * nn * Kp * Cg + jp * NR * Cg + c * NR;
-        for (int64_t e = 0; e < nn; ++e) std::memcpy(dst + e * Kp * Cg, block[e], size_t(NR) * sizeof(T));
+        const WinoWeightJob<T> job{w + ((g * Kg + jp * NR) * Cg + c) * 9, Cg * 9, live, NR, n, G,
+                                   U + g * nn * Kp * Cg + jp * NR * Cg + c * NR, Kp * Cg};
+        fn(job);
     }
 }
 

@@ -48,6 +48,8 @@ struct WF64 {
 
 void fill_f32(const WinoFillJob<float>& j) { wino_fill_scalar<float, 8>(j); }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 4>(j); }
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<float>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<double>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
@@ -89,7 +91,7 @@ const WinoKernels kWinoAvx2 = {
     {{&k::out_f32_4_0, &k::out_f32_6_0, &k::out_f32_8_0}, {&k::out_f32_4_1, &k::out_f32_6_1, &k::out_f32_8_1}},
     {{&k::in_f64_4_0, &k::in_f64_6_0, &k::in_f64_8_0}, {&k::in_f64_4_1, &k::in_f64_6_1, &k::in_f64_8_1}},
     {{&k::out_f64_4_0, &k::out_f64_6_0, &k::out_f64_8_0}, {&k::out_f64_4_1, &k::out_f64_6_1, &k::out_f64_8_1}},
-    &k::fill_f32, &k::fill_f64,
+    &k::fill_f32, &k::fill_f64, &k::weights_f32, &k::weights_f64,
 };
 }  // namespace
 const WinoKernels* wino_kernels_avx2() { return &kWinoAvx2; }

@@ -144,6 +144,8 @@ void fill_f32(const WinoFillJob<float>& j) {
     }
 }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 8>(j); }
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<float>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<double>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
@@ -186,7 +188,7 @@ const WinoKernels kWinoAvx512 = {
     {{&k::out_f32_4_0, &k::out_f32_6_0, &k::out_f32_8_0}, {&k::out_f32_4_1, &k::out_f32_6_1, &k::out_f32_8_1}},
     {{&k::in_f64_4_0, &k::in_f64_6_0, &k::in_f64_8_0}, {&k::in_f64_4_1, &k::in_f64_6_1, &k::in_f64_8_1}},
     {{&k::out_f64_4_0, &k::out_f64_6_0, &k::out_f64_8_0}, {&k::out_f64_4_1, &k::out_f64_6_1, &k::out_f64_8_1}},
-    &k::fill_f32, &k::fill_f64,
+    &k::fill_f32, &k::fill_f64, &k::weights_f32, &k::weights_f64,
 };
 }  // namespace
 const WinoKernels* wino_kernels_avx512() { return &kWinoAvx512; }

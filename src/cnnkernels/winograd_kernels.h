@@ -70,8 +70,24 @@ struct WinoFillJob {
     T* band;
 };
 
+// Weight transform of one panel of filters for one input channel, in float64:
+// U = G g G^T (G: n x 3, row-major) for filters kk < live (filter kk's 3 x 3 taps at
+// w + kk * w_stride, contiguous), zero for kk in [live, nr); point e's nr values go
+// to dst + e * dst_stride, contiguous. Preconditions: 1 <= nr <= 32, n <= 8, live <= nr.
+template <class T>
+struct WinoWeightJob {
+    const T* w;
+    int64_t w_stride;
+    int live, nr, n;
+    const double* G;
+    T* dst;
+    int64_t dst_stride;
+};
+
 template <class T>
 using WinoFillFn = void (*)(const WinoFillJob<T>&);
+template <class T>
+using WinoWeightFn = void (*)(const WinoWeightJob<T>&);
 template <class T>
 using WinoInputFn = void (*)(const WinoInputJob<T>&);
 template <class T>
@@ -90,6 +106,8 @@ struct WinoKernels {
     WinoOutputFn<double> output_f64[2][3];
     WinoFillFn<float> fill_f32;
     WinoFillFn<double> fill_f64;
+    WinoWeightFn<float> weights_f32;
+    WinoWeightFn<double> weights_f64;
 };
 
 // Tables of each ISA; nullptr when not compiled in. Use the one whose name
