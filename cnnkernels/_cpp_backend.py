@@ -26,10 +26,17 @@ if module is not None:
     module.same_bytes(_np.zeros(1), _np.zeros(1), 1)
     from ._threads import get_num_threads, quiet_blas_workers
     quiet_blas_workers()
-    # Fault in heap memory and start the OpenMP threads now, so a process's first kernel call does not
-    # pay for them (scratch.h: on this VM fresh memory costs 0.56 ms per MB; a first call was 3-6x a
-    # steady one). CNNKERNELS_PREWARM_MB=0 turns it off.
-    module.prewarm_heap(_prewarm_mb() << 20, get_num_threads())
 
 # The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0
+
+if module is not None:
+    # Fault in heap memory and start the OpenMP threads now, so a process's first kernel call does not
+    # pay for them (scratch.h: on this VM fresh memory costs 0.56 ms per MB; a first call was 3-6x a
+    # steady one). CNNKERNELS_PREWARM_MB=0 turns it off. A malformed thread-count variable is reported
+    # by the first call that uses it, as without the prewarm, not by the import.
+    try:
+        _threads = min(get_num_threads(), max_threads)
+    except ValueError:
+        _threads = 1
+    module.prewarm_heap(_prewarm_mb() << 20, _threads)

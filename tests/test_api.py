@@ -330,3 +330,15 @@ def test_prewarm_setting_is_validated():
         with pytest.raises(ValueError, match="threads"):
             _cpp.prewarm_heap(1 << 20, 0)
         _cpp.prewarm_heap(0, 1)
+
+
+def test_malformed_thread_variable_is_reported_by_the_first_call_not_the_import():
+    import subprocess
+    code = ("import numpy as np, cnnkernels as ck\n"
+            "try:\n"
+            "    ck.conv2d(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32))\n"
+            "except ValueError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CNNKERNELS_NUM_THREADS": "abc"})
+    assert "CNNKERNELS_NUM_THREADS must be a positive int, got 'abc'" in out.stdout
