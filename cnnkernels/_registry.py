@@ -359,6 +359,13 @@ def _pointwise_supports(g):
     return None
 
 
+def _conv_cpp_pointwise_ndhwc(x, w, b, y, g, act):
+    # The GEMM reads x's rows of C channels in place; the weights are its B matrix, transposed once (C x K).
+    wt = prepared_weights("pointwise_t", w, (), lambda: np.ascontiguousarray(w.reshape(g.K, g.C).T)).data
+    _cpp_backend.module.pointwise_ndhwc(x, wt, b if b.shape[0] else None, y, _cpp_threads(), WORKSPACE_BYTES,
+                                        act[0], act[1])
+
+
 def _conv_numba_pointwise_ndhwc(x, w, b, y, g, act):
     numba_threads()
     with single_threaded_blas():
@@ -445,6 +452,8 @@ KERNELS = {
         Kernel("depthwise", "cpp", _conv_cpp_depthwise(CHANNELS_FIRST), _depthwise_supports),
         Kernel("depthwise", "cpp", _conv_cpp_depthwise(CHANNELS_LAST), _depthwise_supports, layout=CHANNELS_LAST),
         Kernel("pointwise", "numba", _conv_numba_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST),
+        Kernel("pointwise", "cpp", _conv_cpp_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST,
+               min_workspace=_gemm_min_workspace("im2col")),  # a 1x1 im2col is the same GEMM: the same packing floor
     ],
     "max_pool": _pool(_max_pool_numba, _max_pool_cpp, _max_pool_numba_ndhwc, _max_pool_cpp_ndhwc),
     "avg_pool": _pool(_avg_pool_numba, _avg_pool_cpp, _avg_pool_numba_ndhwc, _avg_pool_cpp_ndhwc),
@@ -581,7 +590,8 @@ def heuristic(fam, kernels, g):
     16+ channels in and out per group (where the precision policy allows it); once each output sums 16+
     products, the implicit GEMM for 16+ output channels per group on maps of 64+ positions (measured faster
     than im2col on the stride-2, 7x7/11x11 stem, dilated and non-Winograd 3x3 layers), im2col + GEMM for
-    1x1 stride-1 layers (x is its column matrix) and small maps; the direct kernel otherwise."""
+    1x1 stride-1 layers (x is its column matrix; channels last: the pointwise GEMM) and small maps; the direct
+    kernel otherwise."""
     by_key = {}
     for k in kernels:
         by_key.setdefault((k.algorithm, k.backend), k)
@@ -599,6 +609,8 @@ def heuristic(fam, kernels, g):
             order = ["winograd_f4", *gemm, "direct"]
         elif terms >= 16 and Kg >= 8 and npos >= 16:
             order = [*gemm, "direct"]
+        if pointwise and g.groups == 1:
+            order = ["pointwise", *order]   # channels last: one GEMM on x in place, no layout conversion
     for algorithm in order:
         for b in (backend, "numba"):
             if (algorithm, b) in by_key:

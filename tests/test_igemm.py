@@ -148,3 +148,12 @@ def test_heuristic_prefers_igemm_on_strided_stems_and_im2col_on_pointwise():
     for g, want in ((stem, "igemm"), (pointwise, "im2col")):
         kernels = _registry.candidates("conv2d", "auto", "auto", g)
         assert _registry.heuristic("conv", kernels, g).algorithm == want
+
+
+def test_heuristic_runs_channels_last_pointwise_natively():
+    from cnnkernels._geometry import ConvGeometry
+    pointwise = ConvGeometry(1, 64, 256, 1, (1, 56, 56), (1, 56, 56), (1, 1, 1), (1, 1, 1), (0, 0, 0), (1, 1, 1))
+    kernels = _registry.candidates("conv2d", "auto", "auto", pointwise, _registry.CHANNELS_LAST, 4)
+    pick = _registry.heuristic("conv", kernels, pointwise)
+    assert pick.algorithm == "pointwise" and pick.via == ""
+    assert pick.backend == ("cpp" if ck.info()["cpp"] is not None else "numba")

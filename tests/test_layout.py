@@ -1,7 +1,8 @@
 """Channels-last layouts (NWC, NHWC, NDHWC): every kernel, native or converting, against the reference."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cnnkernels as ck
 from cnnkernels import _registry
@@ -167,3 +168,53 @@ def test_channels_last_pooling_repeats_use_fresh_data():
         got = ck.max_pool2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 2, 2, layout="NHWC")
         ref = naive.max_pool(x, (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False)[0].transpose(0, 2, 3, 1)
         assert_close(got, ref, np.float64)
+
+
+@pytest.mark.parametrize("backend", ["numba", "cpp"])
+@settings(max_examples=60, deadline=None)
+@given(nd=st.integers(1, 3), n=st.integers(1, 2), size=st.integers(1, 9), c=st.integers(1, 40),
+       k=st.integers(1, 70), bias=st.booleans(), act=st.sampled_from([None, "relu", ("clamp", -0.5, 0.7)]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_pointwise_channels_last_against_reference(backend, nd, n, size, c, k, bias, act, dtype, seed):
+    """The native channels-last 1x1 kernels: output channel counts below, at and past the GEMM's narrow
+    (<= 16 columns) and tile (32 columns) paths, bias per output channel, fused activations."""
+    if backend == "cpp" and ck.info()["cpp"] is None:
+        pytest.skip("C++ backend not built")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) + (size,) * nd).astype(dtype)
+    w = rng.standard_normal((k, c) + (1,) * nd).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype) if bias else None
+    ref = naive.conv(x, w, b, (1,) * nd, ((0, 0),) * nd, (1,) * nd, 1)
+    lo, hi = (-np.inf, np.inf) if act is None else (0, np.inf) if act == "relu" else act[1:]
+    got = getattr(ck, f"conv{nd}d")(_last(x), w, b, algorithm="pointwise", backend=backend, layout=LAYOUT[nd],
+                                    activation=act)
+    assert_close(got, np.clip(_last(ref), lo, hi), dtype)
+
+
+def test_pointwise_binding_checks_its_buffers():
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ backend not built")
+    from cnnkernels import _cpp
+    x = np.ones((1, 2, 3, 4, 5), np.float32)
+    wt = np.ones((5, 6), np.float32)
+    y = np.empty((1, 2, 3, 4, 6), np.float32)
+    with pytest.raises(ValueError, match=r"wt must have shape \(C, K\) with C = 5"):
+        _cpp.pointwise_ndhwc(x, wt[:4], None, y, 1, 1 << 20)
+    with pytest.raises(ValueError, match="y must have shape"):
+        _cpp.pointwise_ndhwc(x, wt, None, y[:, :1], 1, 1 << 20)
+    with pytest.raises(ValueError, match="y must have K = 6 channels"):
+        _cpp.pointwise_ndhwc(x, wt, None, y[..., :5].copy(), 1, 1 << 20)
+    with pytest.raises(ValueError, match=r"bias must have shape \(K,\) = \(6,\)"):
+        _cpp.pointwise_ndhwc(x, wt, np.ones(5, np.float32), y, 1, 1 << 20)
+    with pytest.raises(TypeError, match="same dtype"):
+        _cpp.pointwise_ndhwc(x, wt.astype(np.float64), None, y, 1, 1 << 20)
+    with pytest.raises(ValueError, match="act_min <= act_max"):
+        _cpp.pointwise_ndhwc(x, wt, None, y, 1, 1 << 20, 1.0, 0.0)
+    with pytest.raises(ValueError, match="workspace_bytes"):
+        _cpp.pointwise_ndhwc(x, wt, None, y, 1, 0)
+    buf = np.ones(x.size + y.size, np.float32)
+    with pytest.raises(ValueError, match="must not share memory"):
+        _cpp.pointwise_ndhwc(buf[: x.size].reshape(x.shape), wt, None, buf[x.size - 1: -1].reshape(y.shape), 1,
+                             1 << 20)
+    _cpp.pointwise_ndhwc(x, wt, np.zeros(6, np.float32), y, 1, 1 << 20)   # the valid call runs
+    assert np.all(y == 5)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
@@ -156,6 +157,7 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
             for (int64_t j = 0; j < N; ++j) {
                 T v = ep.accumulate ? C[i * ldc + j] : T(0);
                 if (ep.bias) v += ep.bias[i];
+                if (ep.col_bias) v += ep.col_bias[j];
                 C[i * ldc + j] = apply_scalar(v, ep);
             }
         return;
@@ -196,6 +198,9 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     if (scratch && per_thread * workers > scratch_elems) scratch = nullptr;
     T* const pack_base =
         scratch ? scratch : thread_scratch_of<T>(ScratchSlot::kGemmPack, size_t(per_thread) * size_t(workers));
+    // Column bias padded to whole NR panels: the micro-kernels add it with vector loads.
+    std::vector<T> col_bias_pad(ep.col_bias ? size_t(panels_n * nr) : 0, T(0));
+    if (ep.col_bias) std::copy(ep.col_bias, ep.col_bias + N, col_bias_pad.begin());
 
 #pragma omp parallel num_threads(workers) if (workers > 1)
     {
@@ -229,6 +234,7 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
                     for (int64_t i = i0; i < i1; i += mr) {
                         const int m = int(std::min<int64_t>(mr, i1 - i));
                         te.bias = (p0 == 0 && ep.bias) ? ep.bias + i : nullptr;
+                        te.col_bias = (p0 == 0 && ep.col_bias) ? col_bias_pad.data() + j : nullptr;
                         if (strided_a)
                             uk.fn_sa(kc, at + (i - i0) * lda, lda, bp, C + i * ldc + j, ldc, m, n, te);
                         else
@@ -268,6 +274,7 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
                 T v = sums[i * N + j];
                 if (ep.accumulate) v += C[(i0 + i) * ldc + j];
                 if (ep.bias) v += ep.bias[i0 + i];
+                if (ep.col_bias) v += ep.col_bias[j];
                 C[(i0 + i) * ldc + j] = apply_scalar(v, ep);
             }
     }

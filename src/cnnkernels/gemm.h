@@ -6,12 +6,13 @@
 namespace cnnkernels {
 
 // Applied to each element of C = A*B (+ C) before it is stored, while the tile
-// is still in registers: v (+ bias[row]) then, if clamp, min(hi, max(lo, v)),
+// is still in registers: v (+ bias[row]) (+ col_bias[column]) then, if clamp, min(hi, max(lo, v)),
 // NaN propagating (a NaN v stays NaN; see TileEpilogue in gemm_kernels.h).
 template <class T>
 struct GemmEpilogue {
     bool accumulate = false;  // C = C + A*B instead of C = A*B
     const T* bias = nullptr;  // M entries, one per row of C, or null
+    const T* col_bias = nullptr;  // N entries, one per column of C, or null (added after bias)
     bool clamp = false;
     T lo = T(0), hi = T(0);
 };

@@ -8,7 +8,7 @@
 namespace cnnkernels {
 
 // What a micro-kernel does with its MR x NR tile of accumulators before storing:
-//   v = acc (+ C if load_c) (+ bias[row] if bias) ; if clamp: v = min(hi, max(lo, v))
+//   v = acc (+ C if load_c) (+ bias[row] if bias) (+ col_bias[column] if col_bias) ; if clamp: v = min(hi, max(lo, v))
 // The clamp keeps NaN (like torch.relu): max/min are written so that a NaN
 // value passes through instead of being replaced by lo/hi (x86 max_ps/min_ps
 // return their SECOND operand when either is NaN, and are called as
@@ -16,10 +16,11 @@ namespace cnnkernels {
 // bias, when not null, points at the bias of the tile's first row (m entries).
 template <class T>
 struct TileEpilogue {
-    const T* bias;
-    T lo, hi;
-    bool load_c;
-    bool clamp;
+    const T* bias = nullptr;
+    const T* col_bias = nullptr;  // NR entries, one per column of the tile (zero-padded), or null
+    T lo = T(0), hi = T(0);
+    bool load_c = false;
+    bool clamp = false;
 };
 
 // Micro-kernel: C[0:m, 0:n] (row stride ldc) = epilogue(Ap * Bp) where Ap is a
