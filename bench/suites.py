@@ -167,11 +167,13 @@ QUICK = [_BY_NAME[n] for n in ("lenet_c1", "resnet_c1", "resnet_3x3_28", "resnet
 NETWORKS = {"quick": ["lenet5", "resnet18"], "resnet50": ["resnet50"], "vgg16": ["vgg16"],
             "mobilenet": ["mobilenet_v2"], "networks": ["lenet5", "alexnet", "vgg16", "resnet18", "resnet50",
                                                        "mobilenet_v2"]}
+# 1x1 layers run natively channels-last too (one GEMM on the input in place): their NHWC rows show it.
+_POINTWISE = [_BY_NAME[n] for n in ("resnet_1x1_56", "resnet_1x1_14")]
 SUITES = {
     "quick": QUICK,
-    "dense": DENSE,
+    "dense": DENSE + _nhwc(_POINTWISE),
     "depthwise": DEPTHWISE + _nhwc(DEPTHWISE),
     "pooling": POOLING + _nhwc(POOLING),
-    "all": DENSE + DEPTHWISE + POOLING + _nhwc(DEPTHWISE + POOLING),
+    "all": DENSE + DEPTHWISE + POOLING + _nhwc(_POINTWISE + DEPTHWISE + POOLING),
     "resnet50": [], "vgg16": [], "mobilenet": [], "networks": [],
 }
