@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 
 from . import _registry
-from ._threads import get_num_threads
+from ._threads import cpp_threads, get_num_threads
 from ._tuning_cache import TuningCache, fingerprint
 
 MODES = ("off", "on", "exhaustive")
@@ -175,7 +175,7 @@ def _lookup(tuned, key):
 def _contended():
     """Whether this process's threads lack cores right now (another process holds one)."""
     from . import _cpp_backend
-    threads = min(get_num_threads(), _cpp_backend.max_threads)
+    threads = cpp_threads(_cpp_backend.max_threads)
     if threads < 2 or _cpp_backend.module is None:
         return False   # one thread: other processes slow every candidate alike
     return _cpp_backend.module.parallel_region_seconds(threads, 9) > CONTENDED_REGION_S

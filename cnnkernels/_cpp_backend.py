@@ -9,7 +9,7 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
 
 def _prewarm_mb():
     import os
-    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "16"
+    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "8"
     try:
         mb = int(raw)
     except ValueError:
@@ -24,19 +24,14 @@ if module is not None:
     # array it sees: ~1 ms that would otherwise land on the user's first kernel call.
     import numpy as _np
     module.same_bytes(_np.zeros(1), _np.zeros(1), 1)
-    from ._threads import get_num_threads, quiet_blas_workers
+    from ._threads import quiet_blas_workers
     quiet_blas_workers()
 
 # The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0
 
 if module is not None:
-    # Fault in heap memory and start the OpenMP threads now, so a process's first kernel call does not
-    # pay for them (scratch.h: on this VM fresh memory costs 0.56 ms per MB; a first call was 3-6x a
-    # steady one). CNNKERNELS_PREWARM_MB=0 turns it off. A malformed thread-count variable is reported
-    # by the first call that uses it, as without the prewarm, not by the import.
-    try:
-        _threads = min(get_num_threads(), max_threads)
-    except ValueError:
-        _threads = 1
-    module.prewarm_heap(_prewarm_mb() << 20, _threads)
+    # Fault in heap memory now, so a process's first kernel call does not pay for it (scratch.h: on this VM
+    # fresh memory costs 0.56 ms per MB; a first call was 3-6x a steady one). Resident memory grows by that
+    # much; CNNKERNELS_PREWARM_MB=0 turns it off. No OpenMP threads are started here (fork safety, scratch.cpp).
+    module.prewarm_heap(_prewarm_mb() << 20)

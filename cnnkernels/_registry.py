@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _cpp_backend
 from ._geometry import ConvGeometry
-from ._threads import get_num_threads, numba_threads, single_threaded_blas
+from ._threads import cpp_threads, get_num_threads, numba_threads, single_threaded_blas
 
 BACKENDS = ("auto", "numba", "cpp")
 
@@ -57,7 +57,7 @@ class BackendUnavailableError(RuntimeError):
 
 
 def _cpp_threads():
-    return min(get_num_threads(), _cpp_backend.max_threads)
+    return cpp_threads(_cpp_backend.max_threads)
 
 
 def _numba():

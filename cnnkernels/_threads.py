@@ -45,6 +45,42 @@ def set_num_threads(n):
     _num_threads = int(n)
 
 
+# libgomp (the OpenMP runtime of the C++ kernels, and PyTorch's) is not fork-safe: in a child forked after the
+# parent's OpenMP threads started, the first parallel region of 2+ threads waits forever for threads that were not
+# copied. Such a child runs the C++ kernels on one thread instead (with a warning), not into a hang.
+_openmp_threads_started = False
+_forked_after_openmp = False
+
+
+def cpp_threads(limit):
+    """Threads for a C++ kernel call: the thread count, at most `limit` (what the bindings accept); 1 in a
+    process forked after its parent ran C++ kernels on several threads."""
+    global _openmp_threads_started, _forked_after_openmp
+    if _forked_after_openmp:
+        if _forked_after_openmp is True:
+            import warnings
+            warnings.warn("cnnkernels: this process was forked after its parent ran multi-threaded C++ kernels; "
+                          "OpenMP cannot start threads in such a child, so the C++ kernels run on one thread here "
+                          "(use multiprocessing's 'spawn' or 'forkserver' start method for threaded workers)",
+                          RuntimeWarning, stacklevel=3)
+            _forked_after_openmp = "warned"
+        return 1
+    n = min(get_num_threads(), limit)
+    if n > 1:
+        _openmp_threads_started = True
+    return n
+
+
+def _after_fork_in_child():
+    global _forked_after_openmp
+    if _openmp_threads_started:
+        _forked_after_openmp = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 _numba_started = False
 
 

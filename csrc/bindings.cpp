@@ -327,16 +327,15 @@ PYBIND11_MODULE(_cpp, m) {
         "milliseconds when other processes hold them.");
     m.def(
         "prewarm_heap",
-        [](i64 bytes, i64 threads) {
-            const int t = check_threads(threads);
+        [](i64 bytes) {
             if (bytes < 0 || bytes > (i64(30) << 20))
                 throw py::value_error("bytes must be in [0, 30 MiB] (under glibc's largest mmap threshold, 32 MiB), got " +
                                       std::to_string(bytes));
             py::gil_scoped_release nogil;
-            ck::prewarm_heap(size_t(bytes), t);
+            ck::prewarm_heap(size_t(bytes));
         },
-        py::arg("bytes"), py::arg("threads"),
-        "Fault in `bytes` of heap and return them to malloc, and start `threads` OpenMP threads, so the first "
-        "kernel call of the process does not pay for fresh memory (see scratch.h).");
+        py::arg("bytes"),
+        "Fault in `bytes` of heap on the calling thread and return them to malloc, so the first kernel call of the "
+        "process does not pay for fresh memory (see scratch.h).");
     m.def("info", &info, "Build information: compiler, OpenMP, ISA in use (isa) and usable on this CPU (isa_available).");
 }

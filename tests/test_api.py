@@ -304,6 +304,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_import_prewarms_the_heap_so_first_arrays_do_not_fault():
     if ck.info()["cpp"] is None:
         pytest.skip("the prewarm is done by the C++ extension")
+    if "LD_PRELOAD" in os.environ or any(k.startswith("MALLOC_") for k in os.environ):
+        pytest.skip("another allocator or fixed glibc malloc thresholds: the prewarm has no effect by design")
     import subprocess
 
     def faults(mb):
@@ -314,7 +316,7 @@ def test_import_prewarms_the_heap_so_first_arrays_do_not_fault():
 
     # 768 pages of 4 KiB without the prewarm; a handful with it
     assert faults("0") > 500
-    assert faults("16") < 100
+    assert faults("8") < 100
 
 
 def test_prewarm_setting_is_validated():
@@ -326,10 +328,8 @@ def test_prewarm_setting_is_validated():
     if ck.info()["cpp"] is not None:
         from cnnkernels import _cpp
         with pytest.raises(ValueError, match="bytes must be in"):
-            _cpp.prewarm_heap(31 << 20, 1)
-        with pytest.raises(ValueError, match="threads"):
-            _cpp.prewarm_heap(1 << 20, 0)
-        _cpp.prewarm_heap(0, 1)
+            _cpp.prewarm_heap(31 << 20)
+        _cpp.prewarm_heap(0)
 
 
 def test_malformed_thread_variable_is_reported_by_the_first_call_not_the_import():
@@ -342,3 +342,35 @@ def test_malformed_thread_variable_is_reported_by_the_first_call_not_the_import(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "CNNKERNELS_NUM_THREADS": "abc"})
     assert "CNNKERNELS_NUM_THREADS must be a positive int, got 'abc'" in out.stdout
+
+
+_FORK = """
+import os, sys, warnings, numpy as np
+import cnnkernels as ck
+ck.set_num_threads(2)
+x = np.ones((1, 16, 32, 32), np.float32); w = np.ones((16, 16, 3, 3), np.float32)
+if sys.argv[1] == "parent-ran-threads":
+    ck.conv2d(x, w, algorithm="im2col", backend="cpp")
+pid = os.fork()
+if pid == 0:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = ck.conv2d(x, w, algorithm="im2col", backend="cpp")
+    ok = y.shape == (1, 16, 30, 30) and float(y[0, 0, 0, 0]) == 144.0
+    print("child", ok, sum("forked" in str(c.message) for c in caught), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linux", reason="fork")
+def test_forked_children_never_hang_in_openmp():
+    """libgomp is not fork-safe: a child forked after the parent's OpenMP threads started must not enter a
+    multi-threaded parallel region (it would wait forever). Forked right after import it may (no threads yet)."""
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ backend not built")
+    import subprocess
+    for mode, warned in (("import-only", "0"), ("parent-ran-threads", "1")):
+        out = subprocess.run([sys.executable, "-c", _FORK, mode], capture_output=True, text=True, timeout=120,
+                             check=True)
+        assert out.stdout.split() == ["child", "True", warned], (mode, out.stdout, out.stderr)

@@ -191,6 +191,25 @@ def test_pointwise_channels_last_against_reference(backend, nd, n, size, c, k, b
     assert_close(got, np.clip(_last(ref), lo, hi), dtype)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_cpp_deep_and_empty_reductions(threads, dtype):
+    """Channel counts past the GEMM's depth block (the column bias must be added once, not per block), a
+    1-byte workspace (the smallest blocks), and no input channels (bias and clamp only)."""
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ backend not built")
+    from cnnkernels import _cpp
+    rng = np.random.default_rng(7)
+    for P, C, K in ((37, 600, 40), (50, 300, 9), (5, 0, 33)):
+        x = rng.standard_normal((1, 1, 1, P, C)).astype(dtype)
+        wt = rng.standard_normal((C, K)).astype(dtype)
+        b = rng.standard_normal(K).astype(dtype)
+        y = np.empty((1, 1, 1, P, K), dtype)
+        _cpp.pointwise_ndhwc(x, wt, b, y, threads, 1, -0.5, 2.0)
+        ref = np.clip(x.reshape(P, C).astype(np.float64) @ wt.astype(np.float64) + b, -0.5, 2.0)
+        assert_close(y.reshape(P, K), ref, dtype)
+
+
 def test_pointwise_binding_checks_its_buffers():
     if ck.info()["cpp"] is None:
         pytest.skip("C++ backend not built")

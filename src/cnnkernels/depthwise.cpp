@@ -128,7 +128,7 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
             },
             [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
                 T* const P = align64(bufs.padded.data());
-                if (c_hi > c_lo) f.copy_rows(xp + (r_lo - ph) * W, W, P + r_lo * ldp + c_lo, ldp, r_hi - r_lo, c_hi - c_lo);
+                if (c_hi > c_lo && r_hi > r_lo) f.copy_rows(xp + (r_lo - ph) * W, W, P + r_lo * ldp + c_lo, ldp, r_hi - r_lo, c_hi - c_lo);
                 DwPlane<T> pl{P, ldp, OH, OW, w + k * KH * KW, b, lo, hi, flat ? bufs.out.data() : yp, flat ? Wp : OW};
                 kern(pl);
                 if (flat) f.copy_rows(bufs.out.data(), Wp, yp, OW, OH, OW);

@@ -47,7 +47,7 @@ void* thread_scratch(ScratchSlot slot, size_t bytes) {
     return a.p;
 }
 
-void prewarm_heap(size_t bytes, int threads) {
+void prewarm_heap(size_t bytes) {
     if (bytes == 0) return;
     // The compiler may drop a malloc/free pair whose memory is unused: the first block escapes through an
     // empty asm, the second is written through a volatile pointer (one byte per page faults the page in).
@@ -56,9 +56,10 @@ void prewarm_heap(size_t bytes, int threads) {
     std::free(first);
     volatile char* p = static_cast<volatile char*>(std::malloc(bytes));
     if (p == nullptr) return;
-    const int64_t page = 4096, pages = int64_t(bytes) / page;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < pages; ++i) p[i * page] = 0;
+    // On the calling thread only: starting the OpenMP threads here would leave a process that forks after
+    // `import cnnkernels` (multiprocessing's default on Linux) with children whose first parallel region
+    // waits forever for threads that were not copied (libgomp is not fork-safe).
+    for (size_t i = 0; i < bytes; i += 4096) p[i] = 0;
     std::free(const_cast<char*>(p));
 }
 

@@ -22,17 +22,16 @@ T* thread_scratch_of(ScratchSlot slot, size_t elems) {
     return static_cast<T*>(thread_scratch(slot, elems * sizeof(T)));
 }
 
-// Touch `bytes` of the process heap once and give them back to malloc, and start
-// the OpenMP threads (`threads` of them), so the first kernel call of a process
-// does not pay for fresh memory. Why: a first touch costs ~2 us per 4 KiB page
-// on the VMs we measured (0.56 ms per MB); a first call's output and workspace
-// were mostly page faults (1x1 64->256 on 56x56: 3.7 ms first vs 0.6 ms steady).
-// glibc serves a block above its mmap threshold by mmap and raises the threshold
-// to the block's size when it is freed (up to 32 MiB; the trim threshold becomes
-// twice that); the second block of that size then comes from the heap and stays
-// there when freed. That is what a process's first large free does anyway;
-// this does it before the first call. Harmless with other allocators.
-// Preconditions: threads >= 1.
-void prewarm_heap(size_t bytes, int threads);
+// Touch `bytes` of the process heap once and give them back to malloc, so the first
+// kernel call of a process does not pay for fresh memory. Why: a first touch costs
+// ~2 us per 4 KiB page on the VMs we measured (0.56 ms per MB); a first call's output
+// and workspace were mostly page faults (1x1 64->256 on 56x56: 3.7 ms first vs 0.6 ms
+// steady). glibc serves a block above its mmap threshold by mmap and, when it is freed,
+// raises the threshold to the block's size (up to 32 MiB) and the trim threshold to
+// twice that; the second block of that size then comes from the heap and stays there
+// when freed. Costs: `bytes` of resident memory kept by malloc, glibc's thresholds
+// raised for the process, and no effect where the thresholds are fixed
+// (MALLOC_MMAP_THRESHOLD_, mallopt) or another allocator is used.
+void prewarm_heap(size_t bytes);
 
 }  // namespace cnnkernels

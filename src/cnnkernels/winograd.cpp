@@ -201,7 +201,8 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
     for (int64_t item = 0; item < groups * Cg * panels; ++item) {
         const int64_t g = item / (Cg * panels), jp = (item / Cg) % panels, c = item % Cg;
         const int live = int(std::max<int64_t>(0, std::min<int64_t>(NR, Kg - jp * NR)));
-        const WinoWeightJob<T> job{w + ((g * Kg + jp * NR) * Cg + c) * 9, Cg * 9, live, NR, n, G,
+        // (a panel past the group's filters, live == 0, reads nothing: no pointer past w is formed for it)
+        const WinoWeightJob<T> job{live ? w + ((g * Kg + jp * NR) * Cg + c) * 9 : w, Cg * 9, live, NR, n, G,
                                    U + g * nn * Kp * Cg + jp * NR * Cg + c * NR, Kp * Cg};
         fn(job);
     }
