@@ -9,7 +9,7 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
 
 def _prewarm_mb():
     import os
-    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "8"
+    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "16"
     try:
         mb = int(raw)
     except ValueError:
