@@ -360,10 +360,9 @@ def _pointwise_supports(g):
 
 
 def _conv_cpp_pointwise_ndhwc(x, w, b, y, g, act):
-    # The GEMM reads x's rows of C channels in place; the weights are its B matrix, transposed once (C x K).
-    wt = prepared_weights("pointwise_t", w, (), lambda: np.ascontiguousarray(w.reshape(g.K, g.C).T)).data
-    _cpp_backend.module.pointwise_ndhwc(x, wt, b if b.shape[0] else None, y, _cpp_threads(), WORKSPACE_BYTES,
-                                        act[0], act[1])
+    # One GEMM: x's rows of C channels read in place, the weights (K, C) used as its transposed B.
+    _cpp_backend.module.pointwise_ndhwc(x, w.reshape(g.K, g.C), b if b.shape[0] else None, y, _cpp_threads(),
+                                        WORKSPACE_BYTES, act[0], act[1])
 
 
 def _conv_numba_pointwise_ndhwc(x, w, b, y, g, act):

@@ -174,26 +174,26 @@ void depthwise(bool channels_last, py::object x_, py::object w_, py::object bias
     }
 }
 
-// x (N, D, H, W, C), wt (C, K) (the weights transposed), bias None / (0,) / (K,), y (N, D, H, W, K).
-void pointwise_ndhwc(py::object x_, py::object wt_, py::object bias_, py::object y_, i64 threads, i64 workspace_bytes,
+// x (N, D, H, W, C), w (K, C) (PyTorch's 1x1 weights as a matrix), bias None / (0,) / (K,), y (N, D, H, W, K).
+void pointwise_ndhwc(py::object x_, py::object w_, py::object bias_, py::object y_, i64 threads, i64 workspace_bytes,
                      double act_min, double act_max) {
-    py::array x = as_array(x_, "x"), wt = as_array(wt_, "wt"), y = as_array(y_, "y");
+    py::array x = as_array(x_, "x"), w = as_array(w_, "w"), y = as_array(y_, "y");
     check_layout(x, "x", 5, false);
-    check_layout(wt, "wt", 2, false);
+    check_layout(w, "w", 2, false);
     check_layout(y, "y", 5, true);
     const Dtype dt = float_dtype(x, "x");
-    check_same_dtype(wt, "wt", dt, "x");
+    check_same_dtype(w, "w", dt, "x");
     check_same_dtype(y, "y", dt, "x");
-    const i64 C = x.shape(4), K = wt.shape(1);
-    if (wt.shape(0) != C)
-        throw py::value_error("wt must have shape (C, K) with C = " + std::to_string(C) + " (x's channels), got " +
-                              shape_str(wt));
+    const i64 C = x.shape(4), K = w.shape(0);
+    if (w.shape(1) != C)
+        throw py::value_error("w must have shape (K, C) with C = " + std::to_string(C) + " (x's channels), got " +
+                              shape_str(w));
     for (int d = 0; d < 4; ++d)
         if (y.shape(d) != x.shape(d))
             throw py::value_error("y must have shape (N, D, H, W, K) with x's N, D, H, W: x " + shape_str(x) + ", y " +
                                   shape_str(y));
     if (y.shape(4) != K)
-        throw py::value_error("y must have K = " + std::to_string(K) + " channels (wt's columns), got " + shape_str(y));
+        throw py::value_error("y must have K = " + std::to_string(K) + " channels (w's rows), got " + shape_str(y));
     py::array bias;
     bool has_bias = false;
     if (bias_ && !bias_.is_none()) {
@@ -213,11 +213,11 @@ void pointwise_ndhwc(py::object x_, py::object wt_, py::object bias_, py::object
     const i64 P = x.shape(0) * x.shape(1) * x.shape(2) * x.shape(3);
     check_index_range((__int128)P * (C + K) + (__int128)C * K, "pointwise geometry");
     check_no_overlap(y, "y", x, "x");
-    check_no_overlap(y, "y", wt, "wt");
+    check_no_overlap(y, "y", w, "w");
     if (has_bias) check_no_overlap(y, "y", bias, "bias");
     const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
     const void* xp = x.data();
-    const void* wp = wt.data();
+    const void* wp = w.data();
     const void* bp = has_bias ? bias.data() : nullptr;
     void* yp = y.mutable_data();
     py::gil_scoped_release nogil;
@@ -262,8 +262,8 @@ void register_fast_kernels(py::module_& m) {
         py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"), py::arg("stride"), py::arg("pad"),
         py::arg("dilation"), py::arg("threads"), py::arg("act_min") = -inf, py::arg("act_max") = inf,
         "Channels-last depthwise convolution: x (N, D, H, W, C), y (N, OD, OH, OW, K); otherwise as depthwise_ncdhw.");
-    m.def("pointwise_ndhwc", &pointwise_ndhwc, py::arg("x"), py::arg("wt"), py::arg("bias"), py::arg("y"),
+    m.def("pointwise_ndhwc", &pointwise_ndhwc, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("y"),
           py::arg("threads"), py::arg("workspace_bytes"), py::arg("act_min") = -inf, py::arg("act_max") = inf,
           "Channels-last 1x1 convolution (stride 1, no padding, groups 1): y (N, D, H, W, K) = clamp(x (N, D, H, W, C) "
-          "@ wt (C, K) + bias, act_min, act_max); wt is the weights transposed.");
+          "@ w (K, C)^T + bias, act_min, act_max).");
 }

@@ -202,11 +202,11 @@ def test_pointwise_cpp_deep_and_empty_reductions(threads, dtype):
     rng = np.random.default_rng(7)
     for P, C, K in ((37, 600, 40), (50, 300, 9), (5, 0, 33)):
         x = rng.standard_normal((1, 1, 1, P, C)).astype(dtype)
-        wt = rng.standard_normal((C, K)).astype(dtype)
+        w = rng.standard_normal((K, C)).astype(dtype)
         b = rng.standard_normal(K).astype(dtype)
         y = np.empty((1, 1, 1, P, K), dtype)
-        _cpp.pointwise_ndhwc(x, wt, b, y, threads, 1, -0.5, 2.0)
-        ref = np.clip(x.reshape(P, C).astype(np.float64) @ wt.astype(np.float64) + b, -0.5, 2.0)
+        _cpp.pointwise_ndhwc(x, w, b, y, threads, 1, -0.5, 2.0)
+        ref = np.clip(x.reshape(P, C).astype(np.float64) @ w.T.astype(np.float64) + b, -0.5, 2.0)
         assert_close(y.reshape(P, K), ref, dtype)
 
 
@@ -215,25 +215,25 @@ def test_pointwise_binding_checks_its_buffers():
         pytest.skip("C++ backend not built")
     from cnnkernels import _cpp
     x = np.ones((1, 2, 3, 4, 5), np.float32)
-    wt = np.ones((5, 6), np.float32)
+    w = np.ones((6, 5), np.float32)   # (K, C)
     y = np.empty((1, 2, 3, 4, 6), np.float32)
-    with pytest.raises(ValueError, match=r"wt must have shape \(C, K\) with C = 5"):
-        _cpp.pointwise_ndhwc(x, wt[:4], None, y, 1, 1 << 20)
+    with pytest.raises(ValueError, match=r"w must have shape \(K, C\) with C = 5"):
+        _cpp.pointwise_ndhwc(x, w[:, :4].copy(), None, y, 1, 1 << 20)
     with pytest.raises(ValueError, match="y must have shape"):
-        _cpp.pointwise_ndhwc(x, wt, None, y[:, :1], 1, 1 << 20)
+        _cpp.pointwise_ndhwc(x, w, None, y[:, :1], 1, 1 << 20)
     with pytest.raises(ValueError, match="y must have K = 6 channels"):
-        _cpp.pointwise_ndhwc(x, wt, None, y[..., :5].copy(), 1, 1 << 20)
+        _cpp.pointwise_ndhwc(x, w, None, y[..., :5].copy(), 1, 1 << 20)
     with pytest.raises(ValueError, match=r"bias must have shape \(K,\) = \(6,\)"):
-        _cpp.pointwise_ndhwc(x, wt, np.ones(5, np.float32), y, 1, 1 << 20)
+        _cpp.pointwise_ndhwc(x, w, np.ones(5, np.float32), y, 1, 1 << 20)
     with pytest.raises(TypeError, match="same dtype"):
-        _cpp.pointwise_ndhwc(x, wt.astype(np.float64), None, y, 1, 1 << 20)
+        _cpp.pointwise_ndhwc(x, w.astype(np.float64), None, y, 1, 1 << 20)
     with pytest.raises(ValueError, match="act_min <= act_max"):
-        _cpp.pointwise_ndhwc(x, wt, None, y, 1, 1 << 20, 1.0, 0.0)
+        _cpp.pointwise_ndhwc(x, w, None, y, 1, 1 << 20, 1.0, 0.0)
     with pytest.raises(ValueError, match="workspace_bytes"):
-        _cpp.pointwise_ndhwc(x, wt, None, y, 1, 0)
+        _cpp.pointwise_ndhwc(x, w, None, y, 1, 0)
     buf = np.ones(x.size + y.size, np.float32)
     with pytest.raises(ValueError, match="must not share memory"):
-        _cpp.pointwise_ndhwc(buf[: x.size].reshape(x.shape), wt, None, buf[x.size - 1: -1].reshape(y.shape), 1,
+        _cpp.pointwise_ndhwc(buf[: x.size].reshape(x.shape), w, None, buf[x.size - 1: -1].reshape(y.shape), 1,
                              1 << 20)
-    _cpp.pointwise_ndhwc(x, wt, np.zeros(6, np.float32), y, 1, 1 << 20)   # the valid call runs
+    _cpp.pointwise_ndhwc(x, w, np.zeros(6, np.float32), y, 1, 1 << 20)   # the valid call runs
     assert np.all(y == 5)

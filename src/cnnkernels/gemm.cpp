@@ -97,6 +97,22 @@ void pack_b_fixed(int64_t kc, int64_t n, const T* __restrict B, int64_t ldb, T* 
     }
 }
 
+// pack_b from B given transposed: element (k, j) at Bt[j * ldb + k] (each column a contiguous row of Bt).
+template <class T>
+void pack_bt(int64_t kc, int64_t n, const T* __restrict Bt, int64_t ldb, int nr, T* __restrict dst) {
+    for (int64_t j0 = 0; j0 < n; j0 += nr) {
+        const int64_t cols = std::min<int64_t>(nr, n - j0);
+        for (int64_t c = 0; c < nr; ++c) {
+            const T* __restrict src = Bt + (j0 + c) * ldb;
+            if (c < cols)
+                for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = src[k];
+            else
+                for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = T(0);
+        }
+        dst += nr * kc;
+    }
+}
+
 template <class T>
 void pack_b(int64_t kc, int64_t n, const T* B, int64_t ldb, int nr, T* dst) {
     switch (nr) {
@@ -149,7 +165,7 @@ namespace {
 // panels (kc x nc per thread).
 template <class T>
 void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Apk, const T* B, int64_t ldb,
-               T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes,
+               bool b_trans, T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes,
                bool strided_a, T* scratch, int64_t scratch_elems) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -223,7 +239,10 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
                 te.clamp = ep.clamp && p0 + kc >= K;
                 te.lo = ep.lo;
                 te.hi = ep.hi;
-                pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
+                if (b_trans)
+                    pack_bt<T>(kc, j1 - j0, B + j0 * ldb + p0, ldb, nr, Bp);
+                else
+                    pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
                 // A panels of this tile and K block: packed now, or from Apk.
                 const T* at = Apk ? Apk + p0 * Mpad + i0 * kc : strided_a ? A + i0 * lda + p0 : Ap;
                 if (!Apk && !strided_a) pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
@@ -251,14 +270,14 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
 // at batch 1 took 23.7 ms instead of 6 ms). B's columns are gathered one after another (K x N values);
 // threads take blocks of rows; an element's sum does not depend on the thread count.
 template <class T>
-void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                 int64_t ldc, const GemmEpilogue<T>& ep, int threads) {
+void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, bool b_trans,
+                 T* C, int64_t ldc, const GemmEpilogue<T>& ep, int threads) {
     const GemvKernel<T> gemv = kernel_desc<T>().gemv;
-    const T* X = B;
-    if (N > 1 || ldb != 1) {   // the packing arena: this path packs nothing else
+    const T* X = B;   // B's columns one after another: B itself when it is given transposed, rows K apart
+    if (b_trans ? (N > 1 && ldb != K) : (N > 1 || ldb != 1)) {   // the packing arena: this path packs nothing else
         T* const columns = thread_scratch_of<T>(ScratchSlot::kGemmPack, size_t(N * K));
         for (int64_t k = 0; k < K; ++k)
-            for (int64_t j = 0; j < N; ++j) columns[j * K + k] = B[k * ldb + j];
+            for (int64_t j = 0; j < N; ++j) columns[j * K + k] = b_trans ? B[j * ldb + k] : B[k * ldb + j];
         X = columns;
     }
     constexpr int64_t kRows = 64;  // rows per block, their sums kept on the stack for the epilogue
@@ -287,11 +306,21 @@ void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const 
                 int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes, T* scratch,
                 int64_t scratch_elems) {
     if (N >= 1 && N <= kGemvMaxCols && M > 0 && K > 0) {
-        gemm_narrow<T>(M, N, K, A, lda, B, ldb, C, ldc, ep, threads);
+        gemm_narrow<T>(M, N, K, A, lda, B, ldb, false, C, ldc, ep, threads);
         return;
     }
-    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, C, ldc, ep, threads, pack_budget_bytes, true, scratch,
+    gemm_core<T>(M, N, K, A, lda, nullptr, B, ldb, false, C, ldc, ep, threads, pack_budget_bytes, true, scratch,
                  scratch_elems);
+}
+
+template <class T>
+void gemm_nt_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bt, int64_t ldbt, T* C,
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
+    if (N >= 1 && N <= kGemvMaxCols && M > 0 && K > 0) {
+        gemm_narrow<T>(M, N, K, A, lda, Bt, ldbt, true, C, ldc, ep, threads);
+        return;
+    }
+    gemm_core<T>(M, N, K, A, lda, nullptr, Bt, ldbt, true, C, ldc, ep, threads, pack_budget_bytes, true, nullptr, 0);
 }
 
 template <class T>
@@ -311,7 +340,8 @@ void pack_a_full(int64_t M, int64_t K, const T* A, int64_t lda, T* dst) {
 template <class T>
 void gemm_prepacked(int64_t M, int64_t N, int64_t K, const T* Apacked, const T* B, int64_t ldb, T* C, int64_t ldc,
                     const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes) {
-    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, C, ldc, ep, threads, pack_budget_bytes, false, nullptr, 0);
+    gemm_core<T>(M, N, K, nullptr, 0, Apacked, B, ldb, false, C, ldc, ep, threads, pack_budget_bytes, false, nullptr,
+                 0);
 }
 
 template <class T>
@@ -326,6 +356,10 @@ template void gemm_nn_ex<float>(int64_t, int64_t, int64_t, const float*, int64_t
                                 int64_t, const GemmEpilogue<float>&, int, int64_t, float*, int64_t);
 template void gemm_nn_ex<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
                                  int64_t, const GemmEpilogue<double>&, int, int64_t, double*, int64_t);
+template void gemm_nt_ex<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                                int64_t, const GemmEpilogue<float>&, int, int64_t);
+template void gemm_nt_ex<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
+                                 int64_t, const GemmEpilogue<double>&, int, int64_t);
 template int64_t packed_a_elems<float>(int64_t, int64_t);
 template int64_t packed_a_elems<double>(int64_t, int64_t);
 template void pack_a_full<float>(int64_t, int64_t, const float*, int64_t, float*);

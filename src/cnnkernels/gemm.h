@@ -44,6 +44,14 @@ void gemm_nn_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const 
                 int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes,
                 T* scratch = nullptr, int64_t scratch_elems = 0);
 
+// gemm_nn_ex with B given transposed: Bt is N x K row-major (leading dimension ldbt), C = epilogue(A Bt^T).
+// For weights stored (outputs, inputs), as PyTorch's 1x1 convolutions and linear layers keep them: no
+// transposed copy (its packing reads each column of B as a contiguous row of Bt). No caller scratch.
+// Preconditions: as gemm_nn_ex, with Bt N x K.
+template <class T>
+void gemm_nt_ex(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bt, int64_t ldbt, T* C,
+                int64_t ldc, const GemmEpilogue<T>& ep, int threads, int64_t pack_budget_bytes);
+
 // A packed once for many products with the same A (convolution weights over
 // many column slices): packed_a_elems(M, K) elements (M rounded up to the
 // micro-kernel's mr, times K), filled by pack_a_full from the row-major

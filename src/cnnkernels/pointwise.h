@@ -5,13 +5,13 @@
 
 namespace cnnkernels {
 
-// y[p, k] = clamp(bias[k] + sum_c x[p, c] * wt[c, k]) for p < P positions (x: P x C, y: P x K,
-// wt: C x K, all row-major; the weights transposed from PyTorch's (K, C)); bias (K) or null.
+// y[p, k] = clamp(bias[k] + sum_c x[p, c] * w[k, c]) for p < P positions (x: P x C, y: P x K,
+// w: K x C as PyTorch stores it, all row-major); bias (K) or null.
 // clamp(v) = min(hi, max(lo, v)) when `clamp`, NaN kept.
-// Preconditions: P, C, K >= 0; y overlaps neither x, wt nor bias; threads >= 1;
+// Preconditions: P, C, K >= 0; y overlaps neither x, w nor bias; threads >= 1;
 // workspace_bytes >= 1 (the GEMM's packing budget).
 template <class T>
-void pointwise_ndhwc(int64_t P, int64_t C, int64_t K, const T* x, const T* wt, const T* bias, T* y, bool clamp, T lo,
+void pointwise_ndhwc(int64_t P, int64_t C, int64_t K, const T* x, const T* w, const T* bias, T* y, bool clamp, T lo,
                      T hi, int threads, int64_t workspace_bytes);
 
 }  // namespace cnnkernels
