@@ -100,10 +100,11 @@ def test_depthwise_matches_reference(nd, algorithm, backend):
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
 def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel, stride):
     """The 3x3/5x5 plane kernels at widths around whole vectors (2, 4, 8 and 16 lanes), where the C++ kernel
-    switches between aligned-shift, tail, narrow-row and masked flattened ("same" size) code; every padding
+    switches between aligned-shift, tail, narrow-row, one-vector-row and masked flattened ("same" size) code; every padding
     from none to more than the kernel, with bias and a clamp (the hypothesis cases stay below these widths)."""
     rng = np.random.default_rng(kernel * 10 + stride)
-    for H, W in [(5, 3), (6, 7), (4, 8), (9, 15), (7, 16), (6, 17), (5, 31), (3, 33), (8, 48), (4, 50)]:
+    for H, W in [(5, 3), (6, 7), (4, 8), (5, 10), (6, 12), (5, 14), (9, 15), (7, 16), (6, 17), (5, 31), (3, 33),
+                 (8, 48), (4, 50)]:
         for pad in (0, 1, kernel // 2, (kernel // 2, kernel - 1), (0, kernel - 1), (kernel - 1, 0)):
             pads = ((pad, pad),) * 2 if isinstance(pad, int) else (pad, pad)
             if any(W + a + b < kernel or H + a + b < kernel for a, b in pads):
@@ -112,8 +113,11 @@ def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel
             w = rng.standard_normal((6, 1, kernel, kernel)).astype(dtype)
             b = rng.standard_normal(6).astype(dtype)
             ref = np.clip(naive.conv(x, w, b, (stride, stride), pads, (1, 1), 3), -1.0, 1.5)
+            # into out= followed by sentinels: rows stored as whole vectors must not pass the output's end
+            buf = np.full(ref.size + 64, 7.0, dtype)
             got = ck.conv2d(x, w, b, stride, pads, 1, 3, algorithm=algorithm, backend=backend,
-                            activation=("clamp", -1.0, 1.5))
+                            activation=("clamp", -1.0, 1.5), out=buf[:ref.size].reshape(ref.shape))
+            assert np.all(buf[ref.size:] == 7.0), (H, W, pad)
             case = dict(x=x, w=w, b=b, stride=(stride, stride), pads=pads, dilation=(1, 1), groups=3,
                         dtype=dtype, unbatched=False)
             _check(case, got, ref, algorithm, backend)

@@ -84,7 +84,10 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // "Same"-size stride-1 planes narrower than kFlatMaxVectors vectors: one flattened run
         // over the plane with per-lane column masks (DwFlat), no per-row padding.
         const int L = f.lanes;
-        const bool masked_flat = s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 &&
+        // Stride-1 rows that fit one vector with their padding: one aligned vector per padded row.
+        // (measured 1.2x faster than the masked flattened run on 512x14x14 3x3, 1 and 2 threads).
+        const bool one_vector = s == 1 && OW + KW - 1 <= L && 2 * OW >= L;
+        const bool masked_flat = !one_vector && s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 &&
                                  H * W >= L && W < kFlatMaxVectors * L;
         if (masked_flat) {
             const int64_t n = H * W, lead = ph * W + pw, tail = (KH - 1 - ph) * W + (KW - 1 - pw) + L;
@@ -105,11 +108,13 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // one, so the kernel reads only aligned vectors and shifts them (see dw_plane_s1a).
         const bool aligned = s == 1 && KH - 1 <= L && OW >= L;
         const int64_t nv = (OW + L - 1) / L;
-        const int64_t ldp = aligned ? (nv + 1) * L : Wp;
-        const auto kern = aligned ? f.dw_plane_s1a[KH == 5] : f.dw_plane[(KH == 5) * 2 + (s == 2)];
+        const int64_t ldp = one_vector ? L : aligned ? (nv + 1) * L : Wp;
+        const auto kern = one_vector ? f.dw_plane_s1v[KH == 5]
+                          : aligned  ? f.dw_plane_s1a[KH == 5]
+                                     : f.dw_plane[(KH == 5) * 2 + (s == 2)];
         // Unaligned stride-1 rows of at least 16 outputs (or stride 2) go straight into y;
         // narrower ones go through a scratch output with the padded row stride (see DwPlane).
-        const bool flat = !aligned && s == 1 && OW < 16;
+        const bool flat = !aligned && !one_vector && s == 1 && OW < 16;
         // Columns [c_lo, c_hi) of padded row r in [r_lo, r_hi) hold input row r - ph; every
         // other position is padding, zeroed once when the buffer was allocated and never written.
         const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
