@@ -24,11 +24,10 @@ t0 = time.perf_counter()
 import cnnkernels as ck
 t_import = time.perf_counter() - t0
 sys.path.insert(0, {bench!r})
-from suites import SUITES
+from suites import SUITES, in_layout
 case = next(c for c in SUITES[{suite!r}] if c.name == {name!r})
 x, w = case.inputs()
-if case.layout == "NHWC":
-    x = x.transpose(0, 2, 3, 1).copy()
+x = in_layout(case, x)
 time.sleep(0.2)          # let the import's threads settle, as an application between start-up and first inference
 t = time.perf_counter(); case.run_ck(ck, x, w); first = time.perf_counter() - t
 steady = []

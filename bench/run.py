@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnnkernels as ck  # noqa: E402
 from machine import measure  # noqa: E402
 from networks import bench_network  # noqa: E402
-from suites import NETWORKS, SUITES  # noqa: E402
+from suites import NETWORKS, SUITES, in_layout  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 import ort  # noqa: E402
 
@@ -45,7 +45,7 @@ def bench_layer(case, threads, repeats):
     x, w = case.inputs()
     ref = _reference(case, x, w)
     nhwc = case.layout == "NHWC"
-    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
+    xin = in_layout(case, x)
     scale = max(np.abs(ref).max(), 1e-30)
     funcs, errors = {}, {}
     op, args, kwargs = case.ck_call(xin, w)

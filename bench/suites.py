@@ -156,6 +156,11 @@ POOLING = [
 ]
 
 
+def in_layout(case, x):
+    """x (N, C, H, W) as the case's layout takes it, C-contiguous."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if case.layout == "NHWC" else x
+
+
 def _nhwc(cases):
     from dataclasses import replace
     return [replace(c, name=c.name + "_nhwc", layout="NHWC") for c in cases]

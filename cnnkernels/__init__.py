@@ -22,11 +22,8 @@ def info():
     return report
 
 
-def _pay_process_costs_now():
-    # The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms): paid at import, like the
-    # C++ module's heap prewarm (_cpp_backend), rather than by the first kernel call.
-    from ._tuning_cache import fingerprint
-    fingerprint()
 
-
-_pay_process_costs_now()
+# The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms): paid at import, like the C++
+# module's heap prewarm (_cpp_backend), rather than by the first kernel call.
+from ._tuning_cache import fingerprint as _fingerprint  # noqa: E402
+_fingerprint()

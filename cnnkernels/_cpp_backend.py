@@ -26,12 +26,10 @@ if module is not None:
     module.same_bytes(_np.zeros(1), _np.zeros(1), 1)
     from ._threads import quiet_blas_workers
     quiet_blas_workers()
-
-# The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
-max_threads = module.info()["max_threads_argument"] if module is not None else 0
-
-if module is not None:
     # Fault in heap memory now, so a process's first kernel call does not pay for it (scratch.h: on this VM
     # fresh memory costs 0.56 ms per MB; a first call was 3-6x a steady one). Resident memory grows by that
     # much; CNNKERNELS_PREWARM_MB=0 turns it off. No OpenMP threads are started here (fork safety, scratch.cpp).
     module.prewarm_heap(_prewarm_mb() << 20)
+
+# The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
+max_threads = module.info()["max_threads_argument"] if module is not None else 0

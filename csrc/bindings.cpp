@@ -250,10 +250,8 @@ void add_clamp_(py::object y_, py::object r_, double act_min, double act_max, i6
     if (r.ndim() != y.ndim() || !std::equal(y.shape(), y.shape() + y.ndim(), r.shape()))
         throw py::value_error("r must have the shape of y " + shape_str(y) + ", got " + shape_str(r));
     if (r.data() != y.data()) check_no_overlap(y, "y", r, "r");
-    if (std::isnan(act_min) || std::isnan(act_max) || act_min > act_max)
-        throw py::value_error("need act_min <= act_max, got " + std::to_string(act_min) + " and " +
-                              std::to_string(act_max));
-    const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
+    check_act_range(act_min, act_max);
+    const bool clamp = clamps(act_min, act_max);
     const i64 n = i64(y.size());
     void* yp = y.mutable_data();
     const void* rp = r.data();

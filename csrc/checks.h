@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -65,6 +66,42 @@ inline void check_same_dtype(const py::array& a, const char* name, Dtype expecte
         throw py::type_error(std::string(name) + " must have the same dtype as " + ref + " (" +
                              (expected == Dtype::f32 ? "float32" : "float64") + "), got " +
                              std::string(py::str(a.dtype())));
+}
+
+// x and y 5-D, w w_ndim-D, all C-contiguous (y writeable) and of one float dtype, which is returned.
+inline Dtype check_xwy(const py::array& x, const py::array& w, const char* w_name, py::ssize_t w_ndim,
+                       const py::array& y) {
+    check_layout(x, "x", 5, false);
+    check_layout(w, w_name, w_ndim, false);
+    check_layout(y, "y", 5, true);
+    const Dtype dt = float_dtype(x, "x");
+    check_same_dtype(w, w_name, dt, "x");
+    check_same_dtype(y, "y", dt, "x");
+    return dt;
+}
+
+// A bias given as None or (0,) (none: returns an empty array) or (K,), 1-D C-contiguous of dtype dt.
+inline py::array optional_bias(py::handle bias_, Dtype dt, i64 K) {
+    if (!bias_ || bias_.is_none()) return py::array();
+    py::array bias = as_array(bias_, "bias");
+    check_layout(bias, "bias", 1, false);
+    check_same_dtype(bias, "bias", dt, "x");
+    if (bias.shape(0) != 0 && bias.shape(0) != K)
+        throw py::value_error("bias must have shape (K,) = (" + std::to_string(K) + ",) or (0,), got " +
+                              shape_str(bias));
+    return bias;
+}
+
+// act_min <= act_max; NaN bounds are refused too (the comparison is false).
+inline void check_act_range(double act_min, double act_max) {
+    if (!(act_min <= act_max))
+        throw py::value_error("need act_min <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
+                              ", act_max=" + std::string(py::str(py::float_(act_max))));
+}
+
+// Whether [act_min, act_max] clamps anything (it is not (-inf, inf)).
+inline bool clamps(double act_min, double act_max) {
+    return !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
 }
 
 inline void check_int64(const py::array& a, const char* name) {
@@ -208,12 +245,7 @@ inline ConvCall check_conv_call(py::handle x_, py::handle w_, py::handle bias_, 
     c.x = as_array(x_, "x");
     c.w = as_array(w_, "w");
     c.y = as_array(y_, "y");
-    check_layout(c.x, "x", 5, false);
-    check_layout(c.w, "w", 5, false);
-    check_layout(c.y, "y", 5, true);
-    c.dt = float_dtype(c.x, "x");
-    check_same_dtype(c.w, "w", c.dt, "x");
-    check_same_dtype(c.y, "y", c.dt, "x");
+    c.dt = check_xwy(c.x, c.w, "w", 5, c.y);
     c.has_bias = !bias_.is_none();
     if (c.has_bias) {
         c.bias = as_array(bias_, "bias");
@@ -223,10 +255,7 @@ inline ConvCall check_conv_call(py::handle x_, py::handle w_, py::handle bias_, 
     if (groups < 1) throw py::value_error("groups must be >= 1, got " + std::to_string(groups));
     c.threads = check_threads(threads);
     check_workspace_bytes(workspace_bytes);
-    // NaN bounds are refused too (the comparison is false).
-    if (!(act_min <= act_max))
-        throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
-                              ", act_max=" + std::string(py::str(py::float_(act_max))));
+    check_act_range(act_min, act_max);
     cnnkernels::ConvGeometry& g = c.g;
     g.N = c.x.shape(0);
     g.C = c.x.shape(1);

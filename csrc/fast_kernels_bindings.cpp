@@ -1,5 +1,4 @@
 // Bindings for the fast pooling and depthwise kernels (issue 6): check buffers with checks.h, release the GIL, call src/.
-#include <cmath>
 #include <limits>
 
 #include "checks.h"
@@ -107,23 +106,9 @@ void adaptive_avg_pool_ndhwc(py::object x_, py::object y_, i64 threads) {
 void depthwise(bool channels_last, py::object x_, py::object w_, py::object bias_, py::object y_, py::object stride_,
                py::object pad_, py::object dilation_, i64 threads, double act_min, double act_max) {
     py::array x = as_array(x_, "x"), w = as_array(w_, "w"), y = as_array(y_, "y");
-    check_layout(x, "x", 5, false);
-    check_layout(w, "w", 5, false);
-    check_layout(y, "y", 5, true);
-    const Dtype dt = float_dtype(x, "x");
-    check_same_dtype(w, "w", dt, "x");
-    check_same_dtype(y, "y", dt, "x");
-    py::array bias;
-    bool has_bias = false;
-    if (bias_ && !bias_.is_none()) {
-        bias = as_array(bias_, "bias");
-        check_layout(bias, "bias", 1, false);
-        check_same_dtype(bias, "bias", dt, "x");
-        has_bias = bias.shape(0) != 0;
-        if (has_bias && bias.shape(0) != w.shape(0))
-            throw py::value_error("bias must have shape (K,) = (" + std::to_string(w.shape(0)) + ",) or (0,), got " +
-                                  shape_str(bias));
-    }
+    const Dtype dt = check_xwy(x, w, "w", 5, y);
+    const py::array bias = optional_bias(bias_, dt, w.shape(0));
+    const bool has_bias = bias.size() != 0;
     const int cx = channels_last ? 4 : 1, sp = channels_last ? 1 : 2;
     ck::ConvGeometry g{};
     g.N = x.shape(0);
@@ -178,12 +163,7 @@ void depthwise(bool channels_last, py::object x_, py::object w_, py::object bias
 void pointwise_ndhwc(py::object x_, py::object w_, py::object bias_, py::object y_, i64 threads, i64 workspace_bytes,
                      double act_min, double act_max) {
     py::array x = as_array(x_, "x"), w = as_array(w_, "w"), y = as_array(y_, "y");
-    check_layout(x, "x", 5, false);
-    check_layout(w, "w", 2, false);
-    check_layout(y, "y", 5, true);
-    const Dtype dt = float_dtype(x, "x");
-    check_same_dtype(w, "w", dt, "x");
-    check_same_dtype(y, "y", dt, "x");
+    const Dtype dt = check_xwy(x, w, "w", 2, y);
     const i64 C = x.shape(4), K = w.shape(0);
     if (w.shape(1) != C)
         throw py::value_error("w must have shape (K, C) with C = " + std::to_string(C) + " (x's channels), got " +
@@ -194,28 +174,17 @@ void pointwise_ndhwc(py::object x_, py::object w_, py::object bias_, py::object 
                                   shape_str(y));
     if (y.shape(4) != K)
         throw py::value_error("y must have K = " + std::to_string(K) + " channels (w's rows), got " + shape_str(y));
-    py::array bias;
-    bool has_bias = false;
-    if (bias_ && !bias_.is_none()) {
-        bias = as_array(bias_, "bias");
-        check_layout(bias, "bias", 1, false);
-        check_same_dtype(bias, "bias", dt, "x");
-        has_bias = bias.shape(0) != 0;
-        if (has_bias && bias.shape(0) != K)
-            throw py::value_error("bias must have shape (K,) = (" + std::to_string(K) + ",) or (0,), got " +
-                                  shape_str(bias));
-    }
+    const py::array bias = optional_bias(bias_, dt, K);
+    const bool has_bias = bias.size() != 0;
     const int nthreads = check_threads(threads);
     check_workspace_bytes(workspace_bytes);
-    if (std::isnan(act_min) || std::isnan(act_max) || act_min > act_max)
-        throw py::value_error("need act_min <= act_max, got " + std::to_string(act_min) + " and " +
-                              std::to_string(act_max));
+    check_act_range(act_min, act_max);
     const i64 P = x.shape(0) * x.shape(1) * x.shape(2) * x.shape(3);
     check_index_range((__int128)P * (C + K) + (__int128)C * K, "pointwise geometry");
     check_no_overlap(y, "y", x, "x");
     check_no_overlap(y, "y", w, "w");
     if (has_bias) check_no_overlap(y, "y", bias, "bias");
-    const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
+    const bool clamp = clamps(act_min, act_max);
     const void* xp = x.data();
     const void* wp = w.data();
     const void* bp = has_bias ? bias.data() : nullptr;

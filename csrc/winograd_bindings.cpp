@@ -89,12 +89,7 @@ void transform_weights(py::object w_, py::object U_, py::object G_, i64 groups, 
 void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::object pad_, py::object AT_,
           py::object BT_, i64 threads, i64 workspace_bytes, double act_min, double act_max) {
     py::array x = as_array(x_, "x"), U = as_array(U_, "U"), y = as_array(y_, "y");
-    check_layout(x, "x", 5, false);
-    check_layout(U, "U", 4, false);
-    check_layout(y, "y", 5, true);
-    const Dtype dt = float_dtype(x, "x");
-    check_same_dtype(U, "U", dt, "x");
-    check_same_dtype(y, "y", dt, "x");
+    const Dtype dt = check_xwy(x, U, "U", 4, y);
     py::array bias;
     const bool has_bias = !bias_.is_none();
     if (has_bias) {
@@ -112,9 +107,7 @@ void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
     if (pad[0] != 0) throw py::value_error("pad[0] (depth) must be 0, got " + std::to_string(pad[0]));
     const int nthreads = check_threads(threads);
     check_workspace_bytes(workspace_bytes);
-    if (!(act_min <= act_max))
-        throw py::value_error("act_min must be <= act_max, got act_min=" + std::string(py::str(py::float_(act_min))) +
-                              ", act_max=" + std::string(py::str(py::float_(act_max))));
+    check_act_range(act_min, act_max);
     if (x.shape(2) != 1 || y.shape(2) != 1)
         throw py::value_error("x and y must have depth 1 (2-D convolution), got x " + shape_str(x) + ", y " +
                               shape_str(y));
