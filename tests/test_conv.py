@@ -144,6 +144,55 @@ def test_depthwise_channels_last_at_vector_widths(algorithm, backend, dtype, ker
             _check(case, got.transpose(0, 3, 1, 2), ref, algorithm, backend)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_channels_last_padded_rows(dtype, kernel, stride, threads):
+    """The C++ channels-last 3x3/5x5 path that copies each input row, zero-padded and one block of channels at a
+    time, into a ring: one block and several (the last one wider), bands of output rows split over threads, padding
+    from none to past the kernel and different along H and W, and (3-D, depth kernel 1) whole planes in the depth
+    padding. Stride 2 takes it only at 2 KiB per pixel, so C = 2048 bytes / itemsize is in the list; the others
+    check that stride 2 gives the same answers the other way."""
+    rng = np.random.default_rng(kernel * 10 + stride + threads)
+    lanes = 16 if dtype == np.float32 else 8
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for C, H, W, pads in [(lanes, 9, 11, (1, 1)), (64, 6, 20, (kernel // 2, 0)), (72, 5, 9, (kernel, 1)),
+                              (130, 4, 12, (0, kernel // 2)), (2048 // np.dtype(dtype).itemsize, 5, 7, (1, 2))]:
+            pads = tuple((p, p) for p in pads)
+            if any(n + 2 * p[0] < kernel for n, p in zip((H, W), pads)):
+                continue
+            for bias in (None, rng.standard_normal(C).astype(dtype)):
+                x = rng.standard_normal((2, C, H, W)).astype(dtype)
+                w = rng.standard_normal((C, 1, kernel, kernel)).astype(dtype)
+                ref = np.clip(naive.conv(x, w, bias, (stride, stride), pads, (1, 1), C), -1.0, 1.5)
+                buf = np.full(ref.size + 64, 7.0, dtype)   # sentinels after the output
+                got = ck.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias, stride,
+                                tuple(p[0] for p in pads), 1, C, algorithm="depthwise", backend="cpp",
+                                activation=("clamp", -1.0, 1.5), layout="NHWC",
+                                out=buf[:ref.size].reshape(ref.transpose(0, 2, 3, 1).shape))
+                assert np.all(buf[ref.size:] == 7.0), (C, H, W)
+                case = dict(x=x, w=w, b=bias, stride=(stride, stride), pads=pads, dilation=(1, 1), groups=C,
+                            dtype=dtype, unbatched=False)
+                _check(case, got.transpose(0, 3, 1, 2), ref, "depthwise", "cpp")
+        # 3-D with a depth kernel of 1: output planes at depth padding hold clamp(bias)
+        C = 2048 // np.dtype(dtype).itemsize
+        x = rng.standard_normal((1, C, 2, 6, 9)).astype(dtype)
+        w = rng.standard_normal((C, 1, 1, kernel, kernel)).astype(dtype)
+        bias = rng.standard_normal(C).astype(dtype)
+        pads = ((1, 1), (kernel // 2, kernel // 2), (1, 1))
+        ref = np.maximum(naive.conv(x, w, bias, (1, stride, stride), pads, (1, 1, 1), C), 0.0)
+        got = ck.conv3d(np.ascontiguousarray(x.transpose(0, 2, 3, 4, 1)), w, bias, (1, stride, stride),
+                        (1, kernel // 2, 1), 1, C, algorithm="depthwise", backend="cpp", activation="relu",
+                        layout="NDHWC")
+        case = dict(x=x, w=w, b=bias, stride=(1, stride, stride), pads=pads, dilation=(1, 1, 1), groups=C,
+                    dtype=dtype, unbatched=False)
+        _check(case, got.transpose(0, 4, 1, 2, 3), ref, "depthwise", "cpp")
+    finally:
+        ck.set_num_threads(before)
+
+
 @pytest.mark.parametrize("algorithm,backend", WINOGRAD + DEPTHWISE)
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_restricted_algorithms_refuse_other_geometry(nd, algorithm, backend):

@@ -77,6 +77,23 @@ struct DwPlane {
     int64_t ldo;
 };
 
+// One output row of channels-last depthwise convolution (multiplier 1, dilation 1) from
+// zero-padded copies of its KK input rows for a block of cw channels (pixel stride cw,
+// contiguous: in place, a pixel stride of a large power of two puts every pixel of a channel
+// vector in the same few L1 sets). For ow < OW, c < cw: y[ow*K + c] = clamp(bias[c] +
+// sum_{kh,kw} taps[(kh*KK + kw)*K + c] * rows[kh][(ow*S + kw)*cw + c]) (bias nullable: 0),
+// taps summed in (kh, kw) order. Preconditions: cw >= lanes; each row holds
+// (OW-1)*S + KK pixels.
+template <class T>
+struct DwPaddedRowCL {
+    const T* const* rows;
+    int64_t cw, OW;
+    const T* taps;
+    int64_t K;
+    const T* bias;
+    T lo, hi;
+    T* y;
+};
 // A "same"-size stride-1 plane (OH == H, OW == W), flattened: output o (of n = H*W) =
 // clamp(bias + sum_{kh,kw} w[kh*KK+kw] * x[o + (kh-ph)*W + (kw-pw)]) where the column
 // ow = o % W plus kw - pw lies in [0, W) (masked per lane; rows above and below read the
@@ -133,6 +150,8 @@ struct PoolFns {
     void (*channel_mean)(const T* x, int64_t n, int64_t C, int64_t c0, int64_t c1, T div, T* y);
     void (*dw_row)(const DwRow<T>&);
     void (*dw_row_cl)(const DwRow<T>&);
+    // DwPaddedRowCL for (KK, S) in {(3,1),(3,2),(5,1),(5,2)}; index (KK == 5) * 2 + (S == 2).
+    void (*dw_padded_row_cl[4])(const DwPaddedRowCL<T>&);
     // Fast 2-D depthwise plane for (KH, KW, S) in {(3,3,1),(3,3,2),(5,5,1),(5,5,2)}; index
     // (K == 5) * 2 + (S == 2).
     void (*dw_plane[4])(const DwPlane<T>&);
