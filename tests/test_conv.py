@@ -100,11 +100,12 @@ def test_depthwise_matches_reference(nd, algorithm, backend):
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
 def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel, stride):
     """The 3x3/5x5 plane kernels at widths around whole vectors (2, 4, 8 and 16 lanes), where the C++ kernel
-    switches between aligned-shift, tail, narrow-row, one-vector-row and masked flattened ("same" size) code; every padding
+    switches between aligned-shift, tail, narrow-row, one-vector-row, masked flattened ("same" size) and (stride 2)
+    even/odd split rows; every padding
     from none to more than the kernel, with bias and a clamp (the hypothesis cases stay below these widths)."""
     rng = np.random.default_rng(kernel * 10 + stride)
     for H, W in [(5, 3), (6, 7), (4, 8), (5, 10), (6, 12), (5, 14), (9, 15), (7, 16), (6, 17), (5, 31), (3, 33),
-                 (8, 48), (4, 50)]:
+                 (8, 48), (4, 50), (3, 67)]:
         for pad in (0, 1, kernel // 2, (kernel // 2, kernel - 1), (0, kernel - 1), (kernel - 1, 0)):
             pads = ((pad, pad),) * 2 if isinstance(pad, int) else (pad, pad)
             if any(W + a + b < kernel or H + a + b < kernel for a, b in pads):

@@ -94,6 +94,19 @@ struct DwPaddedRowCL {
     T lo, hi;
     T* y;
 };
+// A zero-padded stride-2 plane with each padded row split into its even columns E (at the
+// row's start) and odd columns O (half elements later): output (oh, ow) into out[oh*OW + ow]
+// = clamp(bias + sum_{kh,kw} w[kh*KK+kw] * row(2*oh + kh)[kw even ? kw/2 : half + kw/2][ow]),
+// row(r) = P + r*ldp. Preconditions: P has (OH-1)*2 + KK rows; E and O of each row readable at
+// [0, max(OW, lanes) + KK/2) (values past the padded row's end only reach outputs past OW).
+template <class T>
+struct DwPlaneS2 {
+    const T* P;
+    int64_t ldp, half, OH, OW;
+    const T* w;
+    T bias, lo, hi;
+    T* out;
+};
 // A "same"-size stride-1 plane (OH == H, OW == W), flattened: output o (of n = H*W) =
 // clamp(bias + sum_{kh,kw} w[kh*KK+kw] * x[o + (kh-ph)*W + (kw-pw)]) where the column
 // ow = o % W plus kw - pw lies in [0, W) (masked per lane; rows above and below read the
@@ -170,6 +183,12 @@ struct PoolFns {
     // copy at this ISA's vector width (compiled for the baseline ISA, its 16-byte moves were
     // half the copy's cost).
     void (*copy_rows)(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t rows, int64_t n);
+    // For r < rows: even[r*ldd + j] = src[r*lds + 2j], odd[r*ldd + j] = src[r*lds + 2j + 1] for
+    // the row's n elements, in whole vectors: reads src[r*lds + [0, m)], writes even and odd
+    // [r*ldd + [0, m / 2)], m = n rounded up to 2 * lanes (elements past n: whatever src holds).
+    void (*split_even_odd)(const T* src, int64_t lds, int64_t rows, int64_t n, T* even, T* odd, int64_t ldd);
+    // DwPlaneS2 for KK = 3 (index 0) or 5 (index 1).
+    void (*dw_plane_s2d[2])(const DwPlaneS2<T>&);
     int lanes;  // vector lanes of these kernels
 };
 
