@@ -124,6 +124,23 @@ def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel
             _check(case, got, ref, algorithm, backend)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_depthwise_planes_in_row_bands(dtype, kernel):
+    """Stride-1 planes too large for L1 (here 70x100) run in bands of output rows, each copied on its own: bands
+    that start and end in padding rows (rezeroed for each plane after earlier bands wrote data there), a shorter
+    last band, several planes per thread."""
+    rng = np.random.default_rng(kernel)
+    for pads in [((0, 0), (0, 0)), ((kernel // 2,) * 2, (kernel // 2,) * 2), ((kernel - 1,) * 2, (1, 1))]:
+        x = rng.standard_normal((2, 3, 70, 100)).astype(dtype)
+        w = rng.standard_normal((3, 1, kernel, kernel)).astype(dtype)
+        b = rng.standard_normal(3).astype(dtype)
+        ref = naive.conv(x, w, b, (1, 1), pads, (1, 1), 3)
+        got = ck.conv2d(x, w, b, 1, pads, 1, 3, algorithm="depthwise", backend="cpp")
+        case = dict(x=x, w=w, b=b, stride=(1, 1), pads=pads, dilation=(1, 1), groups=3, dtype=dtype, unbatched=False)
+        _check(case, got, ref, "depthwise", "cpp")
+
+
 @pytest.mark.parametrize("algorithm,backend", DEPTHWISE)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2), (4, 1)])
