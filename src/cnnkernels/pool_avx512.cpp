@@ -3,6 +3,8 @@
 // of shared symbols (headers before the target pragma, kernels in an anonymous
 // namespace inside cnnkernels::isa_avx512, no std templates); checked by
 // src/check_isa_symbols.py. The table is built only when this ISA is active.
+#include <immintrin.h>
+
 #include <cstdint>
 
 #include "cnnkernels/pool_kernels.h"
