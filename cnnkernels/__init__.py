@@ -3,6 +3,7 @@
 The functional API mirrors ``torch.nn.functional``: ``from cnnkernels import functional as F``.
 """
 from . import functional
+from . import _autotune
 from ._autotune import get_autotune, set_autotune
 from ._explain import explain
 from ._registry import BackendUnavailableError, available_kernels, get_precision, set_precision
@@ -23,7 +24,9 @@ def info():
 
 
 
-# The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms): paid at import, like the C++
-# module's heap prewarm (_cpp_backend), rather than by the first kernel call.
+# The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms), and the tuning cache file
+# (~0.2 ms): both paid at import, like the C++ module's heap prewarm (_cpp_backend), rather than by the first
+# kernel call of a tuned shape.
 from ._tuning_cache import fingerprint as _fingerprint  # noqa: E402
 _fingerprint()
+_autotune.preload_cache()

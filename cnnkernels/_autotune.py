@@ -79,6 +79,13 @@ def cache():
     return _cache
 
 
+def preload_cache():
+    """Read the tuning cache file now (at import), so that the first call of a tuned shape does not."""
+    tuned = cache()
+    with tuned._lock:
+        tuned._refresh()
+
+
 def reset_cache():
     """Forget the in-memory cache; the next use reloads from CNNKERNELS_CACHE_DIR (tests, CLI)."""
     global _cache

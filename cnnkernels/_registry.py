@@ -13,6 +13,7 @@ import numpy as np
 from . import _cpp_backend
 from ._geometry import ConvGeometry
 from ._threads import cpp_threads, get_num_threads, numba_threads, single_threaded_blas
+from .winograd import transforms  # at import: lazily, its import was ~0.3 ms of a Winograd layer's first call
 
 BACKENDS = ("auto", "numba", "cpp")
 
@@ -139,7 +140,6 @@ def winograd_weights(w, m, groups, backend="numba"):
     """Transformed weights for F(m x m, 3 x 3) (a _Prepared; .data is U). The C++ backend's U is packed
     for its GEMM micro-kernel, hence its own entry."""
     def make():
-        from .winograd import transforms
         _, G, _ = transforms(m)
         if backend == "cpp":
             mod = _cpp_backend.module
@@ -211,7 +211,6 @@ def _conv_numba_winograd(m):
         weights = winograd_weights(w, m, g.groups)
         if not _finite_input(x, weights):
             return _conv_numba_im2col(x, w, b, y, g, act)
-        from .winograd import transforms
         AT, _, BT = transforms(m)
         numba_threads()
         with single_threaded_blas():
@@ -225,7 +224,6 @@ def _conv_cpp_winograd(m):
         weights = winograd_weights(w, m, g.groups, "cpp")
         if not _finite_input(x, weights):
             return _conv_cpp("im2col")(x, w, b, y, g, act)
-        from .winograd import transforms
         AT, _, BT = transforms(m)
         _cpp_backend.module.winograd_conv(x, weights.data, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
                                           WORKSPACE_BYTES, act[0], act[1])
