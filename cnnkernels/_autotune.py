@@ -81,9 +81,7 @@ def cache():
 
 def preload_cache():
     """Read the tuning cache file now (at import), so that the first call of a tuned shape does not."""
-    tuned = cache()
-    with tuned._lock:
-        tuned._refresh()
+    cache().load()
 
 
 def reset_cache():

@@ -100,6 +100,11 @@ class TuningCache:
             self._entries = self._read_file()
             self._mtime = mtime
 
+    def load(self):
+        """Read the file now (the first get() otherwise does)."""
+        with self._lock:
+            self._refresh()
+
     def get(self, key):
         entries = self._entries
         if entries is not None and key in entries:

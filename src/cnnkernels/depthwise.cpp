@@ -13,7 +13,6 @@
 namespace cnnkernels {
 namespace {
 
-
 template <class T>
 bool all_finite(const T* p, int64_t n) {
     for (int64_t i = 0; i < n; ++i)
@@ -140,6 +139,56 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
     }
 }
 
+// Depthwise NCHW 3x3 / 5x5, stride 2, dilation 1, output rows of a vector or more, finite weights
+// (the taps on zero padding then add w * 0 = 0, which equals skipping them).
+template <class T>
+void depthwise_nchw_s2_split(const ConvGeometry& g, const PoolFns<T>& f, const T* x, const T* w, const T* bias,
+                             T* y, T lo, T hi, int threads) {
+    const int64_t N = g.N, C = g.C, D = g.in[0], H = g.in[1], W = g.in[2], OH = g.out[1], OW = g.out[2];
+    const int64_t KH = g.kernel[1], Hp = (OH - 1) * 2 + KH, Wp = (OW - 1) * 2 + KH;
+    const int64_t ph = g.pad[1], pw = g.pad[2];
+    // Padded row r (input row r - ph) is split into its even and odd padded columns (see
+    // DwPlaneS2) once per plane, so that the kernel's taps are plain loads instead of two loads
+    // and a permute each (measured 1.15-1.3x faster on 40-112 wide maps, 1 and 2 threads;
+    // narrower rows lost, 0.85-0.97x). The split runs in whole vectors: the row's E and O have
+    // room for its overrun, which covers only columns past the input's (rezeroed where they are
+    // right padding) or past the padded row (never read for outputs below OW). Rows whose
+    // overrun would read past x's end go through a zero-extended copy.
+    const int64_t L = f.lanes, L2 = 2 * L;
+    const int64_t half = (Wp + 1) / 2 / L * L + 2 * L, ldp = 2 * half;
+    const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
+    const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
+    const int64_t n = c_hi - c_lo, m = (n + L2 - 1) / L2 * L2;
+    const T* const x_end = x + N * C * D * H * W;
+    struct Buffers {
+        std::vector<T> padded, row;
+    };
+    for_output_planes(
+        g, x, bias, y, lo, hi, threads,
+        [&] { return Buffers{std::vector<T>(size_t(Hp * ldp + 64 / sizeof(T)), T(0)), std::vector<T>(size_t(m))}; },
+        [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
+            T* const P = align64(bufs.padded.data());
+            if (n > 0) {
+                // Padded column c goes to E[c / 2] (even c) or O[c / 2] (odd c).
+                T* const E = P + r_lo * ldp + (c_lo % 2 ? half + c_lo / 2 : c_lo / 2);
+                T* const O = P + r_lo * ldp + (c_lo % 2 ? (c_lo + 1) / 2 : half + c_lo / 2);
+                const T* const src = xp + (r_lo - ph) * W + (c_lo - pw);
+                // Rows whose whole-vector reads stay inside x, then the others through a copy.
+                const int64_t rows = r_hi - r_lo;
+                const int64_t room = x_end - src - m;  // row r is safe when r * W <= room
+                const int64_t safe = room < 0 ? 0 : std::min(rows, room / W + 1);
+                f.split_even_odd(src, W, safe, n, E, O, ldp);
+                for (int64_t r = safe; r < rows; ++r) {
+                    std::copy(src + r * W, src + r * W + n, bufs.row.data());
+                    f.split_even_odd(bufs.row.data(), 0, 1, n, E + r * ldp, O + r * ldp, 0);
+                }
+                for (int64_t r = r_lo; r < r_hi; ++r)  // right padding the overrun wrote
+                    for (int64_t c = c_hi; c < Wp; ++c) P[r * ldp + (c % 2) * half + c / 2] = T(0);
+            }
+            f.dw_plane_s2d[KH == 5](DwPlaneS2<T>{P, ldp, half, OH, OW, w + k * KH * KH, b, lo, hi, yp});
+        });
+}
+
 }  // namespace
 
 template <class T>
@@ -159,47 +208,7 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         const int64_t Hp = (OH - 1) * s + KH, Wp = (OW - 1) * s + KW;
         const int64_t ph = g.pad[1], pw = g.pad[2];
         if (s == 2 && OW >= f.lanes) {
-            // Stride 2, rows of a vector or more: padded row r (input row r - ph) is split into its
-            // even and odd padded columns (see DwPlaneS2) once per plane, so that the kernel's taps
-            // are plain loads instead of two loads and a permute each (measured 1.15-1.3x faster
-            // on 40-112 wide maps, 1 and 2 threads; narrower rows lost, 0.85-0.97x). The split runs
-            // in whole vectors: the row's E and O have room for its overrun, which covers only
-            // columns past the input's (rezeroed where they are right padding) or past the
-            // padded row (never read for outputs below OW). Rows whose overrun would read past x's
-            // end go through a zero-extended copy.
-            const int64_t L = f.lanes, L2 = 2 * L;
-            const int64_t half = (Wp + 1) / 2 / L * L + 2 * L, ldp = 2 * half;
-            const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
-            const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
-            const int64_t n = c_hi - c_lo, m = (n + L2 - 1) / L2 * L2;
-            const T* const x_end = x + N * C * D * H * W;
-            struct Buffers {
-                std::vector<T> padded, row;
-            };
-            for_output_planes(
-                g, x, bias, y, lo, hi, threads,
-                [&] { return Buffers{std::vector<T>(size_t(Hp * ldp + 64 / sizeof(T)), T(0)), std::vector<T>(size_t(m))}; },
-                [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
-                    T* const P = align64(bufs.padded.data());
-                    if (n > 0) {
-                        // Padded column c goes to E[c / 2] (even c) or O[c / 2] (odd c).
-                        T* const E = P + r_lo * ldp + (c_lo % 2 ? half + c_lo / 2 : c_lo / 2);
-                        T* const O = P + r_lo * ldp + (c_lo % 2 ? (c_lo + 1) / 2 : half + c_lo / 2);
-                        const T* const src = xp + (r_lo - ph) * W + (c_lo - pw);
-                        // Rows whose whole-vector reads stay inside x, then the others through a copy.
-                        const int64_t rows = r_hi - r_lo;
-                        const int64_t room = x_end - src - m;  // row r is safe when r * W <= room
-                        const int64_t safe = room < 0 ? 0 : std::min(rows, room / W + 1);
-                        f.split_even_odd(src, W, safe, n, E, O, ldp);
-                        for (int64_t r = safe; r < rows; ++r) {
-                            std::copy(src + r * W, src + r * W + n, bufs.row.data());
-                            f.split_even_odd(bufs.row.data(), 0, 1, n, E + r * ldp, O + r * ldp, 0);
-                        }
-                        for (int64_t r = r_lo; r < r_hi; ++r)  // right padding the overrun wrote
-                            for (int64_t c = c_hi; c < Wp; ++c) P[r * ldp + (c % 2) * half + c / 2] = T(0);
-                    }
-                    f.dw_plane_s2d[KH == 5](DwPlaneS2<T>{P, ldp, half, OH, OW, w + k * KH * KW, b, lo, hi, yp});
-                });
+            depthwise_nchw_s2_split(g, f, x, w, bias, y, lo, hi, threads);
             return;
         }
         // "Same"-size stride-1 planes narrower than kFlatMaxVectors vectors: one flattened run

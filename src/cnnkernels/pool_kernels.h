@@ -97,8 +97,8 @@ struct DwPaddedRowCL {
 // A zero-padded stride-2 plane with each padded row split into its even columns E (at the
 // row's start) and odd columns O (half elements later): output (oh, ow) into out[oh*OW + ow]
 // = clamp(bias + sum_{kh,kw} w[kh*KK+kw] * row(2*oh + kh)[kw even ? kw/2 : half + kw/2][ow]),
-// row(r) = P + r*ldp. Preconditions: P has (OH-1)*2 + KK rows; E and O of each row readable at
-// [0, max(OW, lanes) + KK/2) (values past the padded row's end only reach outputs past OW).
+// row(r) = P + r*ldp. Preconditions: OW >= lanes; P has (OH-1)*2 + KK rows; E and O of each row
+// readable at [0, OW + KK/2).
 template <class T>
 struct DwPlaneS2 {
     const T* P;
