@@ -316,6 +316,22 @@ def test_precision_policy_limits_auto(policy):
         ck.set_precision("sloppy")
 
 
+@pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
+@pytest.mark.parametrize("algorithm", [a for a, b in WINOGRAD if b == "cpp"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_winograd_wide_weight_transform(algorithm, dtype):
+    """The C++ weight transform in chunks of 16 input channels per job (the hypothesis cases have 1-3): 37 per
+    group (16 + 16 + 5) with 40 filters per group (a full and a partial panel), 2 groups."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 74, 9, 11)).astype(dtype)
+    w = rng.standard_normal((80, 37, 3, 3)).astype(dtype)
+    b = rng.standard_normal(80).astype(dtype)
+    pads = ((1, 1), (1, 1))
+    got = ck.conv2d(x, w, b, 1, 1, 1, 2, algorithm=algorithm, backend="cpp")
+    case = dict(x=x, w=w, b=b, stride=(1, 1), pads=pads, dilation=(1, 1), groups=2, dtype=dtype, unbatched=False)
+    _check(case, got, naive.conv(x, w, b, (1, 1), pads, (1, 1), 2), algorithm, "cpp")
+
+
 def test_winograd_weight_cache_sees_in_place_edits():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 4, 10, 10))

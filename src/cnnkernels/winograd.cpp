@@ -195,14 +195,15 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
     // (channel after channel) and every line is written once. (Writing filter by filter
     // touches n*n lines Kp*Cg apart - the same cache sets for power-of-two sizes - once per
     // filter.)
-    const int64_t panels = Kp / NR;
+    const int64_t panels = Kp / NR, chunks = cdiv(Cg, int64_t(kWinoWeightChannels));
     const WinoWeightFn<T> fn = Funcs<T>::weights();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * Cg * panels > 1)
-    for (int64_t item = 0; item < groups * Cg * panels; ++item) {
-        const int64_t g = item / (Cg * panels), jp = (item / Cg) % panels, c = item % Cg;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * chunks * panels > 1)
+    for (int64_t item = 0; item < groups * chunks * panels; ++item) {
+        const int64_t g = item / (chunks * panels), jp = (item / chunks) % panels;
+        const int64_t c = item % chunks * kWinoWeightChannels, nc = std::min<int64_t>(kWinoWeightChannels, Cg - c);
         const int live = int(std::max<int64_t>(0, std::min<int64_t>(NR, Kg - jp * NR)));
         // (a panel past the group's filters, live == 0, reads nothing: no pointer past w is formed for it)
-        const WinoWeightJob<T> job{live ? w + ((g * Kg + jp * NR) * Cg + c) * 9 : w, Cg * 9, live, NR, n, G,
+        const WinoWeightJob<T> job{live ? w + ((g * Kg + jp * NR) * Cg + c) * 9 : w, Cg * 9, live, NR, n, int(nc), G,
                                    U + g * nn * Kp * Cg + jp * NR * Cg + c * NR, Kp * Cg};
         fn(job);
     }

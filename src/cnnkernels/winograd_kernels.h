@@ -70,15 +70,17 @@ struct WinoFillJob {
     T* band;
 };
 
-// Weight transform of one panel of filters for one input channel, in float64:
-// U = G g G^T (G: n x 3, row-major) for filters kk < live (filter kk's 3 x 3 taps at
-// w + kk * w_stride, contiguous), zero for kk in [live, nr); point e's nr values go
-// to dst + e * dst_stride, contiguous. Preconditions: 1 <= nr <= 32, n <= 8, live <= nr.
+// Weight transform of one panel of filters for `channels` consecutive input channels, in
+// float64: U = G g G^T (G: n x 3, row-major) for filters kk < live (filter kk's 3 x 3 taps
+// for channel ci at w + kk * w_stride + ci * 9, contiguous), zero for kk in [live, nr);
+// channel ci's point e's nr values go to dst + e * dst_stride + ci * nr, contiguous.
+// Preconditions: 1 <= nr <= 32, n <= 8, live <= nr, 1 <= channels <= kWinoWeightChannels.
+constexpr int kWinoWeightChannels = 16;
 template <class T>
 struct WinoWeightJob {
     const T* w;
     int64_t w_stride;
-    int live, nr, n;
+    int live, nr, n, channels;
     const double* G;
     T* dst;
     int64_t dst_stride;
