@@ -127,18 +127,22 @@ def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel", [3, 5])
 def test_depthwise_planes_in_row_bands(dtype, kernel):
-    """Stride-1 planes too large for L1 (here 70x100) run in bands of output rows, each copied on its own: bands
+    """Planes too large for L1 run in bands of output rows, each copied on its own (whichever row kernel): bands
     that start and end in padding rows (rezeroed for each plane after earlier bands wrote data there), a shorter
     last band, several planes per thread."""
     rng = np.random.default_rng(kernel)
-    for pads in [((0, 0), (0, 0)), ((kernel // 2,) * 2, (kernel // 2,) * 2), ((kernel - 1,) * 2, (1, 1))]:
-        x = rng.standard_normal((2, 3, 70, 100)).astype(dtype)
-        w = rng.standard_normal((3, 1, kernel, kernel)).astype(dtype)
-        b = rng.standard_normal(3).astype(dtype)
-        ref = naive.conv(x, w, b, (1, 1), pads, (1, 1), 3)
-        got = ck.conv2d(x, w, b, 1, pads, 1, 3, algorithm="depthwise", backend="cpp")
-        case = dict(x=x, w=w, b=b, stride=(1, 1), pads=pads, dilation=(1, 1), groups=3, dtype=dtype, unbatched=False)
-        _check(case, got, ref, "depthwise", "cpp")
+    # 70x100: aligned rows; 600x14 (3x3) and 600x10 (5x5): rows of one padded vector at 16 lanes; 1000x20 stride 2: rows
+    # narrower than a vector at 16 lanes
+    for (H, W, stride) in [(70, 100, 1), (600, 20 - 2 * kernel, 1), (1000, 20, 2)]:
+        for pads in [((0, 0), (0, 0)), ((kernel // 2,) * 2, (kernel // 2,) * 2), ((kernel - 1,) * 2, (1, 1))]:
+            x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+            w = rng.standard_normal((3, 1, kernel, kernel)).astype(dtype)
+            b = rng.standard_normal(3).astype(dtype)
+            ref = naive.conv(x, w, b, (stride, stride), pads, (1, 1), 3)
+            got = ck.conv2d(x, w, b, stride, pads, 1, 3, algorithm="depthwise", backend="cpp")
+            case = dict(x=x, w=w, b=b, stride=(stride, stride), pads=pads, dilation=(1, 1), groups=3, dtype=dtype,
+                        unbatched=False)
+            _check(case, got, ref, "depthwise", "cpp")
 
 
 @pytest.mark.parametrize("algorithm,backend", DEPTHWISE)
