@@ -112,6 +112,15 @@ def summarize(rows):
             g_ort = _geomean([r.get("vs_ort") for r in autos if group(r) == cat])
             if g_ort:
                 lines.append(f"{threads} thr  {cat:<17} auto vs onnxruntime geomean {g_ort:.2f}x")
+        # Channels-last against our own channels-first kernels (issue target: at least as fast), same run.
+        by_layer = {r["layer"]: r for r in autos}
+        for cat in sorted({r["category"] for r in autos if r.get("layout") == "NHWC"}):
+            pairs = [(r["layer"][:-len("_nhwc")], by_layer[r["layer"][:-len("_nhwc")]]["ms"] / r["ms"]) for r in autos
+                     if r["category"] == cat and r.get("layout") == "NHWC" and r["layer"].endswith("_nhwc")
+                     and r["layer"][:-len("_nhwc")] in by_layer]
+            if pairs:
+                lines.append(f"{threads} thr  {cat:<17} auto NHWC vs our NCHW (speed) geomean "
+                             f"{_geomean([v for _, v in pairs]):.2f}x: " + ", ".join(f"{n} {v:.2f}x" for n, v in pairs))
         for cat in sorted({r["category"] for r in autos}):
             # The Numba backend alone (no C++ build): its fastest kernel per layer, timed in the same rounds.
             best = [max((r["vs_torch"] for r in mine if r["layer"] == a["layer"] and r["kernel"].endswith("/numba")

@@ -1,4 +1,4 @@
-"""The benchmark summary judges the autotuner's choice by the picked kernel's forced time."""
+"""The benchmark summary: the autotuner's choice judged by the picked kernel's forced time; NHWC vs our NCHW."""
 import os
 import sys
 
@@ -19,3 +19,12 @@ def test_pick_quality_uses_the_picked_kernels_forced_time():
             + _rows("b", "y/cpp", {"x/cpp": 1.0, "y/cpp": 1.2}, 1.2))   # a pick 1.2x slower than the fastest
     line = next(l for l in run.summarize(rows) if "autotuner" in l)
     assert "on 1/2 layers (auto calls themselves: 0/2), worst 1.20x" in line, line
+
+
+def test_channels_last_rows_are_compared_with_our_channels_first_ones():
+    rows = (_rows("a", "x/cpp", {"x/cpp": 1.0}, 2.0) + _rows("a_nhwc", "x/cpp", {"x/cpp": 1.0}, 1.0)
+            + _rows("b", "x/cpp", {"x/cpp": 1.0}, 1.0) + _rows("b_nhwc", "x/cpp", {"x/cpp": 1.0}, 2.0))
+    for r in rows:
+        r["layout"] = "NHWC" if r["layer"].endswith("_nhwc") else "NCHW"
+    line = next(l for l in run.summarize(rows) if "NHWC vs our NCHW" in l)
+    assert line.endswith("geomean 1.00x: a 2.00x, b 0.50x"), line
