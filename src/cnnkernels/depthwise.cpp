@@ -253,9 +253,13 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // rows, each from a copy of just its input rows, when a band of about 12 KB holds 8 rows
         // or more (measured 1.05-1.11x faster on 32 and 96 x 112x112 3x3, 1 and 2 threads; on
         // 56x56 planes, which fit, 0.94-0.99x, and on 500-wide 5x5 rows, 4-row bands, 0.91x).
-        const int64_t rows_fit = 12288 / (ldp * int64_t(sizeof(T)));
-        const int64_t band = ((rows_fit - KH) / s + 1) / 4 * 4;  // a whole number of 4-row blocks
-        const int64_t BR = !flat && Hp * ldp * int64_t(sizeof(T)) > 32768 && band >= 8 ? std::min(OH, band) : OH;
+        const int64_t row_bytes = ldp * int64_t(sizeof(T)), plane_bytes = Hp * row_bytes;
+        const int64_t band = ((12288 / row_bytes - KH) / s + 1) / 4 * 4;  // a whole number of 4-row blocks
+        int64_t BR = !flat && plane_bytes > 32768 && band >= 8 ? std::min(OH, band) : OH;
+        // Bounded workspace: a plane over 8 MiB runs in bands of about 1 MiB (4 rows or more) whatever
+        // their speed, so a thread's buffers stay near that size rather than the plane's.
+        if (BR == OH && plane_bytes > (8 << 20))
+            BR = std::min(OH, std::max<int64_t>(4, (((1 << 20) / row_bytes - KH) / s + 1) / 4 * 4));
         const int64_t Hb = (BR - 1) * s + KH;  // buffer rows
         struct Buffers {
             // Slack: the scratch-output mode computes whole padded rows (reads up to Wp + KW
@@ -267,7 +271,7 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
             g, x, bias, y, lo, hi, threads,
             [&] {
                 return Buffers{std::vector<T>(size_t(Hb * ldp + ldp + KW + 2 * L + 128 / sizeof(T)), T(0)),
-                               std::vector<T>(size_t(flat ? OH * Wp : 0))};
+                               std::vector<T>(size_t(flat ? BR * Wp : 0))};
             },
             [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
                 T* const P = align64(bufs.padded.data());
@@ -282,8 +286,8 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
                         f.copy_rows(xp + (a - ph) * W, W, P + (a - p0) * ldp + c_lo, ldp, e - a, c_hi - c_lo);
                     T* const out = flat ? bufs.out.data() : yp + oh0 * OW;
                     kern(DwPlane<T>{P, ldp, bh, OW, w + k * KH * KW, b, lo, hi, out, flat ? Wp : OW});
+                    if (flat) f.copy_rows(bufs.out.data(), Wp, yp + oh0 * OW, OW, bh, OW);
                 }
-                if (flat) f.copy_rows(bufs.out.data(), Wp, yp, OW, OH, OW);
             });
         return;
     }
@@ -347,9 +351,13 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     // input row for fewer outputs, so the copy pays only where the pixel stride aliases
     // (2 KiB: 1.8x faster at 512 channels; at 1 KiB, 256 channels, 0.8x, at 64-144 channels 0.7-0.9x).
     const int64_t s = g.stride[1];
+    // Bounded workspace: each thread's ring holds KH padded rows of up to 256 bytes per pixel; rows too
+    // long for a 4 MiB ring (1-D signals of thousands of samples) run in place below.
     const bool aliasing = K * int64_t(sizeof(T)) % 2048 == 0;
+    const int64_t ring_bytes = KH * ((g.out[2] - 1) * s + KW) * std::min<int64_t>(K * int64_t(sizeof(T)), 256);
     if (KD == 1 && KH == KW && (KH == 3 || KH == 5) && g.stride[2] == s && (s == 1 || (s == 2 && aliasing)) &&
-        g.dilation[1] == 1 && g.dilation[2] == 1 && mult == 1 && K >= f.lanes && all_finite(w, K * KH * KW)) {
+        g.dilation[1] == 1 && g.dilation[2] == 1 && mult == 1 && K >= f.lanes && ring_bytes <= (4 << 20) &&
+        all_finite(w, K * KH * KW)) {
         depthwise_ndhwc_padded(g, f, x, taps.data(), bias, y, lo, hi, threads);
         return;
     }
