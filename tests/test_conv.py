@@ -149,29 +149,34 @@ def test_depthwise_planes_in_row_bands(dtype, kernel):
 
 def test_depthwise_planes_over_8_mib_run_in_bands():
     """A plane whose padded copy would pass 8 MiB runs in ~1 MiB bands (bounded workspace), also in the
-    scratch-output mode of planes narrower than 16 columns."""
+    scratch-output mode of planes narrower than 16 columns and in the stride-2 even/odd split rows (first padded
+    column odd and even)."""
     rng = np.random.default_rng(11)
-    for H, W, pad in [(2100, 1000, 1), (430000, 5, 0)]:
+    for H, W, pad, s in [(2100, 1000, 1, 1), (430000, 5, 0, 1), (2100, 1000, 1, 2), (2101, 999, 2, 2)]:
         x = rng.standard_normal((1, 1, H, W)).astype(np.float32)
         w = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
         b = rng.standard_normal(1).astype(np.float32)
         pads = ((pad, pad), (pad, pad))
-        got = ck.conv2d(x, w, b, 1, pad, 1, 1, algorithm="depthwise", backend="cpp")
-        case = dict(x=x, w=w, b=b, stride=(1, 1), pads=pads, dilation=(1, 1), groups=1, dtype=np.float32,
+        got = ck.conv2d(x, w, b, s, pad, 1, 1, algorithm="depthwise", backend="cpp")
+        case = dict(x=x, w=w, b=b, stride=(s, s), pads=pads, dilation=(1, 1), groups=1, dtype=np.float32,
                     unbatched=False)
-        _check(case, got, naive.conv(x, w, b, (1, 1), pads, (1, 1), 1), "depthwise", "cpp")
+        _check(case, got, naive.conv(x, w, b, (s, s), pads, (1, 1), 1), "depthwise", "cpp")
 
 
 @pytest.mark.parametrize("x_shape,layout,what", [
     ((1, 1, 200000, 64), "NHWC", "channels-last rows too long for a 4 MiB ring (a 154 MiB ring per thread) run in place"),
-    ((1, 1, 4000, 4000), "NCHW", "a 64 MiB plane runs in ~1 MiB bands, not from a whole-plane copy per thread")])
+    ((1, 1, 4000, 4000), "NCHW", "a 64 MiB plane runs in ~1 MiB bands, not from a whole-plane copy per thread"),
+    ((1, 1, 4000, 4000), "NCHW-s2", "the same at stride 2 (even/odd split rows)")])
 def test_depthwise_workspace_stays_bounded(x_shape, layout, what):
-    """The process's peak memory grows by about the output (51-61 MiB), not by per-thread copies."""
+    """The process's peak memory grows by about the output (15-61 MiB), not by per-thread copies."""
     C = x_shape[-1] if layout == "NHWC" else x_shape[1]
+    stride = 2 if layout.endswith("s2") else 1
+    layout = layout.split("-")[0]
     code = ("import resource, numpy as np, cnnkernels as ck\n"
             f"x = np.ones({x_shape}, np.float32); w = np.ones(({C}, 1, 3, 3), np.float32)\n"
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            f"y = ck.conv2d(x, w, padding=1, groups={C}, layout='{layout}', algorithm='depthwise', backend='cpp')\n"
+            f"y = ck.conv2d(x, w, stride={stride}, padding=1, groups={C}, layout='{layout}', algorithm='depthwise',"
+            " backend='cpp')\n"
             "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, y.flat[0], y.max())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     corner, interior = (2.0, 3.0) if layout == "NHWC" else (4.0, 9.0)   # NHWC: one row, the others padding

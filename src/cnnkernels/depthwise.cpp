@@ -160,32 +160,49 @@ void depthwise_nchw_s2_split(const ConvGeometry& g, const PoolFns<T>& f, const T
     const int64_t r_lo = std::min(Hp, ph), r_hi = std::max(r_lo, std::min(Hp, ph + H));
     const int64_t n = c_hi - c_lo, m = (n + L2 - 1) / L2 * L2;
     const T* const x_end = x + N * C * D * H * W;
+    // Bounded workspace: a plane over 8 MiB runs in bands of output rows from ~1 MiB of split rows.
+    const int64_t row_bytes = ldp * int64_t(sizeof(T));
+    const int64_t BR = Hp * row_bytes <= (8 << 20)
+                           ? OH
+                           : std::min(OH, std::max<int64_t>(4, (((1 << 20) / row_bytes - KH) / 2 + 1) / 4 * 4));
     struct Buffers {
         std::vector<T> padded, row;
     };
     for_output_planes(
         g, x, bias, y, lo, hi, threads,
-        [&] { return Buffers{std::vector<T>(size_t(Hp * ldp + 64 / sizeof(T)), T(0)), std::vector<T>(size_t(m))}; },
+        [&] {
+            return Buffers{std::vector<T>(size_t(((BR - 1) * 2 + KH) * ldp + 64 / sizeof(T)), T(0)),
+                           std::vector<T>(size_t(m))};
+        },
         [&](Buffers& bufs, const T* xp, T* yp, int64_t k, T b) {
             T* const P = align64(bufs.padded.data());
-            if (n > 0) {
-                // Padded column c goes to E[c / 2] (even c) or O[c / 2] (odd c).
-                T* const E = P + r_lo * ldp + (c_lo % 2 ? half + c_lo / 2 : c_lo / 2);
-                T* const O = P + r_lo * ldp + (c_lo % 2 ? (c_lo + 1) / 2 : half + c_lo / 2);
-                const T* const src = xp + (r_lo - ph) * W + (c_lo - pw);
-                // Rows whose whole-vector reads stay inside x, then the others through a copy.
-                const int64_t rows = r_hi - r_lo;
-                const int64_t room = x_end - src - m;  // row r is safe when r * W <= room
-                const int64_t safe = room < 0 ? 0 : std::min(rows, room / W + 1);
-                f.split_even_odd(src, W, safe, n, E, O, ldp);
-                for (int64_t r = safe; r < rows; ++r) {
-                    std::copy(src + r * W, src + r * W + n, bufs.row.data());
-                    f.split_even_odd(bufs.row.data(), 0, 1, n, E + r * ldp, O + r * ldp, 0);
+            for (int64_t oh0 = 0; oh0 < OH; oh0 += BR) {
+                // Buffer row i holds padded row p0 + i.
+                const int64_t bh = std::min(BR, OH - oh0), p0 = 2 * oh0, nbuf = (bh - 1) * 2 + KH;
+                if (BR < OH)  // rows of padding in this band (earlier bands may have written them)
+                    for (int64_t i = 0; i < nbuf; ++i)
+                        if (p0 + i < r_lo || p0 + i >= r_hi) std::fill(P + i * ldp, P + (i + 1) * ldp, T(0));
+                const int64_t a = std::max(r_lo, p0), e = std::min(r_hi, p0 + nbuf);
+                if (n > 0 && e > a) {
+                    // Padded column c goes to E[c / 2] (even c) or O[c / 2] (odd c).
+                    T* const E = P + (a - p0) * ldp + (c_lo % 2 ? half + c_lo / 2 : c_lo / 2);
+                    T* const O = P + (a - p0) * ldp + (c_lo % 2 ? (c_lo + 1) / 2 : half + c_lo / 2);
+                    const T* const src = xp + (a - ph) * W + (c_lo - pw);
+                    // Rows whose whole-vector reads stay inside x, then the others through a copy.
+                    const int64_t rows = e - a;
+                    const int64_t room = x_end - src - m;  // row r is safe when r * W <= room
+                    const int64_t safe = room < 0 ? 0 : std::min(rows, room / W + 1);
+                    f.split_even_odd(src, W, safe, n, E, O, ldp);
+                    for (int64_t r = safe; r < rows; ++r) {
+                        std::copy(src + r * W, src + r * W + n, bufs.row.data());
+                        f.split_even_odd(bufs.row.data(), 0, 1, n, E + r * ldp, O + r * ldp, 0);
+                    }
+                    for (int64_t i = a - p0; i < e - p0; ++i)  // right padding the overrun wrote
+                        for (int64_t c = c_hi; c < Wp; ++c) P[i * ldp + (c % 2) * half + c / 2] = T(0);
                 }
-                for (int64_t r = r_lo; r < r_hi; ++r)  // right padding the overrun wrote
-                    for (int64_t c = c_hi; c < Wp; ++c) P[r * ldp + (c % 2) * half + c / 2] = T(0);
+                f.dw_plane_s2d[KH == 5](
+                    DwPlaneS2<T>{P, ldp, half, bh, OW, w + k * KH * KH, b, lo, hi, yp + oh0 * OW});
             }
-            f.dw_plane_s2d[KH == 5](DwPlaneS2<T>{P, ldp, half, OH, OW, w + k * KH * KH, b, lo, hi, yp});
         });
 }
 
