@@ -26,6 +26,12 @@ inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int6
     detail::valid_out_range(kernel, dil, o * stride - pad, in, lo, hi);
 }
 
+// Output rows of a band whose padded input rows (row_bytes each) fit in `bytes`, rounded down to
+// whole 4-row kernel blocks (0 when not even 4 fit).
+inline int64_t band_rows(int64_t bytes, int64_t row_bytes, int64_t KH, int64_t s) {
+    return std::max<int64_t>(0, (bytes / row_bytes - KH) / s + 1) / 4 * 4;
+}
+
 // The first 64-byte aligned element at or after p (the buffer holding p has room for it).
 template <class T>
 T* align64(T* p) {
@@ -148,7 +154,7 @@ void depthwise_nchw_s2_split(const ConvGeometry& g, const PoolFns<T>& f, const T
     const int64_t KH = g.kernel[1], Hp = (OH - 1) * 2 + KH, Wp = (OW - 1) * 2 + KH;
     const int64_t ph = g.pad[1], pw = g.pad[2];
     // Padded row r (input row r - ph) is split into its even and odd padded columns (see
-    // DwPlaneS2) once per plane, so that the kernel's taps are plain loads instead of two loads
+    // DwPlane) once per plane, so that the kernel's taps are plain loads instead of two loads
     // and a permute each (measured 1.15-1.3x faster on 40-112 wide maps, 1 and 2 threads;
     // narrower rows lost, 0.85-0.97x). The split runs in whole vectors: the row's E and O have
     // room for its overrun, which covers only columns past the input's (rezeroed where they are
@@ -164,7 +170,7 @@ void depthwise_nchw_s2_split(const ConvGeometry& g, const PoolFns<T>& f, const T
     const int64_t row_bytes = ldp * int64_t(sizeof(T));
     const int64_t BR = Hp * row_bytes <= (8 << 20)
                            ? OH
-                           : std::min(OH, std::max<int64_t>(4, (((1 << 20) / row_bytes - KH) / 2 + 1) / 4 * 4));
+                           : std::min(OH, std::max<int64_t>(4, band_rows(1 << 20, row_bytes, KH, 2)));
     struct Buffers {
         std::vector<T> padded, row;
     };
@@ -201,7 +207,7 @@ void depthwise_nchw_s2_split(const ConvGeometry& g, const PoolFns<T>& f, const T
                         for (int64_t c = c_hi; c < Wp; ++c) P[i * ldp + (c % 2) * half + c / 2] = T(0);
                 }
                 f.dw_plane_s2d[KH == 5](
-                    DwPlaneS2<T>{P, ldp, half, bh, OW, w + k * KH * KH, b, lo, hi, yp + oh0 * OW});
+                    DwPlane<T>{P, ldp, bh, OW, w + k * KH * KH, b, lo, hi, yp + oh0 * OW, OW, half});
             }
         });
 }
@@ -271,12 +277,12 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // or more (measured 1.05-1.11x faster on 32 and 96 x 112x112 3x3, 1 and 2 threads; on
         // 56x56 planes, which fit, 0.94-0.99x, and on 500-wide 5x5 rows, 4-row bands, 0.91x).
         const int64_t row_bytes = ldp * int64_t(sizeof(T)), plane_bytes = Hp * row_bytes;
-        const int64_t band = ((12288 / row_bytes - KH) / s + 1) / 4 * 4;  // a whole number of 4-row blocks
+        const int64_t band = band_rows(12288, row_bytes, KH, s);
         int64_t BR = !flat && plane_bytes > 32768 && band >= 8 ? std::min(OH, band) : OH;
         // Bounded workspace: a plane over 8 MiB runs in bands of about 1 MiB (4 rows or more) whatever
         // their speed, so a thread's buffers stay near that size rather than the plane's.
         if (BR == OH && plane_bytes > (8 << 20))
-            BR = std::min(OH, std::max<int64_t>(4, (((1 << 20) / row_bytes - KH) / s + 1) / 4 * 4));
+            BR = std::min(OH, std::max<int64_t>(4, band_rows(1 << 20, row_bytes, KH, s)));
         const int64_t Hb = (BR - 1) * s + KH;  // buffer rows
         struct Buffers {
             // Slack: the scratch-output mode computes whole padded rows (reads up to Wp + KW

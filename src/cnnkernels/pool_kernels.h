@@ -67,6 +67,10 @@ struct DwRow {
 // entries; P readable (any values) for 2 * lanes + KW elements past row Hp - 1's start plus Wp
 // (rows narrower than a vector are computed as whole vectors). S == 1 and ldo == Wp: one flattened run over (OH-1)*Wp + OW outputs
 // (columns OW..Wp-1 get garbage); otherwise row by row (ldo >= OW).
+// Stride 2 split (dw_plane_s2d): each padded row (row stride Wp) holds its even columns E at its start
+// and its odd columns O `half` elements later; tap kw of output ow is E[ow + kw/2] (kw even) or
+// O[ow + kw/2] (kw odd). Preconditions there: OW >= lanes; P has (OH-1)*2 + KK rows; E and O of each
+// row readable at [0, OW + KK/2).
 template <class T>
 struct DwPlane {
     const T* P;
@@ -75,6 +79,7 @@ struct DwPlane {
     T bias, lo, hi;
     T* out;
     int64_t ldo;
+    int64_t half = 0;  // stride 2 split only
 };
 
 // One output row of channels-last depthwise convolution (multiplier 1, dilation 1) from
@@ -93,19 +98,6 @@ struct DwPaddedRowCL {
     const T* bias;
     T lo, hi;
     T* y;
-};
-// A zero-padded stride-2 plane with each padded row split into its even columns E (at the
-// row's start) and odd columns O (half elements later): output (oh, ow) into out[oh*OW + ow]
-// = clamp(bias + sum_{kh,kw} w[kh*KK+kw] * row(2*oh + kh)[kw even ? kw/2 : half + kw/2][ow]),
-// row(r) = P + r*ldp. Preconditions: OW >= lanes; P has (OH-1)*2 + KK rows; E and O of each row
-// readable at [0, OW + KK/2).
-template <class T>
-struct DwPlaneS2 {
-    const T* P;
-    int64_t ldp, half, OH, OW;
-    const T* w;
-    T bias, lo, hi;
-    T* out;
 };
 // A "same"-size stride-1 plane (OH == H, OW == W), flattened: output o (of n = H*W) =
 // clamp(bias + sum_{kh,kw} w[kh*KK+kw] * x[o + (kh-ph)*W + (kw-pw)]) where the column
@@ -187,8 +179,8 @@ struct PoolFns {
     // the row's n elements, in whole vectors: reads src[r*lds + [0, m)], writes even and odd
     // [r*ldd + [0, m / 2)], m = n rounded up to 2 * lanes (elements past n: whatever src holds).
     void (*split_even_odd)(const T* src, int64_t lds, int64_t rows, int64_t n, T* even, T* odd, int64_t ldd);
-    // DwPlaneS2 for KK = 3 (index 0) or 5 (index 1).
-    void (*dw_plane_s2d[2])(const DwPlaneS2<T>&);
+    // The stride-2 split form of DwPlane for KK = 3 (index 0) or 5 (index 1).
+    void (*dw_plane_s2d[2])(const DwPlane<T>&);
     int lanes;  // vector lanes of these kernels
 };
 
