@@ -264,19 +264,22 @@ void add_clamp_(py::object y_, py::object r_, double act_min, double act_max, i6
                                       act_max, threads);
 }
 
-bool same_bytes(py::object a_, py::object b_, i64 threads_) {
-    py::array a = as_array(a_, "a"), b = as_array(b_, "b");
+py::tuple weights_digest(py::object a_, i64 threads_) {
+    py::array a = as_array(a_, "a");
     const int threads = check_threads(threads_);
-    if (!(a.flags() & py::array::c_style) || !(b.flags() & py::array::c_style))
-        throw py::value_error("a and b must be C-contiguous");
-    if (a.nbytes() != b.nbytes())
-        throw py::value_error("a and b must have the same size in bytes, got " + std::to_string(a.nbytes()) + " and " +
-                              std::to_string(b.nbytes()));
-    const void* pa = a.data();
-    const void* pb = b.data();
+    if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
+    const char kind = a.dtype().kind();
+    const i64 itemsize = i64(a.itemsize());
+    if (!(kind == 'f' && (itemsize == 4 || itemsize == 8)))
+        throw py::type_error("a must be float32 or float64, got " + std::string(py::str(a.dtype())));
+    const void* p = a.data();
     const i64 n = i64(a.nbytes());
-    py::gil_scoped_release nogil;
-    return ck::bytes_equal(pa, pb, n, threads);
+    ck::Digest d;
+    {
+        py::gil_scoped_release nogil;
+        d = ck::bytes_digest(p, n, itemsize == 4 ? 1 : 2, threads);
+    }
+    return py::make_tuple(d.h0, d.h1, d.finite);
 }
 
 }  // namespace
@@ -309,8 +312,9 @@ PYBIND11_MODULE(_cpp, m) {
     register_igemm(m);
     m.def("add_clamp_", &add_clamp_, py::arg("y"), py::arg("r"), py::arg("act_min"), py::arg("act_max"),
           py::arg("threads"), "In place: y = clamp(y + r, act_min, act_max), same shape and dtype, C-contiguous.");
-    m.def("same_bytes", &same_bytes, py::arg("a"), py::arg("b"), py::arg("threads"),
-          "Whether two C-contiguous arrays of the same byte size hold identical bytes.");
+    m.def("weights_digest", &weights_digest, py::arg("a"), py::arg("threads"),
+          "(h0, h1, finite) of a C-contiguous float32/float64 array: a 128-bit digest of its bytes (any "
+          "change of one element changes it) and whether every element is finite.");
     m.def(
         "parallel_region_seconds",
         [](i64 threads, i64 rounds) {

@@ -402,22 +402,38 @@ def test_prepared_weights_see_a_single_edited_weight(algorithm):
         assert not np.allclose(after[0, index[0]], before[0, index[0]])
 
 
-def test_same_bytes_binding():
+def test_weights_digest_binding():
+    """The edit check of prepared weights: any one changed element (at a piece boundary, in the tail, a
+    low mantissa bit of a float64, two neighbours swapped) changes the digest, whatever the thread count;
+    finite is False exactly when some element is inf or NaN."""
     from cnnkernels import _cpp_backend
     if _cpp_backend.module is None:
         pytest.skip("C++ extension not built")
-    same = _cpp_backend.module.same_bytes
-    a = np.arange(3 * 2**18 + 5, dtype=np.float64)                      # 6 MiB: several pieces
-    for threads in (1, 2):
-        assert same(a, a.copy(), threads)
-        for i in (0, 2**17 * 3, a.size - 1):
+    digest = _cpp_backend.module.weights_digest
+    rng = np.random.default_rng(11)
+    for dtype, n in [(np.float32, 3 * 2**18 + 7), (np.float64, 2**17 + 3), (np.float32, 5), (np.float32, 0)]:
+        a = rng.standard_normal(n).astype(dtype)
+        base = digest(a, 1)
+        assert digest(a, 2) == base and digest(a.copy(), 2) == base and base[2]
+        for i in sorted({0, n // 2, 2**18 - 1, 2**18, n - 1} & set(range(n))):
             b = a.copy()
-            b[i] = -1.0
-            assert not same(a, b, threads)
-    with pytest.raises(ValueError, match="same size in bytes"):
-        same(a, a[:-1].copy(), 1)
+            b[i] = np.nextafter(b[i], np.inf)                    # the lowest bit of one element
+            assert digest(b, 2)[:2] != base[:2], (dtype, n, i)
+            if i + 1 < n:
+                b = a.copy()
+                b[i], b[i + 1] = a[i + 1], a[i]
+                assert digest(b, 1)[:2] != base[:2], (dtype, n, i)
+            for bad in (np.nan, np.inf, -np.inf):
+                b = a.copy()
+                b[i] = bad
+                assert digest(b, 2)[2] is False, (dtype, n, i, bad)
+    big = np.array([np.finfo(np.float64).max, -np.finfo(np.float64).max, 5e-324], np.float64)
+    assert digest(big, 1)[2] is True
+    assert digest(np.array([np.finfo(np.float32).max], np.float32), 1)[2] is True
+    with pytest.raises(TypeError, match="float32 or float64"):
+        digest(np.zeros(4, np.int32), 1)
     with pytest.raises(ValueError, match="C-contiguous"):
-        same(a[::2], a[::2].copy(), 1)
+        digest(np.zeros(8)[::2], 1)
 
 
 def test_winograd_transforms_are_exact():

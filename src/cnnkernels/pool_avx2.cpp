@@ -17,10 +17,12 @@ namespace cnnkernels {
 namespace isa_avx2 {
 namespace {
 #include "cnnkernels/pool_kernels.inc"
+#include "cnnkernels/digest_kernel.inc"
 }  // namespace
 // Instantiated here, under this file's target options.
 PoolFns<float> pool_fns_f32() { return make_pool_fns<float>(); }
 PoolFns<double> pool_fns_f64() { return make_pool_fns<double>(); }
+auto digest_fn() { return &digest_blocks; }
 }  // namespace isa_avx2
 }  // namespace cnnkernels
 #undef CK_VEC_BYTES
@@ -29,7 +31,8 @@ PoolFns<double> pool_fns_f64() { return make_pool_fns<double>(); }
 
 namespace cnnkernels {
 const PoolKernels* pool_kernels_avx2() {
-    static const PoolKernels k = {"avx2", isa_avx2::pool_fns_f32(), isa_avx2::pool_fns_f64()};
+    static const PoolKernels k = {"avx2", isa_avx2::pool_fns_f32(), isa_avx2::pool_fns_f64(),
+                                     isa_avx2::digest_fn()};
     return &k;
 }
 }  // namespace cnnkernels

@@ -19,10 +19,12 @@ namespace cnnkernels {
 namespace isa_avx512 {
 namespace {
 #include "cnnkernels/pool_kernels.inc"
+#include "cnnkernels/digest_kernel.inc"
 }  // namespace
 // Instantiated here, under this file's target options.
 PoolFns<float> pool_fns_f32() { return make_pool_fns<float>(); }
 PoolFns<double> pool_fns_f64() { return make_pool_fns<double>(); }
+auto digest_fn() { return &digest_blocks; }
 }  // namespace isa_avx512
 }  // namespace cnnkernels
 #undef CK_VEC_BYTES
@@ -31,7 +33,8 @@ PoolFns<double> pool_fns_f64() { return make_pool_fns<double>(); }
 
 namespace cnnkernels {
 const PoolKernels* pool_kernels_avx512() {
-    static const PoolKernels k = {"avx512", isa_avx512::pool_fns_f32(), isa_avx512::pool_fns_f64()};
+    static const PoolKernels k = {"avx512", isa_avx512::pool_fns_f32(), isa_avx512::pool_fns_f64(),
+                                     isa_avx512::digest_fn()};
     return &k;
 }
 }  // namespace cnnkernels

@@ -14,10 +14,12 @@ namespace cnnkernels {
 namespace isa_baseline {
 namespace {
 #include "cnnkernels/pool_kernels.inc"
+#include "cnnkernels/digest_kernel.inc"
 }  // namespace
 // Instantiated here, under this file's target options.
 PoolFns<float> pool_fns_f32() { return make_pool_fns<float>(); }
 PoolFns<double> pool_fns_f64() { return make_pool_fns<double>(); }
+auto digest_fn() { return &digest_blocks; }
 }  // namespace isa_baseline
 }  // namespace cnnkernels
 #undef CK_VEC_BYTES
@@ -25,7 +27,8 @@ PoolFns<double> pool_fns_f64() { return make_pool_fns<double>(); }
 
 namespace cnnkernels {
 const PoolKernels* pool_kernels_baseline() {
-    static const PoolKernels k = {"baseline", isa_baseline::pool_fns_f32(), isa_baseline::pool_fns_f64()};
+    static const PoolKernels k = {"baseline", isa_baseline::pool_fns_f32(), isa_baseline::pool_fns_f64(),
+                                     isa_baseline::digest_fn()};
     return &k;
 }
 }  // namespace cnnkernels

@@ -188,6 +188,10 @@ struct PoolKernels {
     const char* isa;
     PoolFns<float> f32;
     PoolFns<double> f64;
+    // The vector loop of bytes_digest (elementwise.h; digest_kernel.inc): `blocks` 64-byte blocks
+    // of 16 words into lanes a, b and flags bad, with masks `mask` (16 entries each).
+    void (*digest_blocks)(const uint32_t* x, int64_t blocks, uint32_t* a, uint32_t* b, uint32_t* bad,
+                          const uint32_t* mask);
 };
 
 const PoolKernels* pool_kernels_avx512();
