@@ -164,7 +164,7 @@ def test_depthwise_planes_over_8_mib_run_in_bands():
 
 
 @pytest.mark.parametrize("x_shape,layout,what", [
-    ((1, 1, 200000, 64), "NHWC", "channels-last rows too long for a 4 MiB ring (a 154 MiB ring per thread) run in place"),
+    ((1, 1, 200000, 64), "NHWC", "channels-last rows of 200000 pixels copied in column tiles (a whole-row ring was 154 MiB per thread)"),
     ((1, 1, 4000, 4000), "NCHW", "a 64 MiB plane runs in ~1 MiB bands, not from a whole-plane copy per thread"),
     ((1, 1, 4000, 4000), "NCHW-s2", "the same at stride 2 (even/odd split rows)")])
 def test_depthwise_workspace_stays_bounded(x_shape, layout, what):
@@ -211,8 +211,8 @@ def test_depthwise_channels_last_at_vector_widths(algorithm, backend, dtype, ker
 def test_depthwise_channels_last_padded_rows(dtype, kernel, stride, threads):
     """The C++ channels-last 3x3/5x5 path that copies each input row, zero-padded and one block of channels at a
     time, into a ring: one block and several (the last one wider), bands of output rows split over threads, padding
-    from none to past the kernel and different along H and W, and (3-D, depth kernel 1) whole planes in the depth
-    padding. Stride 2 takes it only at 2 KiB per pixel, so C = 2048 bytes / itemsize is in the list; the others
+    from none to past the kernel and different along H and W, rows long enough to run in column tiles (the last
+    one narrower), and (3-D, depth kernel 1) whole planes in the depth padding. Stride 2 takes it only at 2 KiB per pixel, so C = 2048 bytes / itemsize is in the list; the others
     check that stride 2 gives the same answers the other way."""
     rng = np.random.default_rng(kernel * 10 + stride + threads)
     lanes = 16 if dtype == np.float32 else 8
@@ -220,7 +220,9 @@ def test_depthwise_channels_last_padded_rows(dtype, kernel, stride, threads):
     ck.set_num_threads(threads)
     try:
         for C, H, W, pads in [(lanes, 9, 11, (1, 1)), (64, 6, 20, (kernel // 2, 0)), (72, 5, 9, (kernel, 1)),
-                              (130, 4, 12, (0, kernel // 2)), (2048 // np.dtype(dtype).itemsize, 5, 7, (1, 2))]:
+                              (130, 4, 12, (0, kernel // 2)), (2048 // np.dtype(dtype).itemsize, 5, 7, (1, 2)),
+                              (64, 4, 101, (kernel // 2, kernel // 2)),
+                              (2048 // np.dtype(dtype).itemsize, 3, 45, (1, kernel // 2))]:
             pads = tuple((p, p) for p in pads)
             if any(n + 2 * p[0] < kernel for n, p in zip((H, W), pads)):
                 continue

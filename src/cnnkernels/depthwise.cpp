@@ -96,7 +96,21 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
     const int64_t per_band = std::max<int64_t>(1, (4 * int64_t(threads) + N * OD * nbk - 1) / (N * OD * nbk));
     const int64_t BR = (OH + std::min(OH, per_band) - 1) / std::min(OH, per_band);
     const int64_t nbands = (OH + BR - 1) / BR, jobs = N * OD * nbk * nbands;
-    const int64_t ldp = (Wp * max_cw + 15) / 16 * 16;  // ring slot stride, whole 64-byte lines
+    // Column tiles of whole 8-pixel kernel blocks when the ring of whole rows would pass 24 KiB, so it
+    // stays in L1 (32 KiB): 32 channels x 112 columns took a 43 KiB ring, read from L2 three times per
+    // output row (tiles: 0.137 -> 0.124 ms at 1 thread, 1.02-1.05x at 2; 240 channels x 28 5x5 neutral).
+    // Each tile copies its KK - s halo columns again. This also bounds the ring for rows of any length.
+    constexpr int64_t kRingBytes = 24 << 10;
+    const int64_t whole = KK * Wp * max_cw * int64_t(sizeof(T));
+    int64_t TW = OW;
+    if (whole > kRingBytes) {
+        const int64_t slot_pixels = kRingBytes / KK / (max_cw * int64_t(sizeof(T)));
+        const int64_t tw_max = std::max<int64_t>(8, (slot_pixels - KK) / s + 1);
+        const int64_t ntiles = (OW + tw_max - 1) / tw_max;
+        TW = std::min(OW, ((OW + ntiles - 1) / ntiles + 7) / 8 * 8);
+    }
+    const int64_t Wt = (TW - 1) * s + KK;                 // padded pixels of a tile's rows
+    const int64_t ldp = (Wt * max_cw + 15) / 16 * 16;  // ring slot stride, whole 64-byte lines
     const auto kern = f.dw_padded_row_cl[(KK == 5) * 2 + (s == 2)];
 #pragma omp parallel num_threads(threads)
     {
@@ -123,23 +137,29 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
                 continue;
             }
             const T* const xp = x + (n * D + id) * H * W * K + c0;
-            const int64_t c_lo = std::min(Wp, pw), c_hi = std::max(c_lo, std::min(Wp, pw + W));
-            // Padded row r (input row r - ph) lives in slot r % KK; next_row: the first not yet copied.
-            int64_t next_row = oh0 * s;
-            for (int64_t oh = oh0; oh < oh1; ++oh) {
-                for (; next_row < oh * s + KK; ++next_row) {
-                    const int64_t ih = next_row - ph;
-                    T* const d = ring + (next_row % KK) * ldp;
-                    if (ih < 0 || ih >= H) {
-                        std::fill(d, d + Wp * cw, T(0));
-                        continue;
+            for (int64_t ow0 = 0; ow0 < OW; ow0 += TW) {
+                // The tile's padded columns [pc0, pc0 + wt); input columns [c_lo, c_hi) - pw + pc0.
+                const int64_t tw = std::min(TW, OW - ow0), pc0 = ow0 * s, wt = (tw - 1) * s + KK;
+                const int64_t c_lo = std::min(wt, std::max<int64_t>(0, pw - pc0));
+                const int64_t c_hi = std::max(c_lo, std::min(wt, pw + W - pc0));
+                // Padded row r (input row r - ph) lives in slot r % KK; next_row: the first not yet copied.
+                int64_t next_row = oh0 * s;
+                for (int64_t oh = oh0; oh < oh1; ++oh) {
+                    for (; next_row < oh * s + KK; ++next_row) {
+                        const int64_t ih = next_row - ph;
+                        T* const d = ring + (next_row % KK) * ldp;
+                        if (ih < 0 || ih >= H) {
+                            std::fill(d, d + wt * cw, T(0));
+                            continue;
+                        }
+                        std::fill(d, d + c_lo * cw, T(0));
+                        f.copy_rows(xp + (ih * W + pc0 + c_lo - pw) * K, K, d + c_lo * cw, cw, c_hi - c_lo, cw);
+                        std::fill(d + c_hi * cw, d + wt * cw, T(0));
                     }
-                    std::fill(d, d + c_lo * cw, T(0));
-                    f.copy_rows(xp + (ih * W + c_lo - pw) * K, K, d + c_lo * cw, cw, c_hi - c_lo, cw);
-                    std::fill(d + c_hi * cw, d + Wp * cw, T(0));
+                    for (int64_t r = 0; r < KK; ++r) rows[r] = ring + ((oh * s + r) % KK) * ldp;
+                    kern(DwPaddedRowCL<T>{rows, cw, tw, taps + c0, K, bias ? bias + c0 : nullptr, lo, hi,
+                                          yb + (oh * OW + ow0) * K});
                 }
-                for (int64_t r = 0; r < KK; ++r) rows[r] = ring + ((oh * s + r) % KK) * ldp;
-                kern(DwPaddedRowCL<T>{rows, cw, OW, taps + c0, K, bias ? bias + c0 : nullptr, lo, hi, yb + oh * OW * K});
             }
         }
     }
@@ -374,12 +394,10 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     // input row for fewer outputs, so the copy pays only where the pixel stride aliases
     // (2 KiB: 1.8x faster at 512 channels; at 1 KiB, 256 channels, 0.8x, at 64-144 channels 0.7-0.9x).
     const int64_t s = g.stride[1];
-    // Bounded workspace: each thread's ring holds KH padded rows of up to 256 bytes per pixel; rows too
-    // long for a 4 MiB ring (1-D signals of thousands of samples) run in place below.
+    // Each thread's ring holds KH padded rows of a column tile (under ~27 KiB whatever the row length).
     const bool aliasing = K * int64_t(sizeof(T)) % 2048 == 0;
-    const int64_t ring_bytes = KH * ((g.out[2] - 1) * s + KW) * std::min<int64_t>(K * int64_t(sizeof(T)), 256);
     if (KD == 1 && KH == KW && (KH == 3 || KH == 5) && g.stride[2] == s && (s == 1 || (s == 2 && aliasing)) &&
-        g.dilation[1] == 1 && g.dilation[2] == 1 && mult == 1 && K >= f.lanes && ring_bytes <= (4 << 20) &&
+        g.dilation[1] == 1 && g.dilation[2] == 1 && mult == 1 && K >= f.lanes &&
         all_finite(w, K * KH * KW)) {
         depthwise_ndhwc_padded(g, f, x, taps.data(), bias, y, lo, hi, threads);
         return;
