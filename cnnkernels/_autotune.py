@@ -40,6 +40,11 @@ _PRUNE = 2.0             # after its first timing, drop a candidate this many ti
 _CLOSE = 0.05            # candidates within 5% of the best get a second round
 MIN_BUDGET = 0.25        # seconds per key; the budget is max(MIN_BUDGET, BUDGET_FACTOR x best time)
 BUDGET_FACTOR = 25.0
+# Rounds of short candidates go on (within the budget) until their samples span this long: 20 rounds of
+# two 0.05 ms kernels took 2 ms, so one burst of load on the other core could slow every sample of one
+# candidate (a 2-thread suite run picked a Numba kernel 1.63x slower than the C++ one it had timed).
+MIN_SPREAD_S = 0.05
+_MAX_ROUNDS = 2000
 
 # A busy machine: when another process holds a core, multi-threaded kernels wait for their descheduled
 # threads and time 2-100x slower, so a tuning then picks at random (seen: a 0.24 ms kernel timed at 30 ms,
@@ -261,9 +266,13 @@ def _tune(fam, kernels, geometry, call):
             status[k.name] = "pruned: over 2x the best"
 
     def rounds(group, max_rounds, budget_share):
-        """Interleaved rounds over ``group`` until max_rounds or this share of the budget is spent."""
+        """Interleaved rounds over ``group``: max_rounds, and more until they span MIN_SPREAD_S, unless this
+        share of the budget is spent first."""
         nonlocal best
-        for _ in range(max_rounds):
+        began = time.perf_counter()
+        for r in range(_MAX_ROUNDS):
+            if r >= max_rounds and time.perf_counter() - began >= MIN_SPREAD_S:
+                return
             # Stop before a round that would end past this share (a round costs about its minima).
             round_s = sum(min(samples[k.name]) for k in group)
             if time.perf_counter() - start - warm_excluded + round_s > budget_share * budget():

@@ -241,3 +241,30 @@ def test_tuning_skips_a_candidate_whose_predicted_cost_exceeds_the_budget(monkey
     assert "slow/x" not in ran
     assert entry["status"]["slow/x"] == "skipped: budget (predicted cost)"
     assert entry["tuning_seconds"] < 0.2
+
+
+def test_tuning_rounds_outlast_a_short_burst_of_load(monkeypatch):
+    """The faster candidate is slowed (2x the other's time) during the first 60 ms of tuning, as by a burst of
+    load on the machine: the rounds of these sub-millisecond candidates go on until their samples span
+    MIN_SPREAD_S, so the fast one still gets clean samples and is picked (20 quick rounds all fell inside it)."""
+    import time
+    from types import SimpleNamespace
+    fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
+    slow = SimpleNamespace(name="slow/x", algorithm="slow", backend="x")
+    start = []
+
+    def call(kernel):
+        now = time.perf_counter()
+        start.append(now)
+        busy = now - start[0] < 0.06
+        duration = 0.0005 if kernel is slow else (0.001 if busy else 0.0002)
+        while time.perf_counter() - now < duration:
+            pass
+    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: slow)
+    monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
+    monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "slow/x": 1.0})
+    monkeypatch.setattr(_autotune, "MIN_SPREAD_S", 0.1)
+    entry = _autotune._tune("conv", [fast, slow], None, call)
+    assert entry["choice"] == "fast/x", entry["timings"]
+    assert entry["timings"]["fast/x"] < 0.0004
+    assert entry["tuning_seconds"] < 0.3
