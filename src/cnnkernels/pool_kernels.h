@@ -164,6 +164,9 @@ struct PoolFns {
     // aligned, Wp a multiple of `lanes`, Wp >= (ceil(OW / lanes) + 1) * lanes, KK - 1 <= lanes;
     // reads P rows [0, OH + KK - 1), columns [0, ceil(OW / lanes) * lanes + lanes).
     void (*dw_plane_s1a[2])(const DwPlane<T>&);
+    // Stride 1, KK = 3 (index 0) / 5 (index 1), in place: P is the unpadded plane (Wp == OW, OH x OW
+    // the input's size, padding (KK - 1) / 2 on every side, OW a multiple of lanes, ldo >= OW).
+    void (*dw_plane_s1i[2])(const DwPlane<T>&);
     // Stride 1, KK = 3 / 5, one vector per padded row (Wp == lanes, OW + KK - 1 <= lanes, P
     // 64-byte aligned, ldo == OW); reads P rows [0, OH + KK - 1).
     void (*dw_plane_s1v[2])(const DwPlane<T>&);
