@@ -62,6 +62,10 @@ def bench_layer(case, threads, repeats):
         errors[name] = float(np.abs(got - ref).max() / scale)
         funcs[name] = (lambda a=algorithm, b=backend: case.run_ck(ck, xin, w, algorithm=a, backend=b))
     tuning = ck.explain(op, *args, **kwargs, retune=True, verbose=False)   # fresh tuning: its cost and pick
+    # auto's error is that of the kernel it now runs: a tuning call returns whichever candidate ran last
+    # (a Winograd F4 pick at 1.5e-05 showed the 3.8e-07 of the implicit GEMM that ran before it)
+    got = case.run_ck(ck, xin, w)
+    errors["auto/auto"] = float(np.abs((got.transpose(0, 3, 1, 2) if nhwc else got) - ref).max() / scale)
     torch = _torch()
     if torch is not None:
         F = torch.nn.functional

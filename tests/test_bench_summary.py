@@ -28,3 +28,16 @@ def test_channels_last_rows_are_compared_with_our_channels_first_ones():
         r["layout"] = "NHWC" if r["layer"].endswith("_nhwc") else "NCHW"
     line = next(l for l in run.summarize(rows) if "NHWC vs our NCHW" in l)
     assert line.endswith("geomean 1.00x: a 2.00x, b 0.50x"), line
+
+
+def test_auto_error_is_the_picked_kernels(tmp_path, monkeypatch):
+    """The auto row's error is measured on a call after tuning, i.e. of the kernel auto runs (the tuning call
+    returns whichever candidate ran last): it equals the error of the pick's own row."""
+    import cnnkernels as ck
+    from suites import ConvLayer
+    monkeypatch.setenv("CNNKERNELS_CACHE_DIR", str(tmp_path))
+    case = ConvLayer("t", 64, 16, 10, 10, 3, padding=1)
+    rows = run.bench_layer(case, threads=ck.get_num_threads(), repeats=1)
+    auto = next(r for r in rows if r["kernel"] == "auto/auto")
+    picked = next(r for r in rows if r["kernel"] == auto["pick"])
+    assert auto["rel_err"] == picked["rel_err"], (auto["pick"], auto["rel_err"], picked["rel_err"])
