@@ -572,3 +572,25 @@ def test_winograd_dilated_with_nan_input(algorithm, backend):
     ref = naive.conv(x, w, None, (1, 1), ((2, 2), (2, 2)), (2, 2), 1)
     assert np.isnan(got).sum() == 9 * 3
     assert_close(got, ref, np.float64)
+
+
+@pytest.mark.parametrize("layout", ["NCW", "NWC"])
+def test_depthwise_rows_longer_than_a_column_chunk(layout):
+    """1-D depthwise rows of up to 140000 outputs run in chunks of 65536 columns with their own window tables
+    (padding shifted by the chunk's start): strides 1 and 2, dilation, padding, multiplier 2, against the
+    reference."""
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ extension not built")
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, 3, 140000)).astype(np.float32)
+    for k, s, d, pad in [(3, 1, 2, 2), (5, 2, 1, 2), (3, 1, 1, 0)]:
+        w = rng.standard_normal((6, 1, k)).astype(np.float32)
+        b = rng.standard_normal(6).astype(np.float32)
+        ref = naive.conv(x, w, b, (s,), ((pad, pad),), (d,), 3)
+        xin = np.ascontiguousarray(x.transpose(0, 2, 1)) if layout == "NWC" else x
+        got = ck.conv1d(xin, w, b, s, pad, d, 3, algorithm="depthwise", backend="cpp", layout=layout)
+        if layout == "NWC":
+            got = got.transpose(0, 2, 1)
+        case = dict(x=x, w=w, b=b, stride=(s,), pads=((pad, pad),), dilation=(d,), groups=3, dtype=np.float32,
+                    unbatched=False)
+        _check(case, got, ref, "depthwise", "cpp")

@@ -186,3 +186,76 @@ def test_channels_last_vector_path(window, dtype):
                 for _, backend in ck.available_kernels("avg_pool2d", layout="NHWC"):
                     got = ck.avg_pool2d(xin, k, s, p, ceil, incl, div, backend=backend, layout="NHWC")
                     assert_close(got.transpose(0, 3, 1, 2), ref, dtype)
+
+
+def _windows_1d(x, k, s, d, pad, fill):
+    """(N, C, OW, k) window values of a 1-D pooling with symmetric padding `pad` filled with `fill`, and the
+    input position of each tap."""
+    W = x.shape[-1]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad)), constant_values=fill)
+    OW = (W + 2 * pad - d * (k - 1) - 1) // s + 1
+    pos = np.arange(OW)[:, None] * s + np.arange(k)[None, :] * d
+    return xp[..., pos], pos - pad
+
+
+def _max_pool_1d(x, k, s, d, pad):
+    win, pos = _windows_1d(x, k, s, d, pad, -np.inf)
+    arg = win.argmax(axis=-1)                                    # the first maximum, as PyTorch
+    return win.max(axis=-1), pos[np.arange(pos.shape[0]), arg]
+
+
+def _avg_pool_1d(x, k, s, pad, count_include_pad):
+    win, pos = _windows_1d(x, k, s, 1, pad, 0.0)
+    count = k if count_include_pad else ((pos >= 0) & (pos < x.shape[-1])).sum(axis=-1)
+    return win.sum(axis=-1) / count
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+def test_pooling_rows_longer_than_a_column_chunk(backend):
+    """Rows of 140000 outputs run in chunks of 65536 columns, each with its own window table (padding shifted by
+    the chunk's start): max (values and indices, dilation, stride 1 and 2) and average (count_include_pad either
+    way) against vectorised references, themselves checked against tests/naive.py on a short signal."""
+    if backend == "cpp" and ck.info()["cpp"] is None:
+        pytest.skip("C++ backend not built")
+    rng = np.random.default_rng(12)
+    short = rng.standard_normal((1, 2, 40))
+    assert np.array_equal(_max_pool_1d(short, 3, 2, 2, 1)[0], naive.max_pool(short, (3,), (2,), ((1, 1),), (2,),
+                                                                                False)[0])
+    np.testing.assert_allclose(_avg_pool_1d(short, 5, 2, 2, False),
+                               naive.avg_pool(short, (5,), (2,), ((2, 2),), False, False, None), rtol=1e-12)
+    x = rng.standard_normal((1, 2, 140000)).astype(np.float32)
+    for k, s, d, pad in [(3, 1, 2, 1), (5, 2, 1, 2), (3, 1, 1, 0)]:
+        ref, ref_idx = _max_pool_1d(x, k, s, d, pad)
+        got, idx = ck.max_pool1d(x, k, s, pad, d, return_indices=True, backend=backend)
+        assert np.array_equal(got, ref.astype(np.float32)), (k, s, d, pad)
+        assert np.array_equal(idx, np.broadcast_to(ref_idx, idx.shape) if ref_idx.ndim == 1 else ref_idx)
+    for count_include_pad in (True, False):
+        got = ck.avg_pool1d(x, 5, 2, 2, count_include_pad=count_include_pad, backend=backend)
+        assert_close(got, _avg_pool_1d(x, 5, 2, 2, count_include_pad), np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("op", ["max", "avg", "depthwise", "depthwise_nwc"])
+def test_long_rows_keep_the_window_table_small(op, threads):
+    """A 10-million-sample 1-D signal: the per-column window tables (25 bytes per output column) are built per
+    65536-column chunk, and (1 thread) pooling does not take the separable path, whose per-thread scratch grows
+    with the row (~400 MB here): peak memory grows by about the output (40 MB)."""
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ extension not built")
+    call = {"max": "ck.max_pool1d(x, 3, 1, 1, backend='cpp')",
+            "avg": "ck.avg_pool1d(x, 3, 1, 1, backend='cpp')",
+            "depthwise": "ck.conv1d(x, w, padding=1, groups=1, algorithm='depthwise', backend='cpp')",
+            "depthwise_nwc": "ck.conv1d(x.reshape(1, -1, 1), w, padding=1, groups=1, algorithm='depthwise', "
+                             "backend='cpp', layout='NWC')"}[op]
+    code = ("import resource, numpy as np, cnnkernels as ck\n"
+            "x = np.ones((1, 1, 10_000_000), np.float32); w = np.ones((1, 1, 3), np.float32)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"y = {call}\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, float(y.max()))\n")
+    import subprocess
+    import sys
+    import os
+    env = {**os.environ, "CNNKERNELS_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    assert int(out[0]) < 75, f"{op}, {threads} threads: peak memory grew by {out[0]} MiB"

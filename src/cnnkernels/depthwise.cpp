@@ -346,13 +346,15 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         return;
     }
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
-    const ColTable cols = tap_columns(OW, W, KW, g.stride[2], g.pad[2], g.dilation[2]);
+    for_column_chunks(OW, [&](int64_t c0, int64_t c1) {
+    const int64_t pad = g.pad[2] - c0 * g.stride[2];
+    const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
     DwRow<T> proto{};
     proto.W = W;
-    proto.OW = OW;
+    proto.OW = c1 - c0;
     proto.KW = KW;
     proto.stride = g.stride[2];
-    proto.pad = g.pad[2];
+    proto.pad = pad;
     proto.dil = g.dilation[2];
     proto.lo = lo;
     proto.hi = hi;
@@ -383,9 +385,10 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
             r.wrows = sc.second.data();
             r.nrows = nr;
             r.bias = bias ? bias[k] : T(0);
-            r.y = y + row * OW;
+            r.y = y + row * OW + c0;
             f.dw_row(r);
         });
+    });
 }
 
 template <class T>
@@ -420,13 +423,15 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     bs = (bs + 63) / 64 * 64;
     nb = (K + bs - 1) / bs;
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
-    const ColTable cols = tap_columns(OW, W, KW, g.stride[2], g.pad[2], g.dilation[2]);
+    for_column_chunks(OW, [&](int64_t c0, int64_t c1) {
+    const int64_t pad = g.pad[2] - c0 * g.stride[2];
+    const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
     DwRow<T> proto{};
     proto.W = W;
-    proto.OW = OW;
+    proto.OW = c1 - c0;
     proto.KW = KW;
     proto.stride = g.stride[2];
-    proto.pad = g.pad[2];
+    proto.pad = pad;
     proto.dil = g.dilation[2];
     proto.C = C;
     proto.K = K;
@@ -459,9 +464,10 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
             r.nrows = nr;
             r.c0 = blk * bs;
             r.c1 = std::min(K, r.c0 + bs);
-            r.y = y + row * OW * K;
+            r.y = y + (row * OW + c0) * K;
             f.dw_row_cl(r);
         });
+    });
 }
 
 template void depthwise_ncdhw<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float, float, int);

@@ -149,16 +149,18 @@ void max_rows(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int thr
     const ChannelBlocks cb = channel_blocks(rows, channels, threads);
     const auto wd = sliding_windows(OD, g.in[0], g.kernel[0], g.stride[0], g.pad_before[0], g.dilation[0]);
     const auto wh = sliding_windows(OH, H, g.kernel[1], g.stride[1], g.pad_before[1], g.dilation[1]);
-    const ColTable cols = tap_columns(OW, W, g.kernel[2], g.stride[2], g.pad_before[2], g.dilation[2]);
     const size_t maxr = size_t(max_valid(wd) * max_valid(wh));
     const int64_t in_plane = g.in[0] * H * W;
     const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).max_row_cl : pool_fns<T>(active_pool_kernels()).max_row;
+    for_column_chunks(OW, [&](int64_t c0, int64_t c1) {
+    const int64_t pad = g.pad_before[2] - c0 * g.stride[2];
+    const ColTable cols = tap_columns(c1 - c0, W, g.kernel[2], g.stride[2], pad, g.dilation[2]);
     PoolRow<T> proto{};
     proto.W = W;
-    proto.OW = OW;
+    proto.OW = c1 - c0;
     proto.KW = g.kernel[2];
     proto.stride = g.stride[2];
-    proto.pad = g.pad_before[2];
+    proto.pad = pad;
     proto.dil = g.dilation[2];
     proto.C = CS;
     proto.wtab = cols.t.data();
@@ -185,10 +187,11 @@ void max_rows(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int thr
             r.first_pos = (a.first * H + b.first) * W;
             r.c0 = channels > 0 ? blk * cb.size : 0;
             r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
-            r.y = y + row * OW * CS;
-            r.idx = indices ? indices + row * OW * CS : nullptr;
+            r.y = y + (row * OW + c0) * CS;
+            r.idx = indices ? indices + (row * OW + c0) * CS : nullptr;
             fn(r);
         });
+    });
 }
 
 }  // namespace
@@ -202,7 +205,11 @@ template <class T>
 bool sep_plane_ok(const PoolGeometry& g, int threads) {
     return g.in[0] == 1 && g.out[0] == 1 && g.kernel[0] == 1 && g.pad_before[0] == 0 && g.dilation[1] == 1 &&
            g.dilation[2] == 1 && (g.stride[2] == 1 || g.stride[2] == 2) && g.kernel[1] <= 16 && g.kernel[2] <= 16 &&
-           g.out[1] > 0 && g.out[2] >= int64_t(64 / sizeof(T)) && g.planes >= threads;
+           g.out[1] > 0 && g.out[2] >= int64_t(64 / sizeof(T)) && g.planes >= threads &&
+           // bounded workspace: rows of a few thousand columns take KBs; a 1-D signal of millions of samples
+           // would take hundreds of MB per thread here, and runs in the row kernels' column chunks instead
+           sep_plane_scratch(g.kernel[1], g.kernel[2], g.in[2], g.out[2], g.stride[2], g.pad_before[2]) *
+                   int64_t(sizeof(T)) <= (int64_t(4) << 20);
 }
 
 // One sep_plane call per plane, split over the threads; rows: valid input rows per output row.
@@ -345,16 +352,20 @@ void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std:
     for (const AvgRange& a : rd) md = std::max(md, a.hi - a.lo);
     for (const AvgRange& a : rh) mh = std::max(mh, a.hi - a.lo);
     const size_t maxr = size_t(md * mh);
-    const ColTable cols = adaptive ? adaptive_columns(OW, W)
-                                   : avg_columns(OW, W, g.kernel[2], g.stride[2], g.pad_before[2], g.pad_after[2]);
     const int64_t in_plane = g.in[0] * H * W;
     const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).avg_row_cl : pool_fns<T>(active_pool_kernels()).avg_row;
+    // Adaptive windows are not a function of o * stride - pad: their table covers the whole row (one chunk).
+    const int64_t chunk_ow = adaptive ? OW : std::min<int64_t>(OW, kColumnChunk);
+    for (int64_t c0 = 0; c0 < OW; c0 += chunk_ow) {
+    const int64_t c1 = std::min(OW, c0 + chunk_ow), pad = g.pad_before[2] - c0 * g.stride[2];
+    const ColTable cols = adaptive ? adaptive_columns(OW, W)
+                                   : avg_columns(c1 - c0, W, g.kernel[2], g.stride[2], pad, g.pad_after[2]);
     PoolRow<T> proto{};
     proto.W = W;
-    proto.OW = OW;
+    proto.OW = c1 - c0;
     proto.KW = g.kernel[2];
     proto.stride = g.stride[2];
-    proto.pad = g.pad_before[2];
+    proto.pad = pad;
     proto.dil = 1;
     proto.pad_after = g.pad_after[2];
     proto.C = CS;
@@ -378,15 +389,18 @@ void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std:
             r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
             r.div_incl = T(a.pool_extent) * T(b.pool_extent);
             r.div_excl = T(a.hi - a.lo) * T(b.hi - b.lo);
-            r.y = y + row * OW * CS;
+            r.y = y + (row * OW + c0) * CS;
             fn(r);
         });
+    }
 }
 
 }  // namespace
 
-static void avg_ranges(const PoolGeometry& g, std::vector<AvgRange> r[3]) {
-    for (int d = 0; d < 3; ++d) {
+// Windows of each output index along dimensions [0, dims) (the W ones only for the separable path:
+// the row kernels take W windows from their per-chunk tables).
+static void avg_ranges(const PoolGeometry& g, std::vector<AvgRange> r[3], int dims = 3) {
+    for (int d = 0; d < dims; ++d) {
         r[d].resize(size_t(std::max<int64_t>(g.out[d], 0)));
         for (int64_t o = 0; o < g.out[d]; ++o) {
             const int64_t start = o * g.stride[d] - g.pad_before[d];
@@ -402,8 +416,9 @@ template <class T>
 void avg_pool(const PoolGeometry& g, bool count_include_pad, int64_t divisor_override, const T* x,
               T* y, int threads) {
     std::vector<AvgRange> r[3];
-    avg_ranges(g, r);
-    if (sep_plane_ok<T>(g, threads)) {
+    const bool sep = sep_plane_ok<T>(g, threads);
+    avg_ranges(g, r, sep ? 3 : 2);
+    if (sep) {
         // divisor = row factor * column factor, the products avg_rows forms: (d * h) * w; the
         // kernel multiplies by their reciprocals (NaN for zero: a zero divisor gives NaN).
         const auto inverse = [](T d) { return d == T(0) ? std::numeric_limits<T>::quiet_NaN() : T(1) / d; };
@@ -481,7 +496,7 @@ void avg_pool_ndhwc(const PoolGeometry& g, int64_t C, bool count_include_pad, in
                     T* y, int threads) {
     if (C <= 0) return;
     std::vector<AvgRange> r[3];
-    avg_ranges(g, r);
+    avg_ranges(g, r, 2);
     avg_rows<T>(g, r[0], r[1], count_include_pad, divisor_override, false, x, y, threads, C);
 }
 

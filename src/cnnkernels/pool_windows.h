@@ -28,6 +28,17 @@ inline void finish_full_range(ColTable& c, const std::vector<char>& full, int64_
     if (c.olo == OW) c.ohi = OW;
 }
 
+// Rows are run in chunks of at most kColumnChunk output columns, each with its own window table
+// (25 bytes per column), so that a 1-D signal of millions of samples does not build a table of
+// hundreds of MB. Chunk [c0, c1) is a row of c1 - c0 columns whose padding is pad - c0 * stride:
+// its column o has the window of column c0 + o (every use of the padding is base = o * stride - pad).
+constexpr int64_t kColumnChunk = int64_t(1) << 16;
+
+template <class F>
+inline void for_column_chunks(int64_t OW, F f) {
+    for (int64_t c0 = 0; c0 < OW; c0 += kColumnChunk) f(c0, std::min(OW, c0 + kColumnChunk));
+}
+
 // Sliding windows with dilation (max pooling, depthwise): kw range [lo, hi) of taps
 // inside [0, W) and the first position >= 0 on the window's grid.
 inline ColTable tap_columns(int64_t OW, int64_t W, int64_t KW, int64_t s, int64_t pad, int64_t dil) {
