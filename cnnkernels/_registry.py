@@ -113,20 +113,37 @@ class _Prepared:
     def valid_for(self, w):
         # Read-only weights (cnnkernels.nn layers make theirs read-only in prepare()) cannot have been
         # edited in place; others are checked again, one read of the weights.
-        if not w.flags.writeable:
-            return True
-        return _contents_check(w)[0] == self.check
+        return not w.flags.writeable or self.check.matches(w)
 
 
 def _contents_check(w):
-    """(something equal for equal contents, all finite). With the C++ extension: a 128-bit digest that any
-    change of one weight changes (elementwise.h: bytes_digest), one threaded read and no copy (a copy cost
-    a weight-sized fresh allocation on the first call: 3.8 ms of a 512->512 layer's 9.6 ms first call).
-    Without it: a copy, compared exactly."""
-    if _cpp_backend.module is not None and w.flags.c_contiguous and w.dtype in (np.float32, np.float64):
+    """(a check that the weights still hold these contents, whether every weight is finite). With the C++
+    extension: a 128-bit digest that any change of one weight changes (elementwise.h: bytes_digest), one
+    threaded read and no copy (a copy cost a weight-sized fresh allocation on the first call: 3.8 ms of a
+    512->512 layer's 9.6 ms first call). Without it: a copy, compared exactly."""
+    if _Digest.applies(w):
+        digest, finite = _Digest.of(w)
+        return _Digest(digest), finite
+    return _ExactCopy(w), bool(np.isfinite(w.sum()))
+
+
+class _Digest:
+    __slots__ = ("digest",)
+
+    def __init__(self, digest):
+        self.digest = digest
+
+    @staticmethod
+    def applies(w):
+        return _cpp_backend.module is not None and w.flags.c_contiguous and w.dtype in (np.float32, np.float64)
+
+    @staticmethod
+    def of(w):
         h0, h1, finite = _cpp_backend.module.weights_digest(w, _cpp_threads())
         return (h0, h1), finite
-    return _ExactCopy(w), bool(np.isfinite(w.sum()))
+
+    def matches(self, w):
+        return self.applies(w) and self.of(w)[0] == self.digest
 
 
 class _ExactCopy:
@@ -135,8 +152,8 @@ class _ExactCopy:
     def __init__(self, w):
         self.copy = w.copy()
 
-    def __eq__(self, other):
-        return np.array_equal(self.copy, other.copy)
+    def matches(self, w):
+        return np.array_equal(self.copy, w)
 
 
 def prepared_weights(kind, w, details, make):

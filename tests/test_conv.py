@@ -594,3 +594,24 @@ def test_depthwise_rows_longer_than_a_column_chunk(layout):
         case = dict(x=x, w=w, b=b, stride=(s,), pads=((pad, pad),), dilation=(d,), groups=3, dtype=np.float32,
                     unbatched=False)
         _check(case, got, ref, "depthwise", "cpp")
+
+
+def test_prepared_weights_without_the_extension_compare_a_copy(monkeypatch):
+    """Without the C++ extension the prepared-weight check is an exact copy: an unchanged array reuses its
+    entry, one edited weight gives a new, correct result."""
+    from cnnkernels import _cpp_backend
+    monkeypatch.setattr(_cpp_backend, "module", None)
+    monkeypatch.setattr(_registry, "_PREPARED", type(_registry._PREPARED)())
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    before = ck.conv2d(x, w, padding=1, algorithm="winograd_f2", backend="numba")
+    (entry,) = _registry._PREPARED.values()
+    w5 = w.reshape(entry.weights.shape)                   # the kernels' 5-D view of the same weights
+    assert type(entry.check).__name__ == "_ExactCopy" and entry.valid_for(w5) and entry.finite
+    w[4, 3, 2, 2] += 1.0
+    assert not entry.valid_for(w5)
+    after = ck.conv2d(x, w, padding=1, algorithm="winograd_f2", backend="numba")
+    ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert np.abs(after - ref).max() < 1e-4 * np.abs(ref).max()
+    assert not np.allclose(after[0, 4], before[0, 4])

@@ -346,48 +346,47 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         return;
     }
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
-    for_column_chunks(OW, [&](int64_t c0, int64_t c1) {
-    const int64_t pad = g.pad[2] - c0 * g.stride[2];
-    const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
-    DwRow<T> proto{};
-    proto.W = W;
-    proto.OW = c1 - c0;
-    proto.KW = KW;
-    proto.stride = g.stride[2];
-    proto.pad = pad;
-    proto.dil = g.dilation[2];
-    proto.lo = lo;
-    proto.hi = hi;
-    proto.wtab = cols.t.data();
-    proto.olo = cols.olo;
-    proto.ohi = cols.ohi;
-    using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
-    // Rows of (n, k) planes: "plane" = n*K + k.
-    for_rows(
-        N * K, OD, OH, 1, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },
-        [&](Scratch& sc, int64_t plane, int64_t od, int64_t oh, int64_t, int64_t row) {
-            const int64_t k = plane % K, n = plane / K;
-            int64_t dlo, dhi, hlo, hhi;
-            valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
-            valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
-            const T* xc = x + (n * C + k / mult) * D * H * W;
-            int nr = 0;
-            for (int64_t kd = dlo; kd < dhi; ++kd)
-                for (int64_t kh = hlo; kh < hhi; ++kh) {
-                    const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-                    const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                    sc.first[size_t(nr)] = xc + (id * H + ih) * W;
-                    sc.second[size_t(nr)] = w + ((k * KD + kd) * KH + kh) * KW;
-                    ++nr;
-                }
-            DwRow<T> r = proto;
-            r.rows = sc.first.data();
-            r.wrows = sc.second.data();
-            r.nrows = nr;
-            r.bias = bias ? bias[k] : T(0);
-            r.y = y + row * OW + c0;
-            f.dw_row(r);
-        });
+    for_column_chunks(OW, g.stride[2], g.pad[2], [&](int64_t c0, int64_t c1, int64_t pad) {
+        const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
+        DwRow<T> proto{};
+        proto.W = W;
+        proto.OW = c1 - c0;
+        proto.KW = KW;
+        proto.stride = g.stride[2];
+        proto.pad = pad;
+        proto.dil = g.dilation[2];
+        proto.lo = lo;
+        proto.hi = hi;
+        proto.wtab = cols.t.data();
+        proto.olo = cols.olo;
+        proto.ohi = cols.ohi;
+        using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
+        // Rows of (n, k) planes: "plane" = n*K + k.
+        for_rows(
+            N * K, OD, OH, 1, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },
+            [&](Scratch& sc, int64_t plane, int64_t od, int64_t oh, int64_t, int64_t row) {
+                const int64_t k = plane % K, n = plane / K;
+                int64_t dlo, dhi, hlo, hhi;
+                valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
+                valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
+                const T* xc = x + (n * C + k / mult) * D * H * W;
+                int nr = 0;
+                for (int64_t kd = dlo; kd < dhi; ++kd)
+                    for (int64_t kh = hlo; kh < hhi; ++kh) {
+                        const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+                        const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                        sc.first[size_t(nr)] = xc + (id * H + ih) * W;
+                        sc.second[size_t(nr)] = w + ((k * KD + kd) * KH + kh) * KW;
+                        ++nr;
+                    }
+                DwRow<T> r = proto;
+                r.rows = sc.first.data();
+                r.wrows = sc.second.data();
+                r.nrows = nr;
+                r.bias = bias ? bias[k] : T(0);
+                r.y = y + row * OW + c0;
+                f.dw_row(r);
+            });
     });
 }
 
@@ -423,50 +422,49 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     bs = (bs + 63) / 64 * 64;
     nb = (K + bs - 1) / bs;
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
-    for_column_chunks(OW, [&](int64_t c0, int64_t c1) {
-    const int64_t pad = g.pad[2] - c0 * g.stride[2];
-    const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
-    DwRow<T> proto{};
-    proto.W = W;
-    proto.OW = c1 - c0;
-    proto.KW = KW;
-    proto.stride = g.stride[2];
-    proto.pad = pad;
-    proto.dil = g.dilation[2];
-    proto.C = C;
-    proto.K = K;
-    proto.mult = mult;
-    proto.bias_vec = bias;
-    proto.lo = lo;
-    proto.hi = hi;
-    proto.wtab = cols.t.data();
-    proto.olo = cols.olo;
-    proto.ohi = cols.ohi;
-    using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
-    for_rows(
-        N, OD, OH, nb, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },
-        [&](Scratch& sc, int64_t n, int64_t od, int64_t oh, int64_t blk, int64_t row) {
-            int64_t dlo, dhi, hlo, hhi;
-            valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
-            valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
-            int nr = 0;
-            for (int64_t kd = dlo; kd < dhi; ++kd)
-                for (int64_t kh = hlo; kh < hhi; ++kh) {
-                    const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-                    const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                    sc.first[size_t(nr)] = x + ((n * D + id) * H + ih) * W * C;
-                    sc.second[size_t(nr)] = taps.data() + ((kd * KH + kh) * KW) * K;
-                    ++nr;
-                }
-            DwRow<T> r = proto;
-            r.rows = sc.first.data();
-            r.wrows = sc.second.data();
-            r.nrows = nr;
-            r.c0 = blk * bs;
-            r.c1 = std::min(K, r.c0 + bs);
-            r.y = y + (row * OW + c0) * K;
-            f.dw_row_cl(r);
-        });
+    for_column_chunks(OW, g.stride[2], g.pad[2], [&](int64_t c0, int64_t c1, int64_t pad) {
+        const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
+        DwRow<T> proto{};
+        proto.W = W;
+        proto.OW = c1 - c0;
+        proto.KW = KW;
+        proto.stride = g.stride[2];
+        proto.pad = pad;
+        proto.dil = g.dilation[2];
+        proto.C = C;
+        proto.K = K;
+        proto.mult = mult;
+        proto.bias_vec = bias;
+        proto.lo = lo;
+        proto.hi = hi;
+        proto.wtab = cols.t.data();
+        proto.olo = cols.olo;
+        proto.ohi = cols.ohi;
+        using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
+        for_rows(
+            N, OD, OH, nb, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },
+            [&](Scratch& sc, int64_t n, int64_t od, int64_t oh, int64_t blk, int64_t row) {
+                int64_t dlo, dhi, hlo, hhi;
+                valid_taps(od, g.stride[0], g.pad[0], g.dilation[0], KD, D, dlo, dhi);
+                valid_taps(oh, g.stride[1], g.pad[1], g.dilation[1], KH, H, hlo, hhi);
+                int nr = 0;
+                for (int64_t kd = dlo; kd < dhi; ++kd)
+                    for (int64_t kh = hlo; kh < hhi; ++kh) {
+                        const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+                        const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                        sc.first[size_t(nr)] = x + ((n * D + id) * H + ih) * W * C;
+                        sc.second[size_t(nr)] = taps.data() + ((kd * KH + kh) * KW) * K;
+                        ++nr;
+                    }
+                DwRow<T> r = proto;
+                r.rows = sc.first.data();
+                r.wrows = sc.second.data();
+                r.nrows = nr;
+                r.c0 = blk * bs;
+                r.c1 = std::min(K, r.c0 + bs);
+                r.y = y + (row * OW + c0) * K;
+                f.dw_row_cl(r);
+            });
     });
 }
 

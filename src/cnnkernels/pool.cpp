@@ -152,45 +152,44 @@ void max_rows(const PoolGeometry& g, const T* x, T* y, int64_t* indices, int thr
     const size_t maxr = size_t(max_valid(wd) * max_valid(wh));
     const int64_t in_plane = g.in[0] * H * W;
     const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).max_row_cl : pool_fns<T>(active_pool_kernels()).max_row;
-    for_column_chunks(OW, [&](int64_t c0, int64_t c1) {
-    const int64_t pad = g.pad_before[2] - c0 * g.stride[2];
-    const ColTable cols = tap_columns(c1 - c0, W, g.kernel[2], g.stride[2], pad, g.dilation[2]);
-    PoolRow<T> proto{};
-    proto.W = W;
-    proto.OW = c1 - c0;
-    proto.KW = g.kernel[2];
-    proto.stride = g.stride[2];
-    proto.pad = pad;
-    proto.dil = g.dilation[2];
-    proto.C = CS;
-    proto.wtab = cols.t.data();
-    proto.olo = cols.olo;
-    proto.ohi = cols.ohi;
-    for_rows(
-        g.planes, OD, OH, cb.n, threads,
-        [&] { return RowScratch<T>{std::vector<const T*>(maxr), std::vector<int64_t>(maxr)}; },
-        [&](RowScratch<T>& sc, int64_t plane, int64_t od, int64_t oh, int64_t blk, int64_t row) {
-            const Window& a = wd[size_t(od)];
-            const Window& b = wh[size_t(oh)];
-            int n = 0;
-            for (int64_t kd = a.k_lo; kd < a.k_hi; ++kd)
-                for (int64_t kh = b.k_lo; kh < b.k_hi; ++kh) {
-                    const int64_t p = ((a.base + kd * a.step) * H + b.base + kh * b.step) * W;
-                    sc.rows[size_t(n)] = x + (plane * in_plane + p) * CS;
-                    sc.pos[size_t(n)] = p;
-                    ++n;
-                }
-            PoolRow<T> r = proto;
-            r.rows = sc.rows.data();
-            r.row_pos = sc.pos.data();
-            r.nrows = n;
-            r.first_pos = (a.first * H + b.first) * W;
-            r.c0 = channels > 0 ? blk * cb.size : 0;
-            r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
-            r.y = y + (row * OW + c0) * CS;
-            r.idx = indices ? indices + (row * OW + c0) * CS : nullptr;
-            fn(r);
-        });
+    for_column_chunks(OW, g.stride[2], g.pad_before[2], [&](int64_t c0, int64_t c1, int64_t pad) {
+        const ColTable cols = tap_columns(c1 - c0, W, g.kernel[2], g.stride[2], pad, g.dilation[2]);
+        PoolRow<T> proto{};
+        proto.W = W;
+        proto.OW = c1 - c0;
+        proto.KW = g.kernel[2];
+        proto.stride = g.stride[2];
+        proto.pad = pad;
+        proto.dil = g.dilation[2];
+        proto.C = CS;
+        proto.wtab = cols.t.data();
+        proto.olo = cols.olo;
+        proto.ohi = cols.ohi;
+        for_rows(
+            g.planes, OD, OH, cb.n, threads,
+            [&] { return RowScratch<T>{std::vector<const T*>(maxr), std::vector<int64_t>(maxr)}; },
+            [&](RowScratch<T>& sc, int64_t plane, int64_t od, int64_t oh, int64_t blk, int64_t row) {
+                const Window& a = wd[size_t(od)];
+                const Window& b = wh[size_t(oh)];
+                int n = 0;
+                for (int64_t kd = a.k_lo; kd < a.k_hi; ++kd)
+                    for (int64_t kh = b.k_lo; kh < b.k_hi; ++kh) {
+                        const int64_t p = ((a.base + kd * a.step) * H + b.base + kh * b.step) * W;
+                        sc.rows[size_t(n)] = x + (plane * in_plane + p) * CS;
+                        sc.pos[size_t(n)] = p;
+                        ++n;
+                    }
+                PoolRow<T> r = proto;
+                r.rows = sc.rows.data();
+                r.row_pos = sc.pos.data();
+                r.nrows = n;
+                r.first_pos = (a.first * H + b.first) * W;
+                r.c0 = channels > 0 ? blk * cb.size : 0;
+                r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
+                r.y = y + (row * OW + c0) * CS;
+                r.idx = indices ? indices + (row * OW + c0) * CS : nullptr;
+                fn(r);
+            });
     });
 }
 
@@ -355,44 +354,43 @@ void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std:
     const int64_t in_plane = g.in[0] * H * W;
     const auto fn = channels > 0 ? pool_fns<T>(active_pool_kernels()).avg_row_cl : pool_fns<T>(active_pool_kernels()).avg_row;
     // Adaptive windows are not a function of o * stride - pad: their table covers the whole row (one chunk).
-    const int64_t chunk_ow = adaptive ? OW : std::min<int64_t>(OW, kColumnChunk);
-    for (int64_t c0 = 0; c0 < OW; c0 += chunk_ow) {
-    const int64_t c1 = std::min(OW, c0 + chunk_ow), pad = g.pad_before[2] - c0 * g.stride[2];
-    const ColTable cols = adaptive ? adaptive_columns(OW, W)
-                                   : avg_columns(c1 - c0, W, g.kernel[2], g.stride[2], pad, g.pad_after[2]);
-    PoolRow<T> proto{};
-    proto.W = W;
-    proto.OW = c1 - c0;
-    proto.KW = g.kernel[2];
-    proto.stride = g.stride[2];
-    proto.pad = pad;
-    proto.dil = 1;
-    proto.pad_after = g.pad_after[2];
-    proto.C = CS;
-    proto.div_override = adaptive ? T(0) : T(divisor_override);
-    proto.count_include_pad = adaptive ? false : count_include_pad;
-    proto.wtab = cols.t.data();
-    proto.olo = cols.olo;
-    proto.ohi = cols.ohi;
-    for_rows(
-        g.planes, OD, OH, cb.n, threads, [&] { return std::vector<const T*>(maxr); },
-        [&](std::vector<const T*>& rp, int64_t plane, int64_t od, int64_t oh, int64_t blk, int64_t row) {
-            const AvgRange& a = rd[size_t(od)];
-            const AvgRange& b = rh[size_t(oh)];
-            int n = 0;
-            for (int64_t id = a.lo; id < a.hi; ++id)
-                for (int64_t ih = b.lo; ih < b.hi; ++ih) rp[size_t(n++)] = x + (plane * in_plane + (id * H + ih) * W) * CS;
-            PoolRow<T> r = proto;
-            r.rows = rp.data();
-            r.nrows = n;
-            r.c0 = channels > 0 ? blk * cb.size : 0;
-            r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
-            r.div_incl = T(a.pool_extent) * T(b.pool_extent);
-            r.div_excl = T(a.hi - a.lo) * T(b.hi - b.lo);
-            r.y = y + (row * OW + c0) * CS;
-            fn(r);
-        });
-    }
+    const int64_t chunk = adaptive ? OW : kColumnChunk;
+    for_column_chunks(OW, g.stride[2], g.pad_before[2], [&](int64_t c0, int64_t c1, int64_t pad) {
+        const ColTable cols = adaptive ? adaptive_columns(OW, W)
+                                       : avg_columns(c1 - c0, W, g.kernel[2], g.stride[2], pad, g.pad_after[2]);
+        PoolRow<T> proto{};
+        proto.W = W;
+        proto.OW = c1 - c0;
+        proto.KW = g.kernel[2];
+        proto.stride = g.stride[2];
+        proto.pad = pad;
+        proto.dil = 1;
+        proto.pad_after = g.pad_after[2];
+        proto.C = CS;
+        proto.div_override = adaptive ? T(0) : T(divisor_override);
+        proto.count_include_pad = adaptive ? false : count_include_pad;
+        proto.wtab = cols.t.data();
+        proto.olo = cols.olo;
+        proto.ohi = cols.ohi;
+        for_rows(
+            g.planes, OD, OH, cb.n, threads, [&] { return std::vector<const T*>(maxr); },
+            [&](std::vector<const T*>& rp, int64_t plane, int64_t od, int64_t oh, int64_t blk, int64_t row) {
+                const AvgRange& a = rd[size_t(od)];
+                const AvgRange& b = rh[size_t(oh)];
+                int n = 0;
+                for (int64_t id = a.lo; id < a.hi; ++id)
+                    for (int64_t ih = b.lo; ih < b.hi; ++ih) rp[size_t(n++)] = x + (plane * in_plane + (id * H + ih) * W) * CS;
+                PoolRow<T> r = proto;
+                r.rows = rp.data();
+                r.nrows = n;
+                r.c0 = channels > 0 ? blk * cb.size : 0;
+                r.c1 = channels > 0 ? std::min(channels, r.c0 + cb.size) : 1;
+                r.div_incl = T(a.pool_extent) * T(b.pool_extent);
+                r.div_excl = T(a.hi - a.lo) * T(b.hi - b.lo);
+                r.y = y + (row * OW + c0) * CS;
+                fn(r);
+            });
+    }, chunk);
 }
 
 }  // namespace

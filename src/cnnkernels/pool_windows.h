@@ -34,9 +34,11 @@ inline void finish_full_range(ColTable& c, const std::vector<char>& full, int64_
 // its column o has the window of column c0 + o (every use of the padding is base = o * stride - pad).
 constexpr int64_t kColumnChunk = int64_t(1) << 16;
 
+// Calls f(c0, c1, chunk_pad) per chunk; `chunk` (columns per chunk, >= 1) for windows that are not a
+// function of o * stride - pad (adaptive pooling: one chunk of the whole row).
 template <class F>
-inline void for_column_chunks(int64_t OW, F f) {
-    for (int64_t c0 = 0; c0 < OW; c0 += kColumnChunk) f(c0, std::min(OW, c0 + kColumnChunk));
+inline void for_column_chunks(int64_t OW, int64_t stride, int64_t pad, F f, int64_t chunk = kColumnChunk) {
+    for (int64_t c0 = 0; c0 < OW; c0 += chunk) f(c0, std::min(OW, c0 + chunk), pad - c0 * stride);
 }
 
 // Sliding windows with dilation (max pooling, depthwise): kw range [lo, hi) of taps
