@@ -237,7 +237,7 @@ def _dilated_by_phases(run):
 def _finite_input(x, weights):
     """Whether Winograd may run: a transformed tile mixes all its inputs, so one NaN/Inf would spoil
     outputs that do not depend on it. (A sum is non-finite iff some term is, barring overflow, which
-    only sends huge inputs to an exact kernel too.)"""
+    only sends huge inputs to an exact kernel too.) The C++ kernel checks its transformed tiles itself."""
     return weights.finite and bool(np.isfinite(x.sum()))
 
 
@@ -257,11 +257,12 @@ def _conv_numba_winograd(m):
 def _conv_cpp_winograd(m):
     def run(x, w, b, y, g, act):
         weights = winograd_weights(w, m, g.groups, "cpp")
-        if not _finite_input(x, weights):
-            return _conv_cpp("im2col")(x, w, b, y, g, act)
         AT, _, BT = transforms(m)
-        _cpp_backend.module.winograd_conv(x, weights.data, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(),
-                                          WORKSPACE_BYTES, act[0], act[1])
+        # (a False return: some transformed input tile was not finite, and y is not the convolution)
+        if not (weights.finite and _cpp_backend.module.winograd_conv(
+                x, weights.data, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(), WORKSPACE_BYTES,
+                act[0], act[1])):
+            _conv_cpp("im2col")(x, w, b, y, g, act)
     return run
 
 

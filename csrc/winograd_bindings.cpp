@@ -86,7 +86,7 @@ void transform_weights(py::object w_, py::object U_, py::object G_, i64 groups, 
                                                static_cast<double*>(up), threads);
 }
 
-void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::object pad_, py::object AT_,
+bool conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::object pad_, py::object AT_,
           py::object BT_, i64 threads, i64 workspace_bytes, double act_min, double act_max) {
     py::array x = as_array(x_, "x"), U = as_array(U_, "U"), y = as_array(y_, "y");
     const Dtype dt = check_xwy(x, U, "U", 4, y);
@@ -154,13 +154,12 @@ void conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
     const double* btp = static_cast<const double*>(BT.data());
     py::gil_scoped_release nogil;
     if (dt == Dtype::f32)
-        ck::winograd_conv<float>(g, static_cast<const float*>(xp), static_cast<const float*>(up),
-                                 static_cast<const float*>(bp), static_cast<float*>(yp), atp, btp, nthreads,
-                                 workspace_bytes, act_min, act_max);
-    else
-        ck::winograd_conv<double>(g, static_cast<const double*>(xp), static_cast<const double*>(up),
-                                  static_cast<const double*>(bp), static_cast<double*>(yp), atp, btp, nthreads,
-                                  workspace_bytes, act_min, act_max);
+        return ck::winograd_conv<float>(g, static_cast<const float*>(xp), static_cast<const float*>(up),
+                                        static_cast<const float*>(bp), static_cast<float*>(yp), atp, btp, nthreads,
+                                        workspace_bytes, act_min, act_max);
+    return ck::winograd_conv<double>(g, static_cast<const double*>(xp), static_cast<const double*>(up),
+                                     static_cast<const double*>(bp), static_cast<double*>(yp), atp, btp, nthreads,
+                                     workspace_bytes, act_min, act_max);
 }
 
 // Scratch bytes winograd_conv would allocate (the registry refuses Winograd when
@@ -206,7 +205,8 @@ void register_winograd(py::module_& m) {
           "Winograd F(m x m, 3 x 3) convolution, stride 1, dilation 1, into preallocated y (N, K, 1, OH, OW) from x "
           "(N, C, 1, H, W) and U (winograd_transform_weights); pad = (0, top, left); AT (m, m+2), BT (m+2, m+2) "
           "float64 from cnnkernels.winograd.transforms(m); groups = U.shape[0]; outputs clamped to "
-          "[act_min, act_max], NaN stays NaN.");
+          "[act_min, act_max], NaN stays NaN. Returns False when a transformed input tile held a NaN or an "
+          "infinity (a tile mixes its inputs, so y may be NaN where the convolution is not): compute y another way.");
     m.def("winograd_workspace_bytes", &workspace_bytes, py::arg("N"), py::arg("C"), py::arg("K"), py::arg("groups"),
           py::arg("OH"), py::arg("OW"), py::arg("m"), py::arg("elem_size"), py::arg("threads"),
           py::arg("workspace_bytes"), py::arg("bias"),

@@ -560,6 +560,48 @@ def test_few_output_positions(backend, dtype, channels, positions):
         assert_close(got, ref, dtype, terms=terms)
 
 
+@pytest.mark.skipif(_registry._cpp_backend.module is None, reason="C++ backend not built")
+@pytest.mark.parametrize("algorithm", ["winograd_f2", "winograd_f4", "winograd_f6"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_winograd_reports_nonfinite_tiles(algorithm, threads):
+    """The C++ Winograd kernel checks its transformed input tiles itself (no pass over x) and reports one holding
+    a NaN or an infinity, whichever thread met it; the call then computes exactly: NaN, +inf and -inf in three
+    images reach only their own windows, also under relu6, which would turn an infinity spread by the transform
+    into a plausible 6 or 0."""
+    m = int(algorithm[-1])
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 6, 13, 12)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for image, value in [(0, np.nan), (2, np.inf), (3, -np.inf)]:
+            bad = x.copy()
+            bad[image, 4, 7, 3] = value
+            got = ck.conv2d(bad, w, b, padding=1, groups=2, algorithm=algorithm, backend="cpp", activation="relu6")
+            ref = np.clip(naive.conv(bad, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 2), 0, 6)
+            ref[np.isnan(naive.conv(bad, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 2))] = np.nan
+            assert_close(got, ref, np.float32, terms=np.abs(w).sum() * 4)
+        # the kernel's own report, on the transformed weights the call prepared
+        mod = _registry._cpp_backend.module
+        from cnnkernels.winograd import transforms
+        U = _registry.winograd_weights(w.reshape(4, 3, 1, 3, 3), m, 2, "cpp").data
+        AT, _, BT = transforms(m)
+        BT_other = BT.copy()
+        BT_other[0, 0] *= 1 + 1e-12      # not the matrices baked into the unrolled transforms: the general path
+        for bt in (BT, BT_other):
+            for image, value in [(None, 0.0), (1, np.nan), (3, np.inf)]:
+                xx = x.copy()
+                if image is not None:
+                    xx[image, 5, 12, 11] = value     # the last row and column: the edge tiles
+                y = np.empty((4, 4, 1, 13, 12), np.float32)
+                ok = mod.winograd_conv(xx.reshape(4, 6, 1, 13, 12), U, None, y, (0, 1, 1), AT, bt, threads, 1 << 26)
+                assert ok == (image is None)
+    finally:
+        ck.set_num_threads(before)
+
+
 @pytest.mark.parametrize("algorithm,backend", WINOGRAD)
 def test_winograd_dilated_with_nan_input(algorithm, backend):
     """A dilated call runs on the input's phases; a NaN there still reaches exactly its 9 outputs per channel

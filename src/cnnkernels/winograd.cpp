@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "cnnkernels/gemm_kernels.h"
@@ -210,13 +211,13 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
 }
 
 template <class T>
-void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
+bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
                    const double* BT, int threads, int64_t workspace_bytes, double act_min, double act_max) {
     const int m = g.m, n = m + 2, nn = n * n;
     const int64_t N = g.N, groups = g.groups, Cg = g.C / groups, Kg = g.K / groups;
     const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
     const int64_t th = cdiv(OH, m), tw = cdiv(OW, m), tiles = th * tw;
-    if (N <= 0 || Kg <= 0 || tiles <= 0) return;
+    if (N <= 0 || Kg <= 0 || tiles <= 0) return true;
 
     const int L = Funcs<T>::lanes();
     // The unrolled transforms when AT, BT are the matrices baked into them.
@@ -278,7 +279,7 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
         return k;
     };
     // A: input transform of item it in [0, cchunks * nseg): channel chunk, tile row.
-    auto phase_a = [&](const Block& k, int64_t it, T* band) {
+    auto phase_a = [&](const Block& k, int64_t it, T* band, bool* nonfinite) {
         const int64_t ch = it / k.nseg, r = k.r_a + it % k.nseg;
         const int64_t ta = std::max(k.t0, r * tw), tb = std::min(k.t1, (r + 1) * tw);
         const int64_t tc0 = ta - r * tw, count = tb - ta;
@@ -305,6 +306,7 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
         j.v_e_stride = Tb * Cpad;
         j.v_t_stride = Cpad;
         j.BT = &bt;
+        j.nonfinite = nonfinite;
         in_fn(j);
     };
     // B: GEMM of item it in [0, gemm_items): transform point e, NR-panel of K.
@@ -359,12 +361,15 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     };
 
     const int64_t total_blocks = N * groups * nblocks;
+    // Per thread (set by its input transforms, read after the region): whether a tile was not finite.
+    const std::unique_ptr<bool[]> nonfinite_of(new bool[size_t(threads)]());
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int me = 0;
 #ifdef _OPENMP
         me = omp_get_thread_num();
 #endif
+        bool* const nonfinite = &nonfinite_of[size_t(me)];
         T* const band = bandbase + me * band_elems;
         if (priv) {
             T* const V = vbase + me * v_elems;
@@ -372,7 +377,7 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
 #pragma omp for schedule(static)
             for (int64_t bi = 0; bi < total_blocks; ++bi) {
                 const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, V, M);
-                for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band);
+                for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band, nonfinite);
                 for (int64_t it = 0; it < gemm_items; ++it) phase_b(k, it);
                 for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it);
             }
@@ -382,7 +387,7 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
             for (int64_t bi = 0; bi < total_blocks; ++bi) {
                 const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, V, M);
 #pragma omp for schedule(static)
-                for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band);
+                for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band, nonfinite);
 #pragma omp for schedule(static)
                 for (int64_t it = 0; it < gemm_items; ++it) phase_b(k, it);
                 // No barrier after C: the next block's phase A touches neither
@@ -392,15 +397,18 @@ void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
             }
         }
     }
+    for (int t = 0; t < threads; ++t)
+        if (nonfinite_of[size_t(t)]) return false;
+    return true;
 }
 
 template void winograd_transform_weights<float>(int64_t, int64_t, int64_t, int, const float*, const double*, float*,
                                                 int);
 template void winograd_transform_weights<double>(int64_t, int64_t, int64_t, int, const double*, const double*,
                                                  double*, int);
-template void winograd_conv<float>(const WinogradGeometry&, const float*, const float*, const float*, float*,
+template bool winograd_conv<float>(const WinogradGeometry&, const float*, const float*, const float*, float*,
                                    const double*, const double*, int, int64_t, double, double);
-template void winograd_conv<double>(const WinogradGeometry&, const double*, const double*, const double*, double*,
+template bool winograd_conv<double>(const WinogradGeometry&, const double*, const double*, const double*, double*,
                                     const double*, const double*, int, int64_t, double, double);
 
 }  // namespace cnnkernels

@@ -38,9 +38,12 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
 // block (n*n x tiles x channels each; one block per thread when threads run
 // separate blocks) plus one input band (n rows, channels innermost) per thread;
 // at most workspace_bytes except for a floor of one tile per block.
+// Returns false when a transformed input tile held a NaN or an infinity (a non-finite input, or an overflow):
+// the transform mixes a tile's inputs, so y may then be NaN where the convolution is not, and the caller
+// must compute y another way. (Checked on the transform's own results: no extra pass over x.)
 // Preconditions: shapes consistent, y does not overlap x/U/bias, threads >= 1.
 template <class T>
-void winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
+bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
                    const double* BT, int threads, int64_t workspace_bytes, double act_min = -kInf,
                    double act_max = kInf);
 

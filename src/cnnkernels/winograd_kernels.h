@@ -34,6 +34,7 @@ struct WinoInputJob {
     T* V;
     int64_t v_e_stride, v_t_stride;
     const WinoMatrix<T>* BT;  // n x n
+    bool* nonfinite;          // set to true (never cleared) when some stored value of V is NaN or infinite
 };
 
 // Output transform of `count` consecutive tiles of one tile row, for one chunk
