@@ -638,6 +638,27 @@ def test_depthwise_rows_longer_than_a_column_chunk(layout):
         _check(case, got, ref, "depthwise", "cpp")
 
 
+def test_depthwise_2d_rows_over_a_mebibyte():
+    """2-D depthwise planes whose padded rows pass 1 MiB take the generic path (column-chunked tables) instead of
+    the padded/split-row ones: one row of 300001 samples, 3x3 at strides 1 and 2, 2 channels, against the
+    reference (only the kernel's middle row meets data)."""
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ extension not built")
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((1, 2, 1, 300001)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    for stride in (1, 2):
+        got = ck.conv2d(x, w, b, stride, 1, groups=2, algorithm="depthwise", backend="cpp")
+        ref = naive.conv(x[:, :, :, :41], w, b, (stride, stride), ((1, 1), (1, 1)), (1, 1), 2)
+        xp = np.pad(x[0, :, 0].astype(np.float64), ((0, 0), (1, 1)))
+        n = (x.shape[-1] - 1) // stride + 1
+        full = b[:, None] + sum(w[:, 0, 1, kw, None].astype(np.float64) * xp[:, kw:kw + stride * (n - 1) + 1:stride]
+                                for kw in range(3))
+        np.testing.assert_allclose(full[:, :ref.shape[-1] - 1], ref[0, :, 0, :-1], rtol=1e-12)  # the reference's
+        assert_close(got[0, :, 0], full, np.float32, terms=np.abs(w).sum() * 4)
+
+
 def test_prepared_weights_without_the_extension_compare_a_copy(monkeypatch):
     """Without the C++ extension the prepared-weight check is an exact copy: an unchanged array reuses its
     entry, one edited weight gives a new, correct result."""

@@ -234,19 +234,68 @@ def test_pooling_rows_longer_than_a_column_chunk(backend):
         assert_close(got, _avg_pool_1d(x, 5, 2, 2, count_include_pad), np.float32)
 
 
+def _adaptive_1d(x, out, reduce):
+    """PyTorch's adaptive windows [floor(o*W/out), ceil((o+1)*W/out)) reduced along the last axis, vectorised
+    (windows of a row have at most two lengths): values, and for max the first maximum's position."""
+    W = x.shape[-1]
+    o = np.arange(out)
+    start, end = o * W // out, ((o + 1) * W + out - 1) // out
+    span = int((end - start).max())
+    pos = start[:, None] + np.arange(span)
+    valid = pos < end[:, None]
+    win = x[..., np.minimum(pos, W - 1)]
+    if reduce == "avg":
+        return np.where(valid, win, 0.0).sum(axis=-1) / valid.sum(axis=-1), None
+    win = np.where(valid, win, -np.inf)
+    arg = win.argmax(axis=-1)
+    return win.max(axis=-1), np.take_along_axis(np.broadcast_to(pos, win.shape), arg[..., None], -1)[..., 0]
+
+
+@pytest.mark.parametrize("layout", ["NCW", "NWC"])
+def test_adaptive_pooling_rows_longer_than_a_column_chunk(layout):
+    """Adaptive pooling's window tables also go by chunks of 65536 output columns (absolute window positions per
+    chunk): 200003 samples to 140001 outputs (windows of 1 and 2 samples) against a vectorised reference,
+    itself checked against tests/naive.py on a short signal; max with indices."""
+    if ck.info()["cpp"] is None:
+        pytest.skip("C++ backend not built")
+    rng = np.random.default_rng(14)
+    short = rng.standard_normal((1, 2, 23))
+    np.testing.assert_allclose(_adaptive_1d(short, 9, "avg")[0], naive.adaptive_pool(short, (9,), "avg")[0],
+                               rtol=1e-12)
+    ref_max, ref_idx = naive.adaptive_pool(short, (9,), "max")
+    assert np.array_equal(_adaptive_1d(short, 9, "max")[0], ref_max)
+    assert np.array_equal(_adaptive_1d(short, 9, "max")[1], ref_idx)
+    x = rng.standard_normal((1, 3, 200003)).astype(np.float32)
+    xin = np.ascontiguousarray(x.transpose(0, 2, 1)) if layout == "NWC" else x
+    back = (lambda a: a.transpose(0, 2, 1)) if layout == "NWC" else (lambda a: a)
+    avg = back(ck.adaptive_avg_pool1d(xin, 140001, backend="cpp", layout=layout))
+    assert_close(avg, _adaptive_1d(x.astype(np.float64), 140001, "avg")[0], np.float32)
+    if layout == "NCW":
+        got, idx = ck.adaptive_max_pool1d(x, 140001, return_indices=True, backend="cpp")
+        ref, ref_idx = _adaptive_1d(x, 140001, "max")
+        assert np.array_equal(got, ref) and np.array_equal(idx, ref_idx)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("op", ["max", "avg", "depthwise", "depthwise_nwc"])
+@pytest.mark.parametrize("op", ["max", "avg", "depthwise", "depthwise_nwc", "adaptive_avg", "adaptive_avg_nwc",
+                                "adaptive_max", "depthwise_2d_one_row_s2"])
 def test_long_rows_keep_the_window_table_small(op, threads):
-    """A 10-million-sample 1-D signal: the per-column window tables (25 bytes per output column) are built per
-    65536-column chunk, and (1 thread) pooling does not take the separable path, whose per-thread scratch grows
-    with the row (~400 MB here): peak memory grows by about the output (40 MB)."""
+    """A 10-million-sample 1-D signal: the per-column window tables (25-40 bytes per output column; adaptive
+    pooling's too) are built per 65536-column chunk, (1 thread) pooling does not take the separable path, whose
+    per-thread scratch grows with the row (~400 MB here), and a 2-D depthwise plane of one such row at stride 2
+    does not take the split-row path (whole rows): peak memory grows by about the output (20-40 MB)."""
     if ck.info()["cpp"] is None:
         pytest.skip("C++ extension not built")
     call = {"max": "ck.max_pool1d(x, 3, 1, 1, backend='cpp')",
             "avg": "ck.avg_pool1d(x, 3, 1, 1, backend='cpp')",
             "depthwise": "ck.conv1d(x, w, padding=1, groups=1, algorithm='depthwise', backend='cpp')",
             "depthwise_nwc": "ck.conv1d(x.reshape(1, -1, 1), w, padding=1, groups=1, algorithm='depthwise', "
-                             "backend='cpp', layout='NWC')"}[op]
+                             "backend='cpp', layout='NWC')",
+            "adaptive_avg": "ck.adaptive_avg_pool1d(x, 7_000_001, backend='cpp')",
+            "adaptive_avg_nwc": "ck.adaptive_avg_pool1d(x.reshape(1, -1, 1), 7_000_001, backend='cpp', layout='NWC')",
+            "adaptive_max": "ck.adaptive_max_pool1d(x, 7_000_001, backend='cpp')",
+            "depthwise_2d_one_row_s2": "ck.conv2d(x.reshape(1, 1, 1, -1), np.ones((1, 1, 3, 3), np.float32), "
+                                       "stride=2, padding=1, algorithm='depthwise', backend='cpp')"}[op]
     code = ("import resource, numpy as np, cnnkernels as ck\n"
             "x = np.ones((1, 1, 10_000_000), np.float32); w = np.ones((1, 1, 3), np.float32)\n"
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

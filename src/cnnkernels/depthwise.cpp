@@ -243,21 +243,27 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
     if (N <= 0 || K <= 0 || OD <= 0 || OH <= 0 || OW <= 0) return;
     const PoolFns<T>& f = pool_fns<T>(active_pool_kernels());
     const int64_t s = g.stride[1];
+    const int64_t ph = g.pad[1], pw = g.pad[2];
+    // "Same"-size stride-1 rows of whole vectors run in place, without the padded copy (same process,
+    // 1 thread, AVX-512: 32x112x112 3x3 1.17x, 96x112x112 1.35x, 32x224x224 1.47x, 16x112x112 5x5
+    // 1.23x, 64x64x64 1.27x; 2 threads 1.14-1.23x; AVX2 on 56- and 112-wide planes 1.02-1.05x).
+    const bool in_place = s == 1 && OH == H && OW == W && 2 * ph == KH - 1 && 2 * pw == KW - 1 && W % f.lanes == 0;
+    // Bounded workspace: the other fast paths hold whole padded (or split) input rows, so rows over 1 MiB
+    // go to the generic path, whose window tables go by column chunks (a 1 x 10^7 plane at stride 2 grew
+    // peak memory by 324 MB).
+    const bool long_rows = ((OW - 1) * s + KW) * int64_t(sizeof(T)) > (int64_t(1) << 20);
     const bool fast = KD == 1 && KH == KW && (KH == 3 || KH == 5) && g.stride[2] == s && (s == 1 || s == 2) &&
-                      g.dilation[1] == 1 && g.dilation[2] == 1 && all_finite(w, K * KH * KW);
+                      g.dilation[1] == 1 && g.dilation[2] == 1 && (in_place || !long_rows) &&
+                      all_finite(w, K * KH * KW);
     if (fast) {
         // Zero-padded copy of the plane; padding taps then add w * 0 = 0 (finite weights),
         // which equals skipping them.
         const int64_t Hp = (OH - 1) * s + KH, Wp = (OW - 1) * s + KW;
-        const int64_t ph = g.pad[1], pw = g.pad[2];
         if (s == 2 && OW >= f.lanes) {
             depthwise_nchw_s2_split(g, f, x, w, bias, y, lo, hi, threads);
             return;
         }
-        // "Same"-size stride-1 rows of whole vectors run in place, without the padded copy (same process,
-        // 1 thread, AVX-512: 32x112x112 3x3 1.17x, 96x112x112 1.35x, 32x224x224 1.47x, 16x112x112 5x5
-        // 1.23x, 64x64x64 1.27x; 2 threads 1.14-1.23x; AVX2 on 56- and 112-wide planes 1.02-1.05x).
-        if (s == 1 && OH == H && OW == W && 2 * ph == KH - 1 && 2 * pw == KW - 1 && W % f.lanes == 0) {
+        if (in_place) {
             for_output_planes(
                 g, x, bias, y, lo, hi, threads, [] { return 0; },
                 [&](int&, const T* xp, T* yp, int64_t k, T b) {

@@ -82,18 +82,19 @@ inline ColTable avg_columns(int64_t OW, int64_t W, int64_t KW, int64_t s, int64_
     return c;
 }
 
-// Adaptive windows [floor(o*W/OW), ceil((o+1)*W/OW)); no fast interior.
-inline ColTable adaptive_columns(int64_t OW, int64_t W) {
+// Adaptive windows [floor(o*W/OW), ceil((o+1)*W/OW)) of outputs o in [o0, o1) (entry o - o0: absolute
+// input positions, so a chunk's table needs no shift); no fast interior.
+inline ColTable adaptive_columns(int64_t o0, int64_t o1, int64_t OW, int64_t W) {
     ColTable c;
-    OW = std::max<int64_t>(OW, 0);
-    c.t.resize(size_t(3 * OW));
-    for (int64_t o = 0; o < OW; ++o) {
-        const int64_t s = (o * W) / OW, e = ((o + 1) * W + OW - 1) / OW;
-        c.t[size_t(3 * o)] = s;
-        c.t[size_t(3 * o + 1)] = std::max(s, e);
-        c.t[size_t(3 * o + 2)] = e - s;
+    const int64_t n = std::max<int64_t>(o1 - o0, 0);
+    c.t.resize(size_t(3 * n));
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t o = o0 + i, s = (o * W) / OW, e = ((o + 1) * W + OW - 1) / OW;
+        c.t[size_t(3 * i)] = s;
+        c.t[size_t(3 * i + 1)] = std::max(s, e);
+        c.t[size_t(3 * i + 2)] = e - s;
     }
-    c.olo = c.ohi = OW;
+    c.olo = c.ohi = n;
     return c;
 }
 
