@@ -390,11 +390,11 @@ def test_winograd_weight_cache_sees_in_place_edits():
 @pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
 @pytest.mark.parametrize("algorithm", ["winograd_f2", "igemm"])
 def test_prepared_weights_see_a_single_edited_weight(algorithm):
-    """Weights over several 1 MiB comparison pieces (C++ same_bytes, threaded): editing one weight in the
+    """Weights over several 256 KiB digest pieces (C++ weights_digest, threaded): editing one weight in the
     last piece, then one in the first, must each give a new result."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 160, 6, 6)).astype(np.float32)
-    w = rng.standard_normal((240, 160, 3, 3)).astype(np.float32)      # 1.3 MiB: two pieces
+    w = rng.standard_normal((240, 160, 3, 3)).astype(np.float32)      # 1.3 MiB: six pieces
     for index in [(239, 159, 2, 2), (0, 0, 0, 0)]:
         before = ck.conv2d(x, w, padding=1, algorithm=algorithm, backend="cpp")
         w[index] += 1.0
@@ -417,7 +417,7 @@ def test_weights_digest_binding():
         a = rng.standard_normal(n).astype(dtype)
         base = digest(a, 1)
         assert digest(a, 2) == base and digest(a.copy(), 2) == base and base[2]
-        for i in sorted({0, n // 2, 2**18 - 1, 2**18, n - 1} & set(range(n))):
+        for i in sorted({0, n // 2, 2**16 - 1, 2**16, 2**18 - 1, 2**18, n - 1} & set(range(n))):
             b = a.copy()
             b[i] = np.nextafter(b[i], np.inf)                    # the lowest bit of one element
             assert digest(b, 2)[:2] != base[:2], (dtype, n, i)

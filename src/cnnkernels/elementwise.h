@@ -13,7 +13,7 @@ template <class T>
 void add_clamp_inplace(T* y, const T* r, int64_t n, bool clamp, T lo, T hi, int threads);
 
 // A 128-bit digest of n bytes and whether they hold only finite floats of the
-// given kind, in one read (threads digesting 1 MiB pieces; the result does not
+// given kind, in one read (threads digesting 256 KiB pieces; the result does not
 // depend on threads).
 // Why: prepared weights are trusted while the weights are unchanged. Keeping a
 // copy to compare against cost a weight-sized allocation on the first call
