@@ -206,6 +206,53 @@ def test_depthwise_channels_last_at_vector_widths(algorithm, backend, dtype, ker
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_channels_last_in_place(dtype, threads):
+    """The C++ channels-last 3x3 stride-1 "same" path that reads the input in place (AVX-512; other ISAs take the
+    padded-row ring, checked by the same cases when the tests run under CNNKERNELS_ISA), two output rows per pass
+    with 4-pixel blocks and a bounds-checked path for the border pixels and the remainder: planes from 1x1 up,
+    odd and even row counts, widths leaving every block remainder, channel counts at, between and over whole
+    vectors (the last vector shifted back), bands of row pairs over threads, a NaN reaching only its window,
+    the output bounded (sentinels), and (3-D, depth kernel 1) whole planes in the depth padding; one 1 KiB
+    pixel stride, which takes the padded-row ring instead, gives the same answers."""
+    rng = np.random.default_rng(40 + threads)
+    lanes = 16 if dtype == np.float32 else 8
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for C, H, W in [(lanes, 1, 1), (lanes, 2, 2), (24, 5, 3), (40, 7, 6), (33, 6, 7), (80, 9, 12),
+                        (3 * lanes, 4, 5), (lanes + 1, 3, 10), (1024 // np.dtype(dtype).itemsize, 5, 6)]:
+            for bias in (None, rng.standard_normal(C).astype(dtype)):
+                x = rng.standard_normal((2, C, H, W)).astype(dtype)
+                x[1, C // 2, H // 2, W - 1] = np.nan
+                w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+                pads = ((1, 1), (1, 1))
+                ref = np.clip(naive.conv(x, w, bias, (1, 1), pads, (1, 1), C), -1.0, 1.5)
+                ref[np.isnan(naive.conv(x, w, bias, (1, 1), pads, (1, 1), C))] = np.nan
+                buf = np.full(ref.size + 64, 7.0, dtype)   # sentinels after the output
+                got = ck.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias, 1, 1, 1, C,
+                                algorithm="depthwise", backend="cpp", activation=("clamp", -1.0, 1.5),
+                                layout="NHWC", out=buf[:ref.size].reshape(ref.transpose(0, 2, 3, 1).shape))
+                assert np.all(buf[ref.size:] == 7.0), (C, H, W)
+                case = dict(x=x, w=w, b=bias, stride=(1, 1), pads=pads, dilation=(1, 1), groups=C,
+                            dtype=dtype, unbatched=False)
+                _check(case, got.transpose(0, 3, 1, 2), ref, "depthwise", "cpp")
+        C = 40
+        x = rng.standard_normal((1, C, 3, 5, 8)).astype(dtype)
+        w = rng.standard_normal((C, 1, 1, 3, 3)).astype(dtype)
+        bias = rng.standard_normal(C).astype(dtype)
+        pads = ((1, 1), (1, 1), (1, 1))
+        ref = np.maximum(naive.conv(x, w, bias, (1, 1, 1), pads, (1, 1, 1), C), 0.0)
+        got = ck.conv3d(np.ascontiguousarray(x.transpose(0, 2, 3, 4, 1)), w, bias, 1, 1, 1, C,
+                        algorithm="depthwise", backend="cpp", activation="relu", layout="NDHWC")
+        case = dict(x=x, w=w, b=bias, stride=(1, 1, 1), pads=pads, dilation=(1, 1, 1), groups=C, dtype=dtype,
+                    unbatched=False)
+        _check(case, got.transpose(0, 4, 1, 2, 3), ref, "depthwise", "cpp")
+    finally:
+        ck.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_depthwise_channels_last_padded_rows(dtype, kernel, stride, threads):
