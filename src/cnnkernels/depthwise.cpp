@@ -38,6 +38,36 @@ T* align64(T* p) {
     return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// The generic row kernels' fields shared by every row of one column chunk (OW outputs, W padding `pad`
+// shifted to the chunk's start, cols its window table): the W geometry, the clamp range, the table.
+template <class T>
+DwRow<T> dw_row_proto(const ConvGeometry& g, int64_t OW, int64_t pad, const ColTable& cols, T lo, T hi) {
+    DwRow<T> r{};
+    r.W = g.in[2];
+    r.OW = OW;
+    r.KW = g.kernel[2];
+    r.stride = g.stride[2];
+    r.pad = pad;
+    r.dil = g.dilation[2];
+    r.lo = lo;
+    r.hi = hi;
+    r.wtab = cols.t.data();
+    r.olo = cols.olo;
+    r.ohi = cols.ohi;
+    return r;
+}
+
+// Channels-last pixels [p0, p1) (pixel stride K) of an output plane whose input depth lies in the
+// padding: channels [0, cw) from y on hold clamp(bias[c]) (bias nullable: 0).
+template <class T>
+void fill_clamped_bias_cl(T* y, int64_t p0, int64_t p1, int64_t K, int64_t cw, const T* bias, T lo, T hi) {
+    for (int64_t p = p0; p < p1; ++p)
+        for (int64_t c = 0; c < cw; ++c) {
+            const T v = bias ? bias[c] : T(0);
+            y[p * K + c] = v < lo ? lo : (v > hi ? hi : v);
+        }
+}
+
 // The fast paths' outer loop: each output plane (image n, channel k, output depth od) on one
 // thread. A plane whose input depth lies in the padding gets clamp(bias); any other is
 // plane(state, input plane, y plane, k, bias), with one state per thread from make_state().
@@ -129,11 +159,7 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
             T* const yb = y + (n * OD + od) * OH * OW * K + c0;
             const int64_t id = od * g.stride[0] - g.pad[0];
             if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
-                for (int64_t p = oh0 * OW; p < oh1 * OW; ++p)
-                    for (int64_t c = 0; c < cw; ++c) {
-                        const T v = bias ? bias[c0 + c] : T(0);
-                        yb[p * K + c] = v < lo ? lo : (v > hi ? hi : v);
-                    }
+                fill_clamped_bias_cl(yb, oh0 * OW, oh1 * OW, K, cw, bias ? bias + c0 : nullptr, lo, hi);
                 continue;
             }
             const T* const xp = x + (n * D + id) * H * W * K + c0;
@@ -354,18 +380,7 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
     for_column_chunks(OW, g.stride[2], g.pad[2], [&](int64_t c0, int64_t c1, int64_t pad) {
         const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
-        DwRow<T> proto{};
-        proto.W = W;
-        proto.OW = c1 - c0;
-        proto.KW = KW;
-        proto.stride = g.stride[2];
-        proto.pad = pad;
-        proto.dil = g.dilation[2];
-        proto.lo = lo;
-        proto.hi = hi;
-        proto.wtab = cols.t.data();
-        proto.olo = cols.olo;
-        proto.ohi = cols.ohi;
+        const DwRow<T> proto = dw_row_proto(g, c1 - c0, pad, cols, lo, hi);
         using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
         // Rows of (n, k) planes: "plane" = n*K + k.
         for_rows(
@@ -437,12 +452,8 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
             const int64_t id = od * g.stride[0] - g.pad[0];
             T* const yp = y + (n * OD + od) * OH * OW * K;
             const int64_t oh0 = b * BR, oh1 = std::min(OH, oh0 + BR);
-            if (id < 0 || id >= D) {
-                for (int64_t p = oh0 * OW; p < oh1 * OW; ++p)
-                    for (int64_t c = 0; c < K; ++c) {
-                        const T v = bias ? bias[c] : T(0);
-                        yp[p * K + c] = v < lo ? lo : (v > hi ? hi : v);
-                    }
+            if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
+                fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
                 continue;
             }
             f.dw_inplace_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps.data(), bias, lo, hi, yp, oh0, oh1});
@@ -464,22 +475,11 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     const int64_t maxr = std::max<int64_t>(1, std::min(KD, D) * std::min(KH, H));
     for_column_chunks(OW, g.stride[2], g.pad[2], [&](int64_t c0, int64_t c1, int64_t pad) {
         const ColTable cols = tap_columns(c1 - c0, W, KW, g.stride[2], pad, g.dilation[2]);
-        DwRow<T> proto{};
-        proto.W = W;
-        proto.OW = c1 - c0;
-        proto.KW = KW;
-        proto.stride = g.stride[2];
-        proto.pad = pad;
-        proto.dil = g.dilation[2];
+        DwRow<T> proto = dw_row_proto(g, c1 - c0, pad, cols, lo, hi);
         proto.C = C;
         proto.K = K;
         proto.mult = mult;
         proto.bias_vec = bias;
-        proto.lo = lo;
-        proto.hi = hi;
-        proto.wtab = cols.t.data();
-        proto.olo = cols.olo;
-        proto.ohi = cols.ohi;
         using Scratch = std::pair<std::vector<const T*>, std::vector<const T*>>;
         for_rows(
             N, OD, OH, nb, threads, [&] { return Scratch(std::vector<const T*>(size_t(maxr)), std::vector<const T*>(size_t(maxr))); },

@@ -51,7 +51,8 @@ std::vector<Window> sliding_windows(int64_t out, int64_t in, int64_t kernel, int
 std::vector<Window> adaptive_windows(int64_t out, int64_t in, int64_t o0, int64_t o1) {
     std::vector<Window> v(size_t(std::max<int64_t>(o1 - o0, 0)));
     for (int64_t o = o0; o < o1; ++o) {
-        const int64_t s = (o * in) / out, e = ((o + 1) * in + out - 1) / out;
+        int64_t s, e;
+        adaptive_bounds(o, in, out, s, e);
         v[size_t(o - o0)] = {s, 1, 0, std::max<int64_t>(e - s, 0), s};
     }
     return v;
@@ -290,10 +291,9 @@ void adaptive_max_pool(int64_t planes, const int64_t in[3], const int64_t out[3]
     const auto wd = adaptive_windows(out[0], in[0], 0, out[0]);
     const auto wh = adaptive_windows(out[1], in[1], 0, out[1]);
     // W windows per chunk of columns (bounded workspace: 40 bytes per output column).
-    for (int64_t c0 = 0; c0 < out[2]; c0 += kColumnChunk) {
-        const int64_t c1 = std::min(out[2], c0 + kColumnChunk);
+    for_column_chunks(out[2], 0, 0, [&](int64_t c0, int64_t c1, int64_t) {
         max_scan<T>(planes, in, out, wd, wh, adaptive_windows(out[2], in[2], c0, c1), c0, c1, x, y, indices, threads);
-    }
+    });
 }
 
 namespace {
@@ -303,12 +303,23 @@ struct AvgRange {
     int64_t lo, hi, pool_extent;
 };
 
-// Sums the clipped window and divides by the per-dim-product divisor, which the
-// caller supplies through `divisor_of`; output columns [c0, c1) (rw: their ranges, entry ow - c0).
-template <class T, class Divisor>
+// Adaptive windows of outputs [o0, o1) along one dim (entry o - o0), pool_extent their size.
+std::vector<AvgRange> adaptive_ranges(int64_t out, int64_t in, int64_t o0, int64_t o1) {
+    std::vector<AvgRange> r(size_t(std::max<int64_t>(o1 - o0, 0)));
+    for (int64_t o = o0; o < o1; ++o) {
+        int64_t s, e;
+        adaptive_bounds(o, in, out, s, e);
+        r[size_t(o - o0)] = {s, std::max(s, e), e - s};
+    }
+    return r;
+}
+
+// Adaptive average, output columns [c0, c1) (rw: their ranges, entry ow - c0): sums the window and
+// divides by its size, formed in T as (d * h) * w like the row kernels' divisors.
+template <class T>
 void avg_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const std::vector<AvgRange>& rd,
-              const std::vector<AvgRange>& rh, const std::vector<AvgRange>& rw, int64_t c0, int64_t c1,
-              Divisor divisor_of, const T* x, T* y, int threads) {
+              const std::vector<AvgRange>& rh, const std::vector<AvgRange>& rw, int64_t c0, int64_t c1, const T* x,
+              T* y, int threads) {
     const int64_t H = in[1], W = in[2];
     const int64_t OD = out[0], OH = out[1], OW = out[2];
     const int64_t in_plane = in[0] * H * W;
@@ -329,7 +340,7 @@ void avg_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
                     const T* __restrict xr = xp + (id * H + ih) * W;
                     for (int64_t iw = c.lo; iw < c.hi; ++iw) sum += xr[iw];
                 }
-            const T div = divisor_of(a, b, c);
+            const T div = T(a.hi - a.lo) * T(b.hi - b.lo) * T(c.hi - c.lo);
             // Explicit NaN instead of dividing by zero: same value as 0/0 but no
             // reliance on the FP environment.
             yr[ow] = div == T(0) ? std::numeric_limits<T>::quiet_NaN() : sum / div;
@@ -443,14 +454,6 @@ void avg_pool(const PoolGeometry& g, bool count_include_pad, int64_t divisor_ove
 template <class T>
 void adaptive_avg_pool(int64_t planes, const int64_t in[3], const int64_t out[3], const T* x, T* y,
                        int threads) {
-    std::vector<AvgRange> r[2];  // D and H (avg_rows takes W windows per column chunk)
-    for (int d = 0; d < 2; ++d) {
-        r[d].resize(size_t(std::max<int64_t>(out[d], 0)));
-        for (int64_t o = 0; o < out[d]; ++o) {
-            const int64_t s = (o * in[d]) / out[d], e = ((o + 1) * in[d] + out[d] - 1) / out[d];
-            r[d][size_t(o)] = {s, std::max(s, e), e - s};
-        }
-    }
     if (planes <= 0 || out[0] <= 0 || out[1] <= 0 || out[2] <= 0) return;
     if (out[0] == 1 && out[1] == 1 && out[2] == 1) {  // global average: one contiguous sum per plane
         const int64_t n = in[0] * in[1] * in[2];
@@ -479,20 +482,12 @@ void adaptive_avg_pool(int64_t planes, const int64_t in[3], const int64_t out[3]
         avg_pool<T>(g, false, 0, x, y, threads);
         return;
     }
-    auto divisor_of = [](const AvgRange& a, const AvgRange& b, const AvgRange& c) -> T {
-        return T(a.hi - a.lo) * T(b.hi - b.lo) * T(c.hi - c.lo);
-    };
+    const auto rd = adaptive_ranges(out[0], in[0], 0, out[0]), rh = adaptive_ranges(out[1], in[1], 0, out[1]);
     // W ranges per chunk of columns (bounded workspace: 24 bytes per output column). (Through avg_rows'
     // row kernels, as channels-last does, this ran 0.64-0.78x as fast.)
-    for (int64_t c0 = 0; c0 < out[2]; c0 += kColumnChunk) {
-        const int64_t c1 = std::min(out[2], c0 + kColumnChunk);
-        std::vector<AvgRange> rw(size_t(c1 - c0));
-        for (int64_t o = c0; o < c1; ++o) {
-            const int64_t s = (o * in[2]) / out[2], e = ((o + 1) * in[2] + out[2] - 1) / out[2];
-            rw[size_t(o - c0)] = {s, std::max(s, e), e - s};
-        }
-        avg_scan<T>(planes, in, out, r[0], r[1], rw, c0, c1, divisor_of, x, y, threads);
-    }
+    for_column_chunks(out[2], 0, 0, [&](int64_t c0, int64_t c1, int64_t) {
+        avg_scan<T>(planes, in, out, rd, rh, adaptive_ranges(out[2], in[2], c0, c1), c0, c1, x, y, threads);
+    });
 }
 
 template <class T>
@@ -529,19 +524,14 @@ void adaptive_avg_pool_ndhwc(int64_t N, const int64_t in[3], const int64_t out[3
     }
     PoolGeometry g{};
     g.planes = N;
-    std::vector<AvgRange> r[3];
     for (int d = 0; d < 3; ++d) {
         g.in[d] = in[d];
         g.out[d] = out[d];
         g.kernel[d] = g.stride[d] = g.dilation[d] = 1;
-        if (d == 2) break;  // W: avg_rows takes its windows per column chunk
-        r[d].resize(size_t(std::max<int64_t>(out[d], 0)));
-        for (int64_t o = 0; o < out[d]; ++o) {
-            const int64_t s = (o * in[d]) / out[d], e = ((o + 1) * in[d] + out[d] - 1) / out[d];
-            r[d][size_t(o)] = {s, std::max(s, e), e - s};
-        }
     }
-    avg_rows<T>(g, r[0], r[1], false, 0, true, x, y, threads, C);
+    // D and H ranges; avg_rows takes the W windows per column chunk.
+    avg_rows<T>(g, adaptive_ranges(out[0], in[0], 0, out[0]), adaptive_ranges(out[1], in[1], 0, out[1]), false, 0,
+                true, x, y, threads, C);
 }
 
 template void max_pool_ndhwc<float>(const PoolGeometry&, int64_t, const float*, float*, int64_t*, int);

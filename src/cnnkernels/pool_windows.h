@@ -82,14 +82,22 @@ inline ColTable avg_columns(int64_t OW, int64_t W, int64_t KW, int64_t s, int64_
     return c;
 }
 
-// Adaptive windows [floor(o*W/OW), ceil((o+1)*W/OW)) of outputs o in [o0, o1) (entry o - o0: absolute
-// input positions, so a chunk's table needs no shift); no fast interior.
+// PyTorch's adaptive window of output o of `out` along an input of `in`: [floor(o*in/out),
+// ceil((o+1)*in/out)).
+inline void adaptive_bounds(int64_t o, int64_t in, int64_t out, int64_t& start, int64_t& end) {
+    start = (o * in) / out;
+    end = ((o + 1) * in + out - 1) / out;
+}
+
+// Adaptive windows of outputs o in [o0, o1) (entry o - o0: absolute input positions, so a chunk's
+// table needs no shift); no fast interior.
 inline ColTable adaptive_columns(int64_t o0, int64_t o1, int64_t OW, int64_t W) {
     ColTable c;
     const int64_t n = std::max<int64_t>(o1 - o0, 0);
     c.t.resize(size_t(3 * n));
     for (int64_t i = 0; i < n; ++i) {
-        const int64_t o = o0 + i, s = (o * W) / OW, e = ((o + 1) * W + OW - 1) / OW;
+        int64_t s, e;
+        adaptive_bounds(o0 + i, W, OW, s, e);
         c.t[size_t(3 * i)] = s;
         c.t[size_t(3 * i + 1)] = std::max(s, e);
         c.t[size_t(3 * i + 2)] = e - s;
