@@ -273,7 +273,11 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
     // "Same"-size stride-1 rows of whole vectors run in place, without the padded copy (same process,
     // 1 thread, AVX-512: 32x112x112 3x3 1.17x, 96x112x112 1.35x, 32x224x224 1.47x, 16x112x112 5x5
     // 1.23x, 64x64x64 1.27x; 2 threads 1.14-1.23x; AVX2 on 56- and 112-wide planes 1.02-1.05x).
-    const bool in_place = s == 1 && OH == H && OW == W && 2 * ph == KH - 1 && 2 * pw == KW - 1 && W % f.lanes == 0;
+    // Where lane shifts are dear (AVX2), only planes that fit in L1 run in place: larger ones ran
+    // faster from the L1-sized padded bands below (1 thread, same process: 32x112x112 1.13x,
+    // 96x112x112 1.22x; 128x56x56 in place 1.08x faster than padded).
+    const bool in_place = s == 1 && OH == H && OW == W && 2 * ph == KH - 1 && 2 * pw == KW - 1 && W % f.lanes == 0 &&
+                          (f.cheap_lane_shift || H * W * int64_t(sizeof(T)) <= 32768);
     // Bounded workspace: the other fast paths hold whole padded (or split) input rows, so rows over 1 MiB
     // go to the generic path, whose window tables go by column chunks (a 1 x 10^7 plane at stride 2 grew
     // peak memory by 324 MB).
@@ -322,7 +326,9 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // Stride 1 (taps within one vector, rows of at least one vector; narrower ones
         // measured faster flattened): rows padded to whole aligned vectors plus
         // one, so the kernel reads only aligned vectors and shifts them (see dw_plane_s1a).
-        const bool aligned = s == 1 && KH - 1 <= L && OW >= L;
+        // Where lane shifts are dear (AVX2), rows of 16 or more take unaligned tap loads (dw_plane) instead
+        // (1 thread: 240x28x28 5x5 1.05x, 32x112x112 5x5 1.06x).
+        const bool aligned = s == 1 && KH - 1 <= L && OW >= L && (f.cheap_lane_shift || OW < 16);
         const int64_t nv = (OW + L - 1) / L;
         const int64_t ldp = one_vector ? L : aligned ? (nv + 1) * L : Wp;
         const auto kern = one_vector ? f.dw_plane_s1v[KH == 5]

@@ -3,6 +3,9 @@
 // of shared symbols (headers before the target pragma, kernels in an anonymous
 // namespace inside cnnkernels::isa_avx2, no std templates); checked by
 // src/check_isa_symbols.py. The table is built only when this ISA is active.
+// <immintrin.h>: the AVX2 even/odd split (ck_load_even_odd) uses 128-bit loads and in-lane shuffles.
+#include <immintrin.h>
+
 #include <cstdint>
 
 #include "cnnkernels/pool_kernels.h"
