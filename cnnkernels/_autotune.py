@@ -28,9 +28,12 @@ _local = _Local()
 # Rough speed of each candidate relative to the best kernel of its class, used only to order
 # candidates and to skip ones that would almost surely lose by far (saving their run time).
 _RELATIVE_SPEED = {
+    # direct/cpp took 6-16x the best kernel's time on every gemm-class suite layer (Zen 1, 2026-11-27): at 0.1
+    # it is skipped once a kernel of speed 1.0 has been timed (it ran two calls of up to 60 ms before).
     "gemm": {"winograd_f4/cpp": 1.8, "winograd_f6/cpp": 1.8, "winograd_f2/cpp": 1.3, "im2col/cpp": 1.0,
-             "winograd_f4/numba": 0.8, "winograd_f2/numba": 0.6, "winograd_f6/numba": 0.8, "im2col/numba": 0.4,
-             "direct/cpp": 0.15, "direct/numba": 0.05},
+             "igemm/cpp": 1.0, "pointwise/cpp": 1.0, "winograd_f4/numba": 0.8, "winograd_f2/numba": 0.6,
+             "winograd_f6/numba": 0.8, "im2col/numba": 0.4, "pointwise/numba": 0.4, "direct/cpp": 0.1,
+             "direct/numba": 0.05},
     "few_terms": {"depthwise/cpp": 2.0, "direct/cpp": 1.0, "depthwise/numba": 0.8, "direct/numba": 0.4, "im2col/cpp": 0.3,
                   "im2col/numba": 0.08, "winograd_f2/numba": 0.03, "winograd_f4/numba": 0.03,
                   "winograd_f6/numba": 0.03, "winograd_f2/cpp": 0.1, "winograd_f4/cpp": 0.1, "winograd_f6/cpp": 0.1},
