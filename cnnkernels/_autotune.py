@@ -231,6 +231,9 @@ def _tune(fam, kernels, geometry, call):
     warm_excluded = 0.0
     warmed_here = set()
 
+    def spent():   # tuning time so far, first-in-process warm-up calls excluded
+        return time.perf_counter() - start - warm_excluded
+
     def timed(kernel):
         """One timed call, after an untimed first call for this key: that one pays for compiling (the first
         time in the process, excluded from the budget) and for per-weights preparation such as Winograd's
@@ -255,11 +258,10 @@ def _tune(fam, kernels, geometry, call):
         # Its predicted cost (an untimed first call and a timed one, at the speed the table predicts)
         # must fit in what is left of the budget: a big layer's slow candidates would otherwise take
         # the tuning past it by themselves.
-        spent = time.perf_counter() - start - warm_excluded
-        if samples and not exhaustive and spent + 2 * best * best_speed / rel > budget():
+        if samples and not exhaustive and spent() + 2 * best * best_speed / rel > budget():
             status[kernel.name] = "skipped: budget (predicted cost)"
             continue
-        if samples and spent > budget():
+        if samples and spent() > budget():
             status[kernel.name] = "skipped: budget"
             continue
         t = timed(kernel)
@@ -268,8 +270,7 @@ def _tune(fam, kernels, geometry, call):
             best, best_speed = t, rel
     for k in order:
         t = min(samples[k.name]) if k.name in samples else None
-        if t is not None and _PRUNE * best < t <= _CONFIRM * best and \
-                time.perf_counter() - start - warm_excluded + t <= budget():
+        if t is not None and _PRUNE * best < t <= _CONFIRM * best and spent() + t <= budget():
             samples[k.name].append(timed(k))
             best = min(best, samples[k.name][-1])
     alive = [k for k in order if k.name in samples and min(samples[k.name]) <= _PRUNE * best]
@@ -287,7 +288,7 @@ def _tune(fam, kernels, geometry, call):
                 return
             # Stop before a round that would end past this share (a round costs about its minima).
             round_s = sum(min(samples[k.name]) for k in group)
-            if time.perf_counter() - start - warm_excluded + round_s > budget_share * budget():
+            if spent() + round_s > budget_share * budget():
                 return
             for k in group:
                 t = timed(k)
@@ -305,7 +306,7 @@ def _tune(fam, kernels, geometry, call):
     for name in timings:
         status.setdefault(name, "timed")
     return {"choice": fastest.name, "timings": timings, "status": status,
-            "tuning_seconds": time.perf_counter() - start - warm_excluded, "when": time.time()}
+            "tuning_seconds": spent(), "when": time.time()}
 
 
 class _Recorder(dict):

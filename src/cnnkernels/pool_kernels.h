@@ -201,8 +201,8 @@ struct PoolFns {
     // The stride-2 split form of DwPlane for KK = 3 (index 0) or 5 (index 1).
     void (*dw_plane_s2d[2])(const DwPlane<T>&);
     int lanes;  // vector lanes of these kernels
-    // Whether a lane shift across two vectors is cheap (AVX2's is vperm2f128 + vpalignr: 8 + 2 uops on
-    // Zen 1); where it is not, the depthwise planes prefer unaligned tap loads (see depthwise.cpp).
+    // Whether a lane shift across two vectors is cheap (ck_cheap_lane_shift); where it is not, the
+    // depthwise planes prefer unaligned tap loads (see depthwise.cpp).
     bool cheap_lane_shift;
 };
 
