@@ -137,16 +137,20 @@ def test_global_average_pool_many_channels(shape, layout, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("window", [(2, 2, 0, False), (3, 2, 1, False), (3, 2, 1, True), (3, 1, 1, False),
-                                    (2, 1, 1, True), (4, 2, 2, False), (5, 1, 2, True), (7, 2, 3, False)])
+                                    (3, 1, 0, False), (2, 1, 1, True), (4, 2, 2, False), (5, 1, 2, True),
+                                    (7, 2, 3, False)])
 def test_separable_planes_on_wide_maps(window, dtype):
     """The separable NCHW plane path (no indices, horizontal stride 1 or 2, >= 16 outputs per row):
-    odd widths (partial last vector), ceil_mode, every divisor rule, NaN, -inf and all -inf windows."""
+    odd widths (partial last vector), ceil_mode, every divisor rule, NaN, -inf and all -inf windows.
+    3x3 stride 1 on planes up to 16 KB takes the column-walk kernel: (100, 32) walks two bands, 16 columns
+    are one pair of AVX2 vectors with both edges."""
     k, s, p, ceil = window
     rng = np.random.default_rng(k * 100 + s * 10 + p)
-    for shape in [(2, 3, 37, 50), (1, 4, 21, 35), (1, 2, 12, 67)]:
+    extra = [(1, 2, 100, 32), (1, 2, 20, 16)] if (k, s) == (3, 1) else []
+    for shape in [(2, 3, 37, 50), (1, 4, 21, 35), (1, 2, 12, 67)] + extra:
         x = rng.standard_normal(shape).astype(dtype)
         x[0, 0, 3, 9] = np.nan
-        x[0, 0, 3, 20] = np.nan
+        x[0, 0, 3, 20 % shape[3]] = np.nan
         x[0, 1, :5, :7] = -np.inf
         x[-1, -1, 2, -1] = np.inf
         pads = ((p, p), (p, p))
