@@ -166,11 +166,12 @@ def test_separable_planes_on_wide_maps(window, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("window", [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 1, False), (3, 1, 1, 2, False),
-                                    (4, 3, 2, 1, True)])
+@pytest.mark.parametrize("window", [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 1, False), (3, 1, 0, 1, False),
+                                    (3, 1, 1, 2, False), (4, 3, 2, 1, True)])
 def test_channels_last_vector_path(window, dtype):
     """NHWC max (no indices) and avg with >= one vector of channels: blocks of 4 vectors, single and
-    shifted last vectors (C = 70, 17, 16), dilation, ceil_mode, every divisor rule, NaN / -inf windows."""
+    shifted last vectors (C = 70, 17, 16), dilation, ceil_mode, every divisor rule, NaN / -inf windows;
+    3-wide stride-1 windows slide along the row (blocks of 2 vectors, then single / shifted ones)."""
     k, s, p, d, ceil = window
     rng = np.random.default_rng(k * 1000 + s * 100 + p * 10 + d)
     for shape in [(1, 70, 9, 13), (2, 17, 6, 7), (1, 16, 5, 11)]:
