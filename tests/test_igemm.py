@@ -71,6 +71,26 @@ def test_igemm_sliced_workspace_accumulates_exactly(dtype, workspace):
     assert_close(y[:, :, 0], ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_igemm_reduction_chunks_inside_workspace_slices(dtype):
+    """80 channels 3x3 in slices of 50 and 30 planes: each slice's reduction is split into chunks whose
+    weights fit L1, the tiles' running sums carried between chunks and through y between slices."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 80, 10, 10)).astype(dtype)
+    w = rng.standard_normal((24, 80, 3, 3)).astype(dtype)
+    b = rng.standard_normal(24).astype(dtype)
+    x5, w5 = x[:, :, None], w[:, :, None]
+    y = np.full((1, 24, 1, 10, 10), np.nan, dtype)
+    mod = _cpp_backend.module
+    packed = np.empty(mod.igemm_weights_shape(w5, 1), dtype)
+    mod.igemm_pack_weights(w5, packed, 1)
+    plane_bytes = 12 * 12 * np.dtype(dtype).itemsize
+    mod.igemm_conv(x5, w5, packed, b, y, (1, 1, 1), (0, 1, 1), (1, 1, 1), 1, 1, 50 * plane_bytes, -0.5, 2.0)
+    sums = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    # Rounding scales with the sums before the clamp (|sums| up to ~30), not with the clamped output.
+    assert_close(y[:, :, 0], np.clip(sums, -0.5, 2.0), dtype, terms=4 * np.abs(sums).max())
+
+
 def test_igemm_threads_give_identical_results():
     """Every output sums its products in the same order whatever the split."""
     x, w, b, stride, pads, dilation, groups = _case("3x3s2", np.float32)

@@ -10,12 +10,19 @@ namespace cnnkernels {
 // What a tile does before storing, per output channel j of the tile and pixel i:
 //   v = acc (+ bias[j] if bias) (+ y if load_y) ; if clamp: v = min(hi, max(lo, v)), NaN kept.
 // bias, when not null, has NR readable entries (the panel's, zero-padded).
+// A reduction split into chunks (so each chunk's weights stay in L1 across the
+// tiles of a block) carries the tile's running sums between chunks in a
+// tile-shaped buffer of MR * NR values: sum_in, when not null, is added to the
+// chunk's sums; sum_out, when not null, receives them raw (no bias, no store to
+// y: the tile returns right after).
 template <class T>
 struct IgemmEpilogue {
     const T* bias;
     T lo, hi;
     bool load_y;
     bool clamp;
+    const T* sum_in = nullptr;
+    T* sum_out = nullptr;
 };
 
 // The reduction of a tile: `channels` input channels `plane` elements apart,

@@ -30,7 +30,7 @@ struct Arena {
     }
 };
 
-constexpr int kSlots = 2;
+constexpr int kSlots = 3;
 thread_local Arena arenas[kSlots];
 
 }  // namespace

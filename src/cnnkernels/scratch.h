@@ -5,7 +5,7 @@
 namespace cnnkernels {
 
 // Independent arenas, so a driver's workspace and the GEMM it calls never share one.
-enum class ScratchSlot { kDriver = 0, kGemmPack = 1 };
+enum class ScratchSlot { kDriver = 0, kGemmPack = 1, kTileSums = 2 };
 
 // A 64-byte aligned block of at least `bytes`, owned by the calling thread and
 // valid until that thread's next thread_scratch call for the same slot (its
