@@ -1,4 +1,6 @@
 """Turning user inputs into the arrays the kernels take, with clear errors."""
+import mmap
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -85,3 +87,28 @@ def _memory_limit():
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 1 << 40
+
+
+# Below this, np.empty: NumPy advises transparent huge pages from 4 MiB on, and malloc reuses freed heap.
+_NO_HUGE_PAGES_MIN_BYTES = 8 << 20
+
+
+def large_empty(shape, dtype):
+    """np.empty for a large buffer written once, right away, then read by many calls (transformed weights):
+    fresh anonymous memory in ordinary 4 KiB pages. Why: NumPy advises Linux to back large arrays with
+    2 MiB transparent huge pages; on the VMs we measure, first writing 37.7 MB so advised (512->512 7x7
+    Winograd F(4x4) weights) took either 7 ms or 50-63 ms, unpredictably from one allocation to the next
+    (the host backing fresh 2 MiB pages), against a steady 16-18 ms in 4 KiB pages; the layer's first call
+    went 22 or 76 ms with NumPy's advice, 27-28 ms with this. Elsewhere (no MADV_NOHUGEPAGE, small sizes)
+    it is np.empty. The array owns its mapping (its base)."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    nbytes = count * dtype.itemsize
+    if nbytes < _NO_HUGE_PAGES_MIN_BYTES or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+        return np.empty(shape, dtype)
+    try:
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    except (OSError, ValueError):    # no such mapping or advice here: NumPy's memory
+        return np.empty(shape, dtype)
+    return np.frombuffer(buf, dtype, count).reshape(shape)

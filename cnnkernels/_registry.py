@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from . import _cpp_backend
+from ._arrays import large_empty
 from ._geometry import ConvGeometry
 from ._threads import cpp_threads, get_num_threads, numba_threads, single_threaded_blas
 from .winograd import transforms  # at import: lazily, its import was ~0.3 ms of a Winograd layer's first call
@@ -178,7 +179,7 @@ def winograd_weights(w, m, groups, backend="numba"):
         _, G, _ = transforms(m)
         if backend == "cpp":
             mod = _cpp_backend.module
-            U = np.empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
+            U = large_empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
             mod.winograd_transform_weights(w, U, G, groups, _cpp_threads())
             return U
         return _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)

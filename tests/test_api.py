@@ -374,3 +374,18 @@ def test_forked_children_never_hang_in_openmp():
         out = subprocess.run([sys.executable, "-c", _FORK, mode], capture_output=True, text=True, timeout=120,
                              check=True)
         assert out.stdout.split() == ["child", "True", warned], (mode, out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize("shape,dtype", [((3, 5), np.float32), ((2, 36, 256, 160), np.float32),
+                                         ((1, 16, 64, 1100), np.float64)])
+def test_large_empty_is_an_ordinary_writable_array(shape, dtype):
+    """Small sizes come from np.empty, large ones from their own mapping: either way a C-contiguous,
+    writable array of the asked shape and dtype, whose memory lives as long as the array."""
+    from cnnkernels._arrays import large_empty
+    a = large_empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    a[...] = 1.5
+    a.flat[-1] = 2.0
+    view = a[-1]
+    del a
+    assert view.flat[-1] == 2.0 and view.flat[0] == 1.5

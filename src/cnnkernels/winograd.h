@@ -25,8 +25,8 @@ inline int64_t winograd_kpad(int64_t Kg) { return (Kg + 31) / 32 * 32; }
 // group (transposed, c major) packed in NR-column panels for the GEMM micro-kernel
 // of the ISA active in this process (active_isa_kernels(): fixed at first use):
 // (k, c) at (k / NR) * NR * Cg + c * NR + k % NR, entries with k >= Kg zero.
-// w (K, Cg, 1, 3, 3) row-major; G the n x 3 float64 matrix (n = m + 2); U is
-// computed in double then rounded to T.
+// w (K, Cg, 1, 3, 3) row-major; G the n x 3 float64 matrix (n = m + 2), rounded to T;
+// U is computed in T.
 template <class T>
 void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, const T* w, const double* G, T* U,
                                 int threads);

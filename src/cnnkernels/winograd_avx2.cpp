@@ -48,8 +48,8 @@ struct WF64 {
 
 void fill_f32(const WinoFillJob<float>& j) { wino_fill_scalar<float, 8>(j); }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 4>(j); }
-void weights_f32(const WinoWeightJob<float>& j) { wino_weights<float>(j); }
-void weights_f64(const WinoWeightJob<double>& j) { wino_weights<double>(j); }
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, 16>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, 8>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }

@@ -144,8 +144,8 @@ void fill_f32(const WinoFillJob<float>& j) {
     }
 }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 8>(j); }
-void weights_f32(const WinoWeightJob<float>& j) { wino_weights<float>(j); }
-void weights_f64(const WinoWeightJob<double>& j) { wino_weights<double>(j); }
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, 32>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, 16>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }

@@ -72,10 +72,10 @@ struct WinoFillJob {
 };
 
 // Weight transform of one panel of filters for `channels` consecutive input channels, in
-// float64: U = G g G^T (G: n x 3, row-major) for filters kk < live (filter kk's 3 x 3 taps
+// T's precision: U = G g G^T (G: n x 3, row-major) for filters kk < live (filter kk's 3 x 3 taps
 // for channel ci at w + kk * w_stride + ci * 9, contiguous), zero for kk in [live, nr);
 // channel ci's point e's nr values go to dst + e * dst_stride + ci * nr, contiguous.
-// Preconditions: 1 <= nr <= 32, n <= 8, live <= nr, 1 <= channels <= kWinoWeightChannels.
+// Preconditions: nr is the ISA's f32/f64 GEMM nr, n in {4, 6, 8}, live <= nr, 1 <= channels <= kWinoWeightChannels.
 constexpr int kWinoWeightChannels = 16;
 template <class T>
 struct WinoWeightJob {
