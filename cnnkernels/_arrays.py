@@ -89,22 +89,23 @@ def _memory_limit():
         return 1 << 40
 
 
-# Below this, np.empty: NumPy advises transparent huge pages from 4 MiB on, and malloc reuses freed heap.
-_NO_HUGE_PAGES_MIN_BYTES = 8 << 20
+# Up to this (or the heap prewarmed at import, if more), np.empty: malloc reuses freed or prewarmed heap.
+_OWN_MAPPING_MIN_BYTES = 8 << 20
 
 
-def large_empty(shape, dtype):
-    """np.empty for a large buffer written once, right away, then read by many calls (transformed weights):
-    fresh anonymous memory in ordinary 4 KiB pages. Why: NumPy advises Linux to back large arrays with
-    2 MiB transparent huge pages; on the VMs we measure, first writing 37.7 MB so advised (512->512 7x7
-    Winograd F(4x4) weights) took either 7 ms or 50-63 ms, unpredictably from one allocation to the next
-    (the host backing fresh 2 MiB pages), against a steady 16-18 ms in 4 KiB pages; the layer's first call
-    went 22 or 76 ms with NumPy's advice, 27-28 ms with this. Elsewhere (no MADV_NOHUGEPAGE, small sizes)
-    it is np.empty. The array owns its mapping (its base)."""
+def large_empty(shape, dtype, warm_bytes=0):
+    """np.empty for a large buffer written once, right away, then read by many calls (transformed weights).
+    Up to max(8 MiB, warm_bytes) (the heap faulted in at import: a 9.4 MB U of a 256-channel layer comes
+    from it) it is np.empty; above, fresh anonymous memory in ordinary 4 KiB pages. Why: NumPy advises
+    Linux to back large arrays with 2 MiB transparent huge pages; on the VMs we measure, first writing
+    37.7 MB so advised (512->512 7x7 Winograd F(4x4) weights) took either 7 ms or 50-63 ms, unpredictably
+    from one allocation to the next (the host backing fresh 2 MiB pages), against a steady 16-18 ms in
+    4 KiB pages; the layer's first call went 22 or 76 ms with NumPy's advice, 27-28 ms with this. Without
+    MADV_NOHUGEPAGE it is np.empty. The array owns its mapping (its base)."""
     dtype = np.dtype(dtype)
     count = int(np.prod(shape, dtype=np.int64))
     nbytes = count * dtype.itemsize
-    if nbytes < _NO_HUGE_PAGES_MIN_BYTES or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+    if nbytes <= max(_OWN_MAPPING_MIN_BYTES, warm_bytes) or not hasattr(mmap, "MADV_NOHUGEPAGE"):
         return np.empty(shape, dtype)
     try:
         buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

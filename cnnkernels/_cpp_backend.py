@@ -19,6 +19,7 @@ def _prewarm_mb():
     return mb
 
 
+prewarmed_bytes = 0    # heap faulted in at import (below), which np.empty of up to this size may reuse
 if module is not None:
     # pybind11 sets up its numpy support (importing numpy internals, parsing numpy's version) at the first
     # array it sees: ~1 ms that would otherwise land on the user's first kernel call.
@@ -29,7 +30,8 @@ if module is not None:
     # Fault in heap memory now, so a process's first kernel call does not pay for it (scratch.h: on this VM
     # fresh memory costs 0.56 ms per MB; a first call was 3-6x a steady one). Resident memory grows by that
     # much; CNNKERNELS_PREWARM_MB=0 turns it off. No OpenMP threads are started here (fork safety, scratch.cpp).
-    module.prewarm_heap(_prewarm_mb() << 20)
+    prewarmed_bytes = _prewarm_mb() << 20
+    module.prewarm_heap(prewarmed_bytes)
 
 # The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0

@@ -179,7 +179,8 @@ def winograd_weights(w, m, groups, backend="numba"):
         _, G, _ = transforms(m)
         if backend == "cpp":
             mod = _cpp_backend.module
-            U = large_empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype)
+            U = large_empty(mod.winograd_weights_shape(w.shape[0], w.shape[1] * groups, groups, m), w.dtype,
+                            _cpp_backend.prewarmed_bytes)
             mod.winograd_transform_weights(w, U, G, groups, _cpp_threads())
             return U
         return _numba().winograd.transform_weights(w, G, groups).astype(w.dtype)

@@ -1,4 +1,5 @@
 """The functional API's contract: dtypes, array-likes, out=, batching, threads, kernel listing, Numba interop."""
+import mmap
 import os
 import sys
 
@@ -376,13 +377,20 @@ def test_forked_children_never_hang_in_openmp():
         assert out.stdout.split() == ["child", "True", warned], (mode, out.stdout, out.stderr)
 
 
-@pytest.mark.parametrize("shape,dtype", [((3, 5), np.float32), ((2, 36, 256, 160), np.float32),
-                                         ((1, 16, 64, 1100), np.float64)])
-def test_large_empty_is_an_ordinary_writable_array(shape, dtype):
-    """Small sizes come from np.empty, large ones from their own mapping: either way a C-contiguous,
-    writable array of the asked shape and dtype, whose memory lives as long as the array."""
+@pytest.mark.parametrize("shape,dtype,warm", [((3, 5), np.float32, 0), ((2, 36, 256, 160), np.float32, 0),
+                                              ((1, 16, 64, 1100), np.float64, 0),
+                                              ((2, 36, 256, 160), np.float32, 30 << 20)])
+def test_large_empty_is_an_ordinary_writable_array(shape, dtype, warm):
+    """Small sizes (or up to the warm heap) come from np.empty, large ones from their own mapping: either way
+    a C-contiguous, writable array of the asked shape and dtype, whose memory lives as long as the array."""
     from cnnkernels._arrays import large_empty
-    a = large_empty(shape, dtype)
+    a = large_empty(shape, dtype, warm)
+    owner = a
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    if isinstance(owner, memoryview):    # np.frombuffer's view of the mapping
+        owner = owner.obj
+    assert isinstance(owner, mmap.mmap) == (a.nbytes > max(8 << 20, warm) and hasattr(mmap, "MADV_NOHUGEPAGE"))
     assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
     a[...] = 1.5
     a.flat[-1] = 2.0
