@@ -82,6 +82,11 @@ Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes) {
         for (int d = 0; d < 3; ++d) p.ext[d] = g.in[d];
     p.plane = p.ext[0] * p.ext[1] * p.ext[2];
     if (p.in_place) return p;
+    // Padded planes a multiple of 1 KiB apart put the same rows of every 4th channel in the same
+    // L1 sets (a 16x16 plane: 14x14 maps, padding 1), and a reduction chunk reads 26 channels:
+    // one line of slack between planes. In-process A/B, 1 thread: 128, 256, 512 channels at
+    // 14x14 1.02-1.04x.
+    if ((p.plane * elem) % 1024 == 0) p.plane += 64 / elem;
     const int64_t budget = std::max<int64_t>(p.plane, workspace_bytes / elem);
     const int64_t unit = p.Cg * p.plane;
     if (unit <= budget) {

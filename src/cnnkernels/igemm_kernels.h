@@ -39,8 +39,9 @@ struct IgemmReduction {
 // a[i] points at the padded input at pixel i's window origin; Bp is a weight
 // panel packed as kc rows of NR values (channels >= n are zero).
 // While it runs, the tile also prefetches pf_lines 64-byte lines from pf into
-// L2 (one every other k step, at most kc/2 lines; pf may be null): the driver
-// streams the next weight panel in while this one computes.
+// L2 (ceil(taps/2) per input channel, so at most channels * ceil(taps/2) lines;
+// pf may be null): the driver streams the next weight panel in while this one
+// computes. With e.sum_out set, the sums go there instead of to y (IgemmEpilogue).
 // Preconditions: kc >= 1; every a[i][c*plane + tap_off[t]] readable; Bp has
 // kc*NR elements (no alignment needed); y[j*ldy + i] writable (readable if
 // load_y) for i < m, j < n.
