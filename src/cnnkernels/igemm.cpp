@@ -46,6 +46,7 @@ constexpr int64_t kTilesPerBlock = 32;
 // 6-pixel tile (Zen 1 AVX2 tile alone: 28 channels 1.06x, 256 1.17x, 512 1.44x
 // the rate of the whole reduction, same process).
 constexpr int64_t kChunkBytes = 16 << 10;
+constexpr int64_t kChunkProducts = 256;
 
 // How a call is cut up: padded input extents, slabs and tasks.
 struct Plan {
@@ -225,8 +226,12 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
         T* yp = y + (n * g.K + grp * p.Kg + pn * NR) * p.OSP;
         // The reduction in chunks of about kChunkBytes of weights, each chunk run
         // over all tiles [t0, t1) while its weights sit in L1; the tiles' running
-        // sums wait in a per-thread buffer between chunks.
-        const int64_t ch_per_chunk = std::max<int64_t>(1, kChunkBytes / (p.taps * NR * int64_t(sizeof(T))));
+        // sums wait in a per-thread buffer between chunks. Chunks of at most ~256
+        // products (whole channels) also make the summation blocked: a long
+        // reduction (4608 terms for 512 channels 3x3) rounds like im2col's
+        // kc-blocked GEMM, not like one serial sum.
+        const int64_t ch_per_chunk = std::max<int64_t>(
+            1, std::min(kChunkBytes / (p.taps * NR * int64_t(sizeof(T))), kChunkProducts / p.taps));
         const int64_t nkc = (cc + ch_per_chunk - 1) / ch_per_chunk;
         const int64_t cb = (cc + nkc - 1) / nkc;  // balanced chunks
         T* const sums = nkc > 1 ? thread_scratch_of<T>(ScratchSlot::kTileSums, size_t((t1 - t0) * MR * NR)) : nullptr;

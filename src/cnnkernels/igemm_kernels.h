@@ -42,6 +42,8 @@ struct IgemmReduction {
 // L2 (ceil(taps/2) per input channel, so at most channels * ceil(taps/2) lines;
 // pf may be null): the driver streams the next weight panel in while this one
 // computes. With e.sum_out set, the sums go there instead of to y (IgemmEpilogue).
+// The kc products of an output are summed serially: the driver keeps kc small
+// (reduction chunks carried through sum_in / sum_out) for blocked rounding.
 // Preconditions: kc >= 1; every a[i][c*plane + tap_off[t]] readable; Bp has
 // kc*NR elements (no alignment needed); y[j*ldy + i] writable (readable if
 // load_y) for i < m, j < n.
