@@ -19,6 +19,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
@@ -68,6 +70,7 @@ struct Funcs<float> {
     static WinoOutputFn<float> out(int n, bool fx) { return wino_kernels().output_f32[fx][n / 2 - 2]; }
     static WinoFillFn<float> fill() { return wino_kernels().fill_f32; }
     static WinoWeightFn<float> weights() { return wino_kernels().weights_f32; }
+    static int weights_nr() { return wino_kernels().weights_nr_f32; }
 };
 template <>
 struct Funcs<double> {
@@ -76,6 +79,7 @@ struct Funcs<double> {
     static WinoOutputFn<double> out(int n, bool fx) { return wino_kernels().output_f64[fx][n / 2 - 2]; }
     static WinoFillFn<double> fill() { return wino_kernels().fill_f64; }
     static WinoWeightFn<double> weights() { return wino_kernels().weights_f64; }
+    static int weights_nr() { return wino_kernels().weights_nr_f64; }
 };
 
 double baked_at(int n, int r, int c) {
@@ -198,6 +202,11 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
     // filter.)
     const int64_t panels = Kp / NR, chunks = cdiv(Cg, int64_t(kWinoWeightChannels));
     const WinoWeightFn<T> fn = Funcs<T>::weights();
+    // The weight kernels write panels of a compile-time width: one that differs from the GEMM's would lay U
+    // out wrongly for every Winograd call, so refuse it loudly.
+    if (Funcs<T>::weights_nr() != NR)
+        throw std::logic_error("Winograd weight transform compiled for panels of " +
+                               std::to_string(Funcs<T>::weights_nr()) + " filters, GEMM uses " + std::to_string(NR));
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * chunks * panels > 1)
     for (int64_t item = 0; item < groups * chunks * panels; ++item) {
         const int64_t g = item / (chunks * panels), jp = (item / chunks) % panels;

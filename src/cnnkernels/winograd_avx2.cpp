@@ -48,8 +48,10 @@ struct WF64 {
 
 void fill_f32(const WinoFillJob<float>& j) { wino_fill_scalar<float, 8>(j); }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 4>(j); }
-void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, 16>(j); }
-void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, 8>(j); }
+// Panel widths: the GEMM micro-kernels' nr for this ISA (the table states them for the driver's check).
+constexpr int kWeightsNrF32 = 16, kWeightsNrF64 = 8;
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, kWeightsNrF32>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, kWeightsNrF64>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
@@ -91,7 +93,7 @@ const WinoKernels kWinoAvx2 = {
     {{&k::out_f32_4_0, &k::out_f32_6_0, &k::out_f32_8_0}, {&k::out_f32_4_1, &k::out_f32_6_1, &k::out_f32_8_1}},
     {{&k::in_f64_4_0, &k::in_f64_6_0, &k::in_f64_8_0}, {&k::in_f64_4_1, &k::in_f64_6_1, &k::in_f64_8_1}},
     {{&k::out_f64_4_0, &k::out_f64_6_0, &k::out_f64_8_0}, {&k::out_f64_4_1, &k::out_f64_6_1, &k::out_f64_8_1}},
-    &k::fill_f32, &k::fill_f64, &k::weights_f32, &k::weights_f64,
+    &k::fill_f32, &k::fill_f64, &k::weights_f32, &k::weights_f64, k::kWeightsNrF32, k::kWeightsNrF64,
 };
 }  // namespace
 const WinoKernels* wino_kernels_avx2() { return &kWinoAvx2; }

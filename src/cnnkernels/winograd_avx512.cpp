@@ -144,8 +144,10 @@ void fill_f32(const WinoFillJob<float>& j) {
     }
 }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 8>(j); }
-void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, 32>(j); }
-void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, 16>(j); }
+// Panel widths: the GEMM micro-kernels' nr for this ISA (the table states them for the driver's check).
+constexpr int kWeightsNrF32 = 32, kWeightsNrF64 = 16;
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, kWeightsNrF32>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, kWeightsNrF64>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
@@ -188,7 +190,7 @@ const WinoKernels kWinoAvx512 = {
     {{&k::out_f32_4_0, &k::out_f32_6_0, &k::out_f32_8_0}, {&k::out_f32_4_1, &k::out_f32_6_1, &k::out_f32_8_1}},
     {{&k::in_f64_4_0, &k::in_f64_6_0, &k::in_f64_8_0}, {&k::in_f64_4_1, &k::in_f64_6_1, &k::in_f64_8_1}},
     {{&k::out_f64_4_0, &k::out_f64_6_0, &k::out_f64_8_0}, {&k::out_f64_4_1, &k::out_f64_6_1, &k::out_f64_8_1}},
-    &k::fill_f32, &k::fill_f64, &k::weights_f32, &k::weights_f64,
+    &k::fill_f32, &k::fill_f64, &k::weights_f32, &k::weights_f64, k::kWeightsNrF32, k::kWeightsNrF64,
 };
 }  // namespace
 const WinoKernels* wino_kernels_avx512() { return &kWinoAvx512; }

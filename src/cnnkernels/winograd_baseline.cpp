@@ -44,8 +44,10 @@ struct WF64 {
 
 void fill_f32(const WinoFillJob<float>& j) { wino_fill_scalar<float, 4>(j); }
 void fill_f64(const WinoFillJob<double>& j) { wino_fill_scalar<double, 2>(j); }
-void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, 8>(j); }
-void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, 4>(j); }
+// Panel widths: the GEMM micro-kernels' nr for this ISA (the table states them for the driver's check).
+constexpr int kWeightsNrF32 = 8, kWeightsNrF64 = 4;
+void weights_f32(const WinoWeightJob<float>& j) { wino_weights<WF32, kWeightsNrF32>(j); }
+void weights_f64(const WinoWeightJob<double>& j) { wino_weights<WF64, kWeightsNrF64>(j); }
 
 void in_f32_4_0(const WinoInputJob<float>& j) { wino_input<WF32, 4, false>(j); }
 void in_f32_6_0(const WinoInputJob<float>& j) { wino_input<WF32, 6, false>(j); }
@@ -78,7 +80,7 @@ const WinoKernels kWinoBaseline = {
     {{&out_f32_4_0, &out_f32_6_0, &out_f32_8_0}, {&out_f32_4_1, &out_f32_6_1, &out_f32_8_1}},
     {{&in_f64_4_0, &in_f64_6_0, &in_f64_8_0}, {&in_f64_4_1, &in_f64_6_1, &in_f64_8_1}},
     {{&out_f64_4_0, &out_f64_6_0, &out_f64_8_0}, {&out_f64_4_1, &out_f64_6_1, &out_f64_8_1}},
-    &fill_f32, &fill_f64, &weights_f32, &weights_f64,
+    &fill_f32, &fill_f64, &weights_f32, &weights_f64, kWeightsNrF32, kWeightsNrF64,
 };
 
 }  // namespace

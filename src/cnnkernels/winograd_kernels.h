@@ -111,6 +111,9 @@ struct WinoKernels {
     WinoFillFn<double> fill_f64;
     WinoWeightFn<float> weights_f32;
     WinoWeightFn<double> weights_f64;
+    // The panel width the weight functions are compiled for (a second statement of the GEMM tables' nr,
+    // which winograd_transform_weights checks it against).
+    int weights_nr_f32, weights_nr_f64;
 };
 
 // Tables of each ISA; nullptr when not compiled in. Use the one whose name
