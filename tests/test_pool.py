@@ -313,3 +313,34 @@ def test_long_rows_keep_the_window_table_small(op, threads):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=env).stdout.split()
     assert int(out[0]) < 75, f"{op}, {threads} threads: peak memory grew by {out[0]} MiB"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_average_3x3_stride_1_row_pairs(dtype, threads):
+    """Channels-last 3x3 stride-1 averages run two output rows per pass (sharing two input rows): channel
+    counts of 1-4 vectors and tails, odd and even heights (the last row alone), 3-D inputs, all divisors."""
+    rng = np.random.default_rng(7)
+    shapes = [(1, 64, 9, 8), (2, 80, 6, 5), (1, 33, 7, 4), (1, 130, 4, 6), (1, 16, 3, 3), (1, 48, 2, 7)]
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for shape in shapes:
+            x = rng.standard_normal(shape).astype(dtype)
+            x[0, shape[1] - 1, 1, 2] = np.inf          # spreads to its 3x3 neighbourhood only, in both rows
+            xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            for p, include, override in [(1, False, None), (1, True, None), (0, True, None), (1, False, 5)]:
+                if min(shape[2:]) + 2 * p < 3:
+                    continue
+                ref = naive.avg_pool(x, (3, 3), (1, 1), ((p, p), (p, p)), False, include, override)
+                for _, backend in ck.available_kernels("avg_pool2d", layout="NHWC"):
+                    y = ck.avg_pool2d(xin, 3, 1, p, count_include_pad=include, divisor_override=override,
+                                      backend=backend, layout="NHWC")
+                    assert_close(y.transpose(0, 3, 1, 2), ref, dtype)
+            x3 = rng.standard_normal((1, shape[1], 2) + shape[2:]).astype(dtype)
+            ref = naive.avg_pool(x3, (1, 3, 3), (1, 1, 1), ((0, 0), (1, 1), (1, 1)), False, False, None)
+            y = ck.avg_pool3d(np.ascontiguousarray(x3.transpose(0, 2, 3, 4, 1)), (1, 3, 3), 1, (0, 1, 1),
+                              count_include_pad=False, layout="NDHWC")
+            assert_close(y.transpose(0, 4, 1, 2, 3), ref, dtype)
+    finally:
+        ck.set_num_threads(before)

@@ -163,6 +163,10 @@ struct PoolFns {
     void (*avg_row)(const PoolRow<T>&);
     void (*max_row_cl)(const PoolRow<T>&);
     void (*avg_row_cl)(const PoolRow<T>&);
+    // Channels last, two output rows of 3-row windows at stride 1 (avg 3x3 s1): the first row's window is
+    // a.rows[0..2], the second's a.rows[1], a.rows[2], next, with the same divisors; the second row goes to
+    // y2. False (nothing written) where the 3-wide stride-1 form does not apply: run avg_row_cl per row.
+    bool (*avg_row2_cl)(const PoolRow<T>& a, const T* next, T* y2);
     void (*sep_plane)(const SepPlane<T>&);
     // y[p] = sum(x[p*n : (p+1)*n]) / div for p < planes (div == 0 -> NaN).
     void (*plane_mean)(const T* x, int64_t n, int64_t planes, T div, T* y);
