@@ -109,8 +109,10 @@ def test_depthwise_fast_paths_at_vector_widths(algorithm, backend, dtype, kernel
     when there is none; the hypothesis cases stay below these widths)."""
     rng = np.random.default_rng(kernel * 10 + stride)
     # (14, 20), (13, 24): 8-, 4- and 1-row blocks of the kernel that broadcasts 5x5 weights from memory (AVX2).
-    for H, W in [(5, 3), (6, 7), (4, 8), (5, 10), (6, 12), (5, 14), (9, 15), (7, 16), (6, 17), (14, 20), (13, 24),
-                 (5, 31), (3, 33), (8, 48), (4, 50), (3, 67)]:
+    # (6, 4), (7, 6), (9, 11), (13, 13), and (5, 10)-(5, 14) in float32: "same" planes read in place by masked loads
+    # (AVX-512), 4-row blocks and single rows.
+    for H, W in [(5, 3), (6, 4), (7, 6), (6, 7), (4, 8), (5, 10), (9, 11), (6, 12), (13, 13), (5, 14), (9, 15), (7, 16),
+                 (6, 17), (14, 20), (13, 24), (5, 31), (3, 33), (8, 48), (4, 50), (3, 67)]:
         for pad in (0, 1, kernel // 2, (kernel // 2, kernel - 1), (0, kernel - 1), (kernel - 1, 0)):
             pads = ((pad, pad),) * 2 if isinstance(pad, int) else (pad, pad)
             if any(W + a + b < kernel or H + a + b < kernel for a, b in pads):

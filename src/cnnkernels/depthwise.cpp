@@ -307,6 +307,17 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // Stride-1 rows that fit one vector with their padding: one aligned vector per padded row.
         // (measured 1.2x faster than the masked flattened run on 512x14x14 3x3, 1 and 2 threads).
         const bool one_vector = s == 1 && OW + KW - 1 <= L && 2 * OW >= L;
+        // "Same"-size planes of one vector per padded row, under AVX-512: read in place by masked loads
+        // (dw_plane_s1m), without the padded copy (alternating processes, 512x14x14 3x3: 1.41x at 1 thread,
+        // 1.30x at 2).
+        if (one_vector && f.dw_plane_s1m[0] && OH == H && OW == W && 2 * ph == KH - 1 && 2 * pw == KW - 1) {
+            for_output_planes(
+                g, x, bias, y, lo, hi, threads, [] { return 0; },
+                [&](int&, const T* xp, T* yp, int64_t k, T b) {
+                    f.dw_plane_s1m[KH == 5](DwPlane<T>{xp, W, H, W, w + k * KH * KW, b, lo, hi, yp, W});
+                });
+            return;
+        }
         const bool masked_flat = !one_vector && s == 1 && OH == H && OW == W && ph <= KH - 1 && pw <= KW - 1 &&
                                  H * W >= L && W < kFlatMaxVectors * L;
         if (masked_flat) {

@@ -190,6 +190,10 @@ struct PoolFns {
     // Stride 1, KK = 3 / 5, one vector per padded row (Wp == lanes, OW + KK - 1 <= lanes, P
     // 64-byte aligned, ldo == OW); reads P rows [0, OH + KK - 1).
     void (*dw_plane_s1v[2])(const DwPlane<T>&);
+    // dw_plane_s1v reading the unpadded plane itself (AVX-512 masked loads and stores; null for other ISAs):
+    // P the input plane, OH x OW its size (Wp == OW == ldo), padding (KK - 1) / 2 on every side,
+    // OW + KK - 1 <= lanes.
+    void (*dw_plane_s1m[2])(const DwPlane<T>&);
     // DwFlat for KK = 3 (index 0) or 5 (index 1).
     void (*dw_flat[2])(const DwFlat<T>&);
     // Fills the masks of DwFlat: ceil(n / L) starts x KK x L elements of sizeof(T) bytes.
