@@ -464,7 +464,9 @@ def test_prepared_weights_see_a_single_edited_weight(algorithm):
 
 def test_weights_digest_binding():
     """The edit check of prepared weights: any one changed element (at a piece boundary, in the tail, a
-    low mantissa bit of a float64, two neighbours swapped) changes the digest, whatever the thread count;
+    low mantissa bit of a float64, two neighbours swapped, two words of the same lane one block or four
+    blocks apart swapped: the kernel hashes blocks round-robin into 4 states) changes the digest, whatever
+    the thread count;
     finite is False exactly when some element is inf or NaN."""
     from cnnkernels import _cpp_backend
     if _cpp_backend.module is None:
@@ -479,10 +481,11 @@ def test_weights_digest_binding():
             b = a.copy()
             b[i] = np.nextafter(b[i], np.inf)                    # the lowest bit of one element
             assert digest(b, 2)[:2] != base[:2], (dtype, n, i)
-            if i + 1 < n:
-                b = a.copy()
-                b[i], b[i + 1] = a[i + 1], a[i]
-                assert digest(b, 1)[:2] != base[:2], (dtype, n, i)
+            for gap in (1, 16 // a.itemsize * 4, 64 // a.itemsize * 4):   # neighbours; the next block; 4 on
+                if i + gap < n:
+                    b = a.copy()
+                    b[i], b[i + gap] = a[i + gap], a[i]
+                    assert digest(b, 1)[:2] != base[:2], (dtype, n, i, gap)
             for bad in (np.nan, np.inf, -np.inf):
                 b = a.copy()
                 b[i] = bad
