@@ -418,7 +418,7 @@ void avg_rows(const PoolGeometry& g, const std::vector<AvgRange>& rd, const std:
                     const AvgRange &a = rd[size_t(od)], &b = rh[size_t(oh)], &b2 = rh[size_t(oh + 1)];
                     if (a.hi - a.lo == 1 && b.hi - b.lo == 3 && b2.lo == b.lo + 1 && b2.hi == b.hi + 1 &&
                         b2.pool_extent == b.pool_extent &&
-                        f.avg_row2_cl(r, x + (plane * in_plane + (a.lo * H + b2.hi - 1) * W) * CS, r.y + OW * CS))
+                        f.avg_row2_cl(r, r.rows[2] + W * CS, r.y + OW * CS))  // next: the input row after rows[2]
                         return;
                 }
                 fn(r);
