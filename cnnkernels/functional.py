@@ -10,7 +10,8 @@ import threading
 import numpy as np
 
 from . import _autotune, _registry
-from ._arrays import as_array, check_numeric, check_out, check_size, compute_dtype, contiguous, result_dtype
+from ._arrays import (as_array, check_numeric, check_out, check_size, compute_dtype, contiguous, empty_apart,
+                      result_dtype)
 from ._geometry import (ConvGeometry, _check_int, conv_out_size, int_tuple, pad3, padding_pairs,
                         pool_out_size, same_padding)
 
@@ -75,12 +76,13 @@ def _finish(y5, shape, batched, rdtype, out):
     return y if y.dtype == rdtype else y.astype(rdtype)
 
 
-def _output_buffer(shape5, cdtype, out, inputs):
-    """Write straight into out= when it is a C-contiguous array of the compute dtype that overlaps no input."""
+def _output_buffer(shape5, cdtype, out, inputs, cl_input=None):
+    """Write straight into out= when it is a C-contiguous array of the compute dtype that overlaps no input;
+    a new channels-last output is placed apart from its input cl_input (see empty_apart)."""
     if (out is not None and out.dtype == cdtype and out.flags.c_contiguous
             and not any(np.may_share_memory(out, a) for a in inputs)):
         return out.reshape(shape5)
-    return np.empty(shape5, cdtype)
+    return np.empty(shape5, cdtype) if cl_input is None else empty_apart(shape5, cdtype, cl_input)
 
 
 def _size_msg(op, spatial, out_sizes):
@@ -152,7 +154,7 @@ def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend
     shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
     if out is not None:
         check_out(out, out_shape if batched else out_shape[1:], rdtype)
-    y5 = _output_buffer(shape5, cdtype, out, user_inputs)
+    y5 = _output_buffer(shape5, cdtype, out, user_inputs, x if cl else None)
     if y5.size:
         b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
         key = ("conv", layout, cdtype.name, geometry)
@@ -222,14 +224,16 @@ def _conv_plan(cl, hwio, batched, cdtype, rdtype, geometry, out_shape, kernel, a
     def run(input, weight, bias, out=None):
         x = input if batched else input[None]
         w = np.moveaxis(weight, (-1, -2), (0, 1)) if hwio else weight
+        # the kernel array: the user's (channels-last: still channels-last) array as 5-D
+        xk = np.ascontiguousarray(x, cdtype).reshape(x5)
         # out= (its shape, dtype and flags are part of the memo key, so checked on the first call)
-        y5 = np.empty(shape5, cdtype) if out is None else \
-            _output_buffer(shape5, cdtype, out, [a for a in (input, weight, bias) if a is not None])
+        if out is None:
+            y5 = empty_apart(shape5, cdtype, xk) if cl else np.empty(shape5, cdtype)
+        else:
+            y5 = _output_buffer(shape5, cdtype, out, [a for a in (input, weight, bias) if a is not None])
         if y5.size:
             b1 = np.ascontiguousarray(bias, cdtype) if bias is not None else no_bias
-            # the kernel array: the user's (channels-last: still channels-last) array as 5-D
-            run_kernel(np.ascontiguousarray(x, cdtype).reshape(x5), np.ascontiguousarray(w, cdtype).reshape(w5), b1,
-                       y5, geometry, act)
+            run_kernel(xk, np.ascontiguousarray(w, cdtype).reshape(w5), b1, y5, geometry, act)
         return _finish(y5, out_shape, batched, rdtype, out)
     return run
 

@@ -218,22 +218,24 @@ def test_depthwise_channels_last_at_vector_widths(algorithm, backend, dtype, ker
 @pytest.mark.parametrize("threads", [1, 2])
 def test_depthwise_channels_last_in_place(dtype, threads):
     """The C++ channels-last 3x3 stride-1 "same" path that reads the input in place (AVX-512; other ISAs take the
-    padded-row ring, checked by the same cases when the tests run under CNNKERNELS_ISA), two output rows per pass
-    with 4-pixel blocks and a bounds-checked path for the border pixels and the remainder: planes from 1x1 up,
-    odd and even row counts, widths leaving every block remainder, channel counts at, between and over whole
-    vectors (the last vector shifted back), bands of row pairs over threads, a NaN reaching only its window,
-    the output bounded (sentinels), and (3-D, depth kernel 1) whole planes in the depth padding; one 1 KiB
-    pixel stride, which takes the padded-row ring instead, gives the same answers."""
+    padded-row ring, checked by the same cases when the tests run under CNNKERNELS_ISA), in column strips of 1-4
+    pixels walking down the rows with zero-padding columns at the left and right strips: planes from 1x1 up,
+    odd and even row counts, widths giving every strip width, channel counts at, between and over whole vectors
+    (the last vector shifted back), one image (row bands over 2 threads) and two, a NaN reaching only its window,
+    the output bounded (sentinels), pixel strides of 1 and 2 KiB, and (3-D, depth kernel 1) whole planes in the
+    depth padding."""
     rng = np.random.default_rng(40 + threads)
     lanes = 16 if dtype == np.float32 else 8
+    itemsize = np.dtype(dtype).itemsize
     before = ck.get_num_threads()
     ck.set_num_threads(threads)
     try:
         for C, H, W in [(lanes, 1, 1), (lanes, 2, 2), (24, 5, 3), (40, 7, 6), (33, 6, 7), (80, 9, 12),
-                        (3 * lanes, 4, 5), (lanes + 1, 3, 10), (1024 // np.dtype(dtype).itemsize, 5, 6)]:
-            for bias in (None, rng.standard_normal(C).astype(dtype)):
-                x = rng.standard_normal((2, C, H, W)).astype(dtype)
-                x[1, C // 2, H // 2, W - 1] = np.nan
+                        (3 * lanes, 4, 5), (lanes + 1, 3, 10), (lanes, 7, 9), (1024 // itemsize, 5, 6),
+                        (2048 // itemsize, 6, 5)]:
+            for n, bias in ((2, None), (1, rng.standard_normal(C).astype(dtype))):
+                x = rng.standard_normal((n, C, H, W)).astype(dtype)
+                x[n - 1, C // 2, H // 2, W - 1] = np.nan
                 w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
                 pads = ((1, 1), (1, 1))
                 ref = np.clip(naive.conv(x, w, bias, (1, 1), pads, (1, 1), C), -1.0, 1.5)
@@ -257,6 +259,44 @@ def test_depthwise_channels_last_in_place(dtype, threads):
         case = dict(x=x, w=w, b=bias, stride=(1, 1, 1), pads=pads, dilation=(1, 1, 1), groups=C, dtype=dtype,
                     unbatched=False)
         _check(case, got.transpose(0, 4, 1, 2, 3), ref, "depthwise", "cpp")
+    finally:
+        ck.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_channels_last_aliasing_strides(dtype, threads):
+    """Channels-last 3x3 "same" depthwise at pixel strides of 1, 2 and 4 KiB with the input 0-48 bytes past a
+    cache line (NumPy aligns to 16): the output cnnkernels allocates sits half a pixel stride (at most 2 KiB)
+    past the input modulo 4 KiB, and the in-place kernel then starts its channel vectors on aligned channels
+    (one unaligned vector first, overlapping the next); an out= placed elsewhere takes the plain vector order.
+    Against the float64 reference, with relu."""
+    rng = np.random.default_rng(50 + threads)
+    itemsize = np.dtype(dtype).itemsize
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for stride_bytes, H, W in [(1024, 5, 7), (2048, 4, 9), (4096, 3, 4)]:
+            C = stride_bytes // itemsize
+            w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+            bias = rng.standard_normal(C).astype(dtype)
+            for skew in (0, 16, 32, 48):
+                x = rng.standard_normal((1, C, H, W)).astype(dtype)
+                buf = np.empty(x.size + 64, dtype)
+                start = ((skew - buf.ctypes.data) % 64) // itemsize
+                xl = buf[start:start + x.size].reshape(1, H, W, C)
+                xl[...] = x.transpose(0, 2, 3, 1)
+                assert xl.ctypes.data % 64 == skew
+                ref = np.maximum(naive.conv(x, w, bias, (1, 1), ((1, 1), (1, 1)), (1, 1), C), 0.0)
+                case = dict(x=x, w=w, b=bias, stride=(1, 1), pads=((1, 1), (1, 1)), dilation=(1, 1), groups=C,
+                            dtype=dtype, unbatched=False)
+                for out in (None, np.empty((1, H, W, C), dtype)):
+                    got = ck.conv2d(xl, w, bias, 1, 1, 1, C, algorithm="depthwise", backend="cpp",
+                                    activation="relu", layout="NHWC", out=out)
+                    if out is None:
+                        gap = (got.ctypes.data - xl.ctypes.data) % 4096
+                        assert gap == min(stride_bytes, 4096) // 2, (stride_bytes, skew, gap)
+                    _check(case, got.transpose(0, 3, 1, 2), ref, "depthwise", "cpp")
     finally:
         ck.set_num_threads(before)
 

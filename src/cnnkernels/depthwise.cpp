@@ -447,33 +447,32 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     const int64_t s = g.stride[1];
     // Each thread's ring holds KH padded rows of a column tile (under ~27 KiB whatever the row length).
     const bool aliasing = K * int64_t(sizeof(T)) % 2048 == 0;
-    // 3x3 stride-1 "same" planes read in place, two output rows per pass (DwInPlaceCL), unless the pixel
-    // stride is a multiple of 1 KiB: then every pixel of a channel vector maps to the same few L1 sets and the
-    // rows the next pass reuses are gone (256 channels 0.75x, 512 0.40x). Against the padded-row ring, same
-    // process, 1 thread: 32x112x112 1.25x, 16x112x112 1.33x, 64x56x56 1.18x, 48x28x28 1.23x, 96x112x112 1.21x,
-    // 144x56x56 1.23x, 128x56x56 1.10x, 384x14x14 1.30x, 528x14x14 1.75x; 2 threads 1.14-1.71x. AVX-512 only
-    // (64-byte vectors): its 2 x 4 accumulators, 6 inputs and 9 weights need 32 registers; with AVX2's 16,
-    // 32x112x112 ran 0.95x the ring.
+    // 3x3 stride-1 "same" planes read in place in column strips (dw_strips_cl3): each input row is loaded once
+    // per strip for the three output rows it feeds. Against the two-rows-per-pass in-place kernel it replaced
+    // (same process, interleaved, 1 thread, as ratios to our NCHW): 32x112x112 0.85 -> 0.98x, 64x56x56 1.07 ->
+    // 1.19-1.33x, 96x112x112 1.00 -> 1.37x, 384x14x14 0.82 -> 0.91-1.22x; and against the padded-row ring it
+    // also replaces at pixel strides of 1-4 KiB (with the output placed by empty_apart): 512x14x14 0.72 -> 0.94x,
+    // 1024x7x7 0.69 -> 1.36x, 256x28x28 0.79 -> 1.17x. AVX-512 only (64-byte vectors, 32 registers).
     if (KD == 1 && KH == 3 && KW == 3 && s == 1 && g.stride[2] == 1 && g.dilation[1] == 1 && g.dilation[2] == 1 &&
-        g.pad[1] == 1 && g.pad[2] == 1 && OH == H && OW == W && mult == 1 && K >= f.lanes &&
-        f.lanes * int64_t(sizeof(T)) == 64 && K * int64_t(sizeof(T)) % 1024 != 0) {
-        // Bands of whole row pairs, about 4 per thread.
+        g.pad[1] == 1 && g.pad[2] == 1 && OH == H && OW == W && mult == 1 && K >= f.lanes && f.dw_strips_cl3) {
+        // Row bands only when the planes do not share out evenly (each band reads up to two rows more); split
+        // by channels instead, two threads writing the same misaligned cache lines of each pixel ran 0.4x.
         const int64_t planes = N * OD;
-        const int64_t want = std::max<int64_t>(1, (4 * int64_t(threads) + planes - 1) / planes);
-        int64_t BR = (OH + want - 1) / want;
-        BR += BR & 1;
-        const int64_t nb = (OH + BR - 1) / BR, jobs = planes * nb;
+        const int64_t nb = planes % threads != 0 && planes < 4 * threads ? std::min<int64_t>(OH, threads) : 1;
+        const int64_t BR = (OH + nb - 1) / nb, jobs = planes * nb;
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int64_t job = 0; job < jobs; ++job) {
             const int64_t b = job % nb, od = (job / nb) % OD, n = job / (nb * OD);
             const int64_t id = od * g.stride[0] - g.pad[0];
             T* const yp = y + (n * OD + od) * OH * OW * K;
             const int64_t oh0 = b * BR, oh1 = std::min(OH, oh0 + BR);
+            if (oh0 >= oh1) continue;
             if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
                 fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
                 continue;
             }
-            f.dw_inplace_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps.data(), bias, lo, hi, yp, oh0, oh1});
+            f.dw_strips_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps.data(), bias, lo, hi, yp, oh0,
+                                           oh1, 0, K});
         }
         return;
     }
