@@ -471,8 +471,7 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
                 fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
                 continue;
             }
-            f.dw_strips_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps.data(), bias, lo, hi, yp, oh0,
-                                           oh1, 0, K});
+            f.dw_strips_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps.data(), bias, lo, hi, yp, oh0, oh1});
         }
         return;
     }

@@ -100,10 +100,10 @@ struct DwPaddedRowCL {
     T* y;
 };
 // Channels-last 3x3 stride-1 depthwise with padding 1 ("same"), multiplier 1, read in place (no
-// padded copy): output rows [oh0, oh1), channels [k0, k1) of one H x W x K plane.
+// padded copy): output rows [oh0, oh1) of one H x W x K plane.
 // y[(oh*W + ow)*K + c] = clamp(bias[c] + sum_{kh,kw} taps[(kh*3 + kw)*K + c] *
 // x[((oh+kh-1)*W + ow+kw-1)*K + c]) over taps inside the plane (bias nullable: 0), taps summed
-// in (kh, kw) order. Preconditions: k1 - k0 >= lanes, W >= 1.
+// in (kh, kw) order. Preconditions: K >= lanes, W >= 1.
 template <class T>
 struct DwInPlaceCL {
     const T* x;
@@ -113,7 +113,6 @@ struct DwInPlaceCL {
     T lo, hi;
     T* y;
     int64_t oh0, oh1;
-    int64_t k0, k1;
 };
 // A "same"-size stride-1 plane (OH == H, OW == W), flattened: output o (of n = H*W) =
 // clamp(bias + sum_{kh,kw} w[kh*KK+kw] * x[o + (kh-ph)*W + (kw-pw)]) where the column
