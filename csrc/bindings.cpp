@@ -20,6 +20,7 @@
 #include "cnnkernels/igemm.h"
 #include "cnnkernels/im2col.h"
 #include "cnnkernels/elementwise.h"
+#include "cnnkernels/transpose.h"
 #include "cnnkernels/isa.h"
 #include "cnnkernels/parallel_probe.h"
 #include "cnnkernels/pool.h"
@@ -240,6 +241,30 @@ py::dict info() {
     return d;
 }
 
+void swap_last_axes(py::object src_, py::object dst_, i64 threads_) {
+    py::array src = as_array(src_, "src"), dst = as_array(dst_, "dst");
+    const int threads = check_threads(threads_);
+    check_layout(src, "src", 3, false);
+    check_layout(dst, "dst", 3, true);
+    if (!src.dtype().is(dst.dtype()))
+        throw py::type_error("dst must have the dtype of src (" + std::string(py::str(src.dtype())) + "), got " +
+                             std::string(py::str(dst.dtype())));
+    const py::ssize_t e = src.itemsize();
+    if (e != 4 && e != 8)
+        throw py::type_error("src must have 4- or 8-byte elements (float32, float64, int64), got " +
+                             std::string(py::str(src.dtype())));
+    const i64 B = src.shape(0), R = src.shape(1), C = src.shape(2);
+    if (dst.shape(0) != B || dst.shape(1) != C || dst.shape(2) != R)
+        throw py::value_error("dst must have shape (" + std::to_string(B) + ", " + std::to_string(C) + ", " +
+                              std::to_string(R) + ") for src of shape " + shape_str(src) + ", got " + shape_str(dst));
+    check_no_overlap(dst, "dst", src, "src");
+    const void* sp = src.data();
+    void* dp = dst.mutable_data();
+    py::gil_scoped_release nogil;
+    if (e == 4) ck::swap_last_axes<4>(sp, dp, B, R, C, threads);
+    else ck::swap_last_axes<8>(sp, dp, B, R, C, threads);
+}
+
 void add_clamp_(py::object y_, py::object r_, double act_min, double act_max, i64 threads_) {
     py::array y = as_array(y_, "y"), r = as_array(r_, "r");
     const int threads = check_threads(threads_);
@@ -310,6 +335,9 @@ PYBIND11_MODULE(_cpp, m) {
     register_winograd(m);
     register_fast_kernels(m);
     register_igemm(m);
+    m.def("swap_last_axes", &swap_last_axes, py::arg("src"), py::arg("dst"), py::arg("threads"),
+          "dst[b, c, r] = src[b, r, c]: C-contiguous 3-D arrays of one dtype with 4- or 8-byte elements, not "
+          "overlapping.");
     m.def("add_clamp_", &add_clamp_, py::arg("y"), py::arg("r"), py::arg("act_min"), py::arg("act_max"),
           py::arg("threads"), "In place: y = clamp(y + r, act_min, act_max), same shape and dtype, C-contiguous.");
     m.def("weights_digest", &weights_digest, py::arg("a"), py::arg("threads"),

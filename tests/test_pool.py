@@ -344,3 +344,79 @@ def test_channels_last_average_3x3_stride_1_row_pairs(dtype, threads):
             assert_close(y.transpose(0, 4, 1, 2, 3), ref, dtype)
     finally:
         ck.set_num_threads(before)
+
+
+def _only(monkeypatch, name):
+    """Pooling calls from here on run the candidate called `name` alone (no tuning between candidates)."""
+    from cnnkernels import _registry, functional
+    candidates = _registry.candidates
+    monkeypatch.setattr(_registry, "candidates", lambda *a, **k: [c for c in candidates(*a, **k) if c.name == name])
+    functional._POOL_PLANS.clear()
+    monkeypatch.setattr(functional, "_POOL_PLANS", {})
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="the C++ backend is not built")
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_channels_first_pooling_through_channels_last(nd, monkeypatch):
+    """The candidate that runs a channels-first pooling call with the C++ channels-last kernel between two
+    layout swaps (direct/cpp+nhwc, picked for rows narrower than a vector), forced on random geometry against
+    the float64 reference: max with PyTorch's flat indices (dilation, ceil_mode, NaN), average
+    (count_include_pad, divisor_override), adaptive average."""
+    _only(monkeypatch, "direct/cpp+nhwc")
+
+    @given(pool_case(nd, "max"), pool_case(nd, "avg"), adaptive_case(nd))
+    def check(mcase, acase, adaptive):
+        y, idx = MAX[nd](_x(mcase), mcase["kernel"], mcase["stride"], mcase["padding"], mcase["dilation"],
+                         mcase["ceil_mode"], return_indices=True)
+        ref, ref_idx = naive.max_pool(mcase["x"], mcase["kernel"], mcase["stride"], mcase["pads"],
+                                      mcase["dilation"], mcase["ceil_mode"])
+        assert_close(y, _ref(mcase, ref), mcase["dtype"])
+        np.testing.assert_array_equal(idx, _ref(mcase, ref_idx))
+        extra = {} if nd == 1 else {"divisor_override": acase["divisor_override"]}
+        y = AVG[nd](_x(acase), acase["kernel"], acase["stride"], acase["padding"], acase["ceil_mode"],
+                    acase["count_include_pad"], **extra)
+        ref = naive.avg_pool(acase["x"], acase["kernel"], acase["stride"], acase["pads"], acase["ceil_mode"],
+                             acase["count_include_pad"], acase["divisor_override"])
+        assert_close(y, _ref(acase, ref), acase["dtype"])
+        x, out, dtype = adaptive
+        ref, _ = naive.adaptive_pool(x, out, "avg")
+        assert_close(ADAPTIVE_AVG[nd](x, out), ref, dtype)
+    check()
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="the C++ backend is not built")
+def test_channels_first_small_maps_pick_the_channels_last_kernel():
+    """Where channels-first rows are narrower than a vector, the tuner has the converted candidate to pick, and
+    the answer matches the reference either way (512 planes of 7x7, max 3x3 stride 1 with indices)."""
+    x = np.random.default_rng(3).standard_normal((1, 512, 7, 7)).astype(np.float32)
+    report = ck.explain("max_pool2d", x, 3, 1, 1, return_indices=True)
+    assert "direct/cpp+nhwc" in report["candidates"]
+    y, idx = ck.max_pool2d(x, 3, 1, 1, return_indices=True)
+    ref, ref_idx = naive.max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), False)
+    assert_close(y, ref, np.float32)
+    np.testing.assert_array_equal(idx, ref_idx)
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="the C++ backend is not built")
+def test_swap_last_axes_checks_and_swaps():
+    from cnnkernels import _cpp_backend
+    swap = _cpp_backend.module.swap_last_axes
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64, np.int64):
+        for shape in [(1, 512, 196), (2, 3, 5), (1, 17, 33), (3, 1, 9), (2, 35, 4), (1, 0, 3)]:
+            a = (rng.standard_normal(shape) * 1000).astype(dtype)
+            b = np.full((shape[0], shape[2], shape[1]), 7, dtype)
+            swap(a, b, 2)
+            np.testing.assert_array_equal(b, a.transpose(0, 2, 1))
+    a = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="dst must have shape"):
+        swap(a, np.zeros((2, 3, 4), np.float32), 1)
+    with pytest.raises(TypeError, match="dtype of src"):
+        swap(a, np.zeros((2, 4, 3), np.float64), 1)
+    with pytest.raises(TypeError, match="4- or 8-byte"):
+        swap(a.astype(np.float16), np.zeros((2, 4, 3), np.float16), 1)
+    with pytest.raises(ValueError, match="3-D"):
+        swap(a.reshape(6, 4), np.zeros((4, 6), np.float32), 1)
+    with pytest.raises(ValueError, match="share memory"):
+        buf = np.zeros(24, np.float32)
+        swap(buf.reshape(2, 3, 4), buf.reshape(2, 4, 3), 1)
