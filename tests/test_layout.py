@@ -240,3 +240,22 @@ def test_pointwise_binding_checks_its_buffers():
                              1 << 20)
     _cpp.pointwise_ndhwc(x, w, np.zeros(6, np.float32), y, 1, 1 << 20)   # the valid call runs
     assert np.all(y == 5)
+
+
+@pytest.mark.parametrize("cpp", [True, False])
+def test_layout_swaps_around_kernels_of_the_other_layout(cpp, monkeypatch):
+    """The conversion a call of one layout makes to run a kernel of the other: C++ swap where built, NumPy
+    otherwise, into a new array or an output buffer, for float32/float64 values and int64 indices."""
+    from cnnkernels import _cpp_backend
+    if cpp and _cpp_backend.module is None:
+        pytest.skip("the C++ backend is not built")
+    if not cpp:
+        monkeypatch.setattr(_cpp_backend, "module", None)
+    rng = np.random.default_rng(9)
+    for dtype in (np.float32, np.float64, np.int64):
+        first = (rng.standard_normal((2, 5, 3, 4, 7)) * 100).astype(dtype)
+        last = _registry._swap_channels(first, True)
+        np.testing.assert_array_equal(last, np.moveaxis(first, 1, 4))
+        out = np.empty_like(first)
+        assert _registry._swap_channels(last, False, out) is out
+        np.testing.assert_array_equal(out, first)
