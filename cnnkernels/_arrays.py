@@ -4,6 +4,8 @@ import mmap
 
 import numpy as np
 
+from . import _cpp_backend
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -127,10 +129,11 @@ def empty_apart(shape, dtype, near):
     pixel = shape[-1] * itemsize if shape else 0
     if pixel == 0 or pixel % 1024:
         return np.empty(shape, dtype)
-    near_at = near.ctypes.data
-    if near_at % itemsize:
-        return np.empty(shape, dtype)
     nbytes = math.prod(shape) * itemsize
     buf = np.empty(nbytes + 4096, np.uint8)
-    start = (near_at + min(pixel, 4096) // 2 - buf.ctypes.data) % 4096
-    return buf[start:start + nbytes].view(dtype).reshape(shape)
+    apart = _cpp_backend.module.byte_offset(near, buf) if _cpp_backend.module is not None else \
+        near.ctypes.data - buf.ctypes.data
+    if apart % itemsize:   # near not aligned to its elements (buf is): no placement to keep
+        return np.empty(shape, dtype)
+    start = (apart + min(pixel, 4096) // 2) % 4096
+    return np.ndarray(shape, dtype, buf, start)
