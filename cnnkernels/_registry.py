@@ -498,19 +498,24 @@ KERNELS = {
 }
 
 
+def _other_layout(shape, to_last):
+    """A 5-D shape in the other layout: (N, C, D, H, W) -> (N, D, H, W, C) when to_last, else back."""
+    return (shape[0],) + tuple(shape[2:]) + (shape[1],) if to_last else (shape[0], shape[4]) + tuple(shape[1:4])
+
+
 def _swap_channels(a, to_last, out=None):
     """a (5-D, C-contiguous) in the other layout, (N, C, D, H, W) <-> (N, D, H, W, C), into out (C-contiguous) or a
     new array: one C++ pass where the C++ backend is built (NumPy's strided copy was 2-8x slower), else NumPy."""
-    n, c, pix = (a.shape[0], a.shape[1], a.shape[2:]) if to_last else (a.shape[0], a.shape[4], a.shape[1:4])
     if out is None:
-        out = np.empty((n,) + pix + (c,) if to_last else (n, c) + pix, a.dtype)
+        out = np.empty(_other_layout(a.shape, to_last), a.dtype)
     if _cpp_backend.module is None:
         out[...] = np.moveaxis(a, 1, 4) if to_last else np.moveaxis(a, 4, 1)
         return out
-    npix = pix[0] * pix[1] * pix[2]
-    src, dst = (a.reshape(n, c, npix), out.reshape(n, npix, c)) if to_last else \
-        (a.reshape(n, npix, c), out.reshape(n, c, npix))
-    _cpp_backend.module.swap_last_axes(src, dst, _cpp_threads())
+    n, c = a.shape[0], (a.shape[1] if to_last else a.shape[4])
+    npix = a.size // (n * c) if a.size else 0
+    _cpp_backend.module.swap_last_axes(a.reshape(n, c, npix) if to_last else a.reshape(n, npix, c),
+                                       out.reshape(n, npix, c) if to_last else out.reshape(n, c, npix),
+                                       _cpp_threads())
     return out
 
 
@@ -523,32 +528,20 @@ def _conv_converted(run):
     return converted
 
 
-def _pool_converted(run):
-    """A channels-first pooling runner on channels-last arrays, as _conv_converted."""
+def _pool_converted(run, kernel_last):
+    """A pooling runner on arrays of the other layout than its kernel's (kernel_last: a channels-last kernel on
+    channels-first arrays, else the reverse): transpose in, run, transpose out (cost included). Why the
+    channels-last one on channels-first calls: the channels-first kernels vectorise along rows, and rows narrower
+    than a vector (7 or 14 columns) take their bounds-checked path, while channels last vectorises over channels
+    whatever the row length (max 3x3 stride 1, 512x14x14, 1 thread: 1.30 ms in place, 0.16 ms so)."""
     def converted(x, y, idx, p):
-        shape = (y.shape[0], y.shape[4]) + y.shape[1:4]
-        yc = np.empty(shape, y.dtype)
-        ic = np.empty(shape, np.int64) if idx is not None else None
-        run(_swap_channels(x, False), yc, ic, p)
-        _swap_channels(yc, True, y)
+        shape = _other_layout(y.shape, kernel_last)
+        yk = np.empty(shape, y.dtype)
+        ik = np.empty(shape, np.int64) if idx is not None else None
+        run(_swap_channels(x, kernel_last), yk, ik, p)
+        _swap_channels(yk, not kernel_last, y)
         if idx is not None:
-            _swap_channels(ic, True, idx)
-    return converted
-
-
-def _pool_via_channels_last(run):
-    """A channels-last pooling runner on channels-first arrays: transpose in, run, transpose out (cost included).
-    Why: the channels-first kernels vectorise along rows, and rows narrower than a vector (7 or 14 columns) take
-    their bounds-checked path, while channels last vectorises over channels whatever the row length (max 3x3
-    stride 1, 512x14x14, 1 thread: 1.30 ms in place, 0.03 ms for the channels-last kernel alone)."""
-    def converted(x, y, idx, p):
-        shape = (y.shape[0],) + y.shape[2:] + (y.shape[1],)
-        yl = np.empty(shape, y.dtype)
-        il = np.empty(shape, np.int64) if idx is not None else None
-        run(_swap_channels(x, True), yl, il, p)
-        _swap_channels(yl, False, y)
-        if idx is not None:
-            _swap_channels(il, False, idx)
+            _swap_channels(ik, not kernel_last, idx)
     return converted
 
 
@@ -563,12 +556,12 @@ def _for_layout(fam, layout):
     native = [k for k in KERNELS[fam] if k.layout == layout]
     if layout == CHANNELS_FIRST:
         wrapped = [] if fam == "conv" else [
-            Kernel(k.algorithm, k.backend, _pool_via_channels_last(k.run), k.supports, k.accuracy, k.min_workspace,
+            Kernel(k.algorithm, k.backend, _pool_converted(k.run, True), k.supports, k.accuracy, k.min_workspace,
                    CHANNELS_FIRST, "+nhwc")
             for k in KERNELS[fam] if k.layout == CHANNELS_LAST and k.backend == "cpp"]
     else:
         have = {(k.algorithm, k.backend) for k in native}
-        wrap = _conv_converted if fam == "conv" else _pool_converted
+        wrap = _conv_converted if fam == "conv" else (lambda run: _pool_converted(run, False))
         wrapped = [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.min_workspace,
                           CHANNELS_LAST, "+nchw")
                    for k in KERNELS[fam] if k.layout == CHANNELS_FIRST and (k.algorithm, k.backend) not in have]
