@@ -263,6 +263,59 @@ def test_depthwise_channels_last_in_place(dtype, threads):
         ck.set_num_threads(before)
 
 
+def _placed(shape, dtype, offset, fill):
+    """An array of shape filled with fill, starting offset elements past a 64-byte boundary, inside a buffer
+    with 64 more elements (holding fill) before and after it; returns (array, buffer, start)."""
+    itemsize = np.dtype(dtype).itemsize
+    size = int(np.prod(shape))
+    buf = np.full(size + 192, fill, dtype)
+    start = (-buf.ctypes.data % 64) // itemsize + 64 + offset
+    return buf[start:start + size].reshape(shape), buf, start
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_channels_last_rotated_vectors(dtype, threads):
+    """The channels-last 3x3 "same" strips with input and output equally misaligned (NumPy's 16-byte alignment)
+    and whole vectors per pixel: vectors start on aligned addresses, the first straddling the previous pixel's
+    last channels, with masked loads, taps and stores at the plane's left and right columns and a last pass
+    for the last pixel's last channels. Every misalignment of the element type, channel counts of 1-5
+    vectors, widths giving every strip width, one image (row bands at 2 threads) and two; NaN on the
+    channels a straddling vector shares between pixels (the last of a row's last pixel, the first of the next
+    row's first) stays in its own windows; nothing is written outside the output (sentinels on both sides)."""
+    rng = np.random.default_rng(60 + threads)
+    lanes = 16 if dtype == np.float32 else 8
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for C, H, W in [(lanes, 1, 1), (lanes, 3, 2), (2 * lanes, 5, 3), (2 * lanes, 4, 9), (3 * lanes, 6, 5),
+                        (5 * lanes, 2, 7), (lanes, 7, 12), (4 * lanes, 3, 4)]:
+            for offset in sorted({1, lanes // 4, lanes // 2, lanes - 1}):
+                n = 1 + (C + H + offset) % 2
+                x = rng.standard_normal((n, C, H, W)).astype(dtype)
+                x[0, C - 1, 0, W - 1] = np.nan
+                if H > 1:
+                    x[n - 1, 0, 1, 0] = np.nan
+                w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+                bias = rng.standard_normal(C).astype(dtype) if offset % 2 else None
+                pads = ((1, 1), (1, 1))
+                exact = naive.conv(x, w, bias, (1, 1), pads, (1, 1), C)
+                ref = np.clip(exact, -1.0, 1.5)
+                ref[np.isnan(exact)] = np.nan
+                xl, _, _ = _placed((n, H, W, C), dtype, offset, 0.0)
+                xl[...] = x.transpose(0, 2, 3, 1)
+                out, buf, start = _placed((n, H, W, C), dtype, offset, 7.0)
+                got = ck.conv2d(xl, w, bias, 1, 1, 1, C, algorithm="depthwise", backend="cpp",
+                                activation=("clamp", -1.0, 1.5), layout="NHWC", out=out)
+                assert got is out
+                assert np.all(buf[:start] == 7.0) and np.all(buf[start + out.size:] == 7.0), (C, H, W, offset)
+                case = dict(x=x, w=w, b=bias, stride=(1, 1), pads=pads, dilation=(1, 1), groups=C,
+                            dtype=dtype, unbatched=False)
+                _check(case, got.transpose(0, 3, 1, 2), ref, "depthwise", "cpp")
+    finally:
+        ck.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_depthwise_channels_last_aliasing_strides(dtype, threads):
