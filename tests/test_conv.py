@@ -321,8 +321,8 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
 def test_depthwise_channels_last_aliasing_strides(dtype, threads):
     """Channels-last 3x3 "same" depthwise at pixel strides of 1, 2 and 4 KiB with the input 0-48 bytes past a
     cache line (NumPy aligns to 16): the output cnnkernels allocates sits half a pixel stride (at most 2 KiB)
-    past the input modulo 4 KiB, and the in-place kernel then starts its channel vectors on aligned channels
-    (one unaligned vector first, overlapping the next); an out= placed elsewhere takes the plain vector order.
+    past the input modulo 4 KiB, so within a cache line like the input, and the in-place kernel then rotates
+    its channel vectors onto aligned addresses; an out= placed elsewhere takes the plain vector order.
     Against the float64 reference, with relu."""
     rng = np.random.default_rng(50 + threads)
     itemsize = np.dtype(dtype).itemsize
