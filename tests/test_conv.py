@@ -555,6 +555,59 @@ def test_prepared_weights_see_a_single_edited_weight(algorithm):
         assert not np.allclose(after[0, index[0]], before[0, index[0]])
 
 
+@pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
+def test_depthwise_channels_last_taps_see_edits():
+    """The C++ channels-last depthwise remembers its transposed weights per thread (the last 8 weights seen,
+    compared in full on every call): one weight edited in place (in the last tap, then in the first), more
+    weights than it keeps, the same weights from two Python threads at once, 3-D weights and weights over
+    its 1 MiB limit all give the reference's result."""
+    import threading
+    rng = np.random.default_rng(6)
+    C = 40
+    x = rng.standard_normal((1, C, 6, 7)).astype(np.float32)
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    pads = ((1, 1), (1, 1))
+
+    def check(w, got, xx=x):
+        ref = naive.conv(xx, w, None, (1, 1), pads, (1, 1), w.shape[0])
+        assert np.abs(got.transpose(0, 3, 1, 2) - ref).max() < 1e-5 * np.abs(ref).max()
+
+    def run(w, xx=xl):
+        return ck.conv2d(xx, w, None, 1, 1, 1, w.shape[0], algorithm="depthwise", backend="cpp", layout="NHWC")
+
+    w = rng.standard_normal((C, 1, 3, 3)).astype(np.float32)
+    check(w, run(w))
+    for index in [(C - 1, 0, 2, 2), (0, 0, 0, 0)]:
+        w[index] += 1.0
+        check(w, run(w))
+    many = [rng.standard_normal((C, 1, 3, 3)).astype(np.float32) for _ in range(11)]
+    for _ in range(2):
+        for wi in many:
+            check(wi, run(wi))
+    results = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, [run(many[i % 3]) for _ in range(20)]))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, outs in results.items():
+        for got in outs:
+            check(many[i % 3], got)
+    w3 = rng.standard_normal((C, 1, 1, 3, 3)).astype(np.float32)
+    x3 = rng.standard_normal((1, C, 2, 6, 7)).astype(np.float32)
+    ref3 = naive.conv(x3, w3, None, (1, 1, 1), ((0, 0),) + pads, (1, 1, 1), C)
+    got3 = ck.conv3d(np.ascontiguousarray(x3.transpose(0, 2, 3, 4, 1)), w3, None, 1, (0, 1, 1), 1, C,
+                     algorithm="depthwise", backend="cpp", layout="NDHWC")
+    assert np.abs(got3.transpose(0, 4, 1, 2, 3) - ref3).max() < 1e-5 * np.abs(ref3).max()
+    big_c = 30000                                           # 30000 x 9 float32: 1.08 MB, over the limit
+    wb = rng.standard_normal((big_c, 1, 3, 3)).astype(np.float32)
+    xb = rng.standard_normal((1, big_c, 2, 2)).astype(np.float32)
+    check(wb, run(wb, np.ascontiguousarray(xb.transpose(0, 2, 3, 1))), xb)
+    wb[0, 0, 1, 1] += 1.0
+    check(wb, run(wb, np.ascontiguousarray(xb.transpose(0, 2, 3, 1))), xb)
+
+
 def test_weights_digest_binding():
     """The edit check of prepared weights: any one changed element (at a piece boundary, in the tail, a
     low mantissa bit of a float64, two neighbours swapped, two words of the same lane one block or four
