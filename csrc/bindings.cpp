@@ -100,7 +100,7 @@ i64 conv_workspace_bytes(const std::string& algorithm, i64 N, i64 C, i64 K, i64 
     set_conv_dims(g, in, out, kernel, stride_, pad_, dilation_);
     check_index_range((__int128)(N + 1) * (C + K + 1) * (out[0] + in[0] + 1) * (out[1] + in[1] + 1) *
                           (out[2] + in[2] + 1) * kernel[0] * kernel[1] * kernel[2], "convolution size");
-    return igemm ? ck::igemm_workspace_bytes(g, int(elem_size), workspace_bytes)
+    return igemm ? ck::igemm_workspace_bytes(g, int(elem_size), nthreads, workspace_bytes)
                  : ck::im2col_workspace_bytes(g, int(elem_size), nthreads, workspace_bytes);
 }
 

@@ -182,3 +182,40 @@ def test_heuristic_runs_channels_last_pointwise_natively():
     pick = _registry.heuristic("conv", kernels, pointwise)
     assert pick.algorithm == "pointwise" and pick.via == ""
     assert pick.backend == ("cpp" if ck.info()["cpp"] is not None else "numba")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_igemm_private_slabs(dtype):
+    """With fewer images x groups than threads every thread reads all of the padded slab, and a slab of up to
+    2 MiB that fits the workspace twice is then padded by each thread into its own copy: results equal one
+    thread's bit for bit at 2 and 3 threads, and match the reference, for one image (private copies), two
+    images (shared at 2 threads: each thread pads the image it reads; private at 3) and a slab over 2 MiB
+    (shared); the workspace the binding reports counts the copies."""
+    rng = np.random.default_rng(7)
+    mod = _cpp_backend.module
+    itemsize = np.dtype(dtype).itemsize
+    cases = [((1, 24, 20, 18), (40, 24, 3, 3)), ((2, 24, 20, 18), (40, 24, 3, 3)),
+             ((1, 24, 130, 130 if itemsize == 4 else 70), (8, 24, 3, 3))]
+    for xs, ws in cases:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        ref = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        plane = (xs[2] + 2) * (xs[3] + 2)
+        plane += 64 // itemsize if plane * itemsize % 1024 == 0 else 0   # (a line of slack, see make_plan)
+        slab = xs[0] * xs[1] * plane * itemsize
+        outs = []
+        old = ck.get_num_threads()
+        try:
+            for threads in (1, 2, 3):
+                ck.set_num_threads(threads)
+                outs.append(ck.conv2d(x, w, b, 1, 1, algorithm="igemm", backend="cpp"))
+                reported = mod.conv_workspace_bytes("igemm", xs[0], xs[1], ws[0], 1, (1,) + xs[2:], (1,) + xs[2:],
+                                                    (1, 3, 3), (1, 1, 1), (0, 1, 1), (1, 1, 1), itemsize, threads,
+                                                    64 << 20)
+                private = xs[0] < threads and slab <= 2 << 20
+                assert reported == slab * (threads if private else 1), (xs, threads)
+        finally:
+            ck.set_num_threads(old)
+        assert_close(outs[0], ref, dtype)
+        assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])

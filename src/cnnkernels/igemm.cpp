@@ -46,6 +46,12 @@ constexpr int64_t kTilesPerBlock = 32;
 // 6-pixel tile (Zen 1 AVX2 tile alone: 28 channels 1.06x, 256 1.17x, 512 1.44x
 // the rate of the whole reduction, same process).
 constexpr int64_t kChunkBytes = 16 << 10;
+// Padded slabs up to this size are copied by every thread for itself when all threads read all of it (one
+// image): split between the threads, each thread's writes waited for the other core to give up the lines it
+// had read in the previous call, and half of every read came from the other core's cache (2 threads, Zen 4
+// VM, in-process against the shared slab: 3x3 layers 64x56x56 1.25x, 128x28x28 1.18x, 256x14x14 1.27x, 512x7x7
+// 1.08x, 3x3 s2 on 128x56x56 (1.7 MB) 1.30x, 11x11 s4 on RGB 224 1.20x; a 6.6 MB slab, VGG 128x112x112, 0.98x).
+constexpr int64_t kPrivateSlabBytes = int64_t(2) << 20;
 constexpr int64_t kChunkProducts = 256;
 
 // How a call is cut up: padded input extents, slabs and tasks.
@@ -56,10 +62,11 @@ struct Plan {
     bool in_place;        // no padding needed: read x directly
     int64_t units;        // N * groups
     int64_t units_per_slab, cc, chunks;  // slab = units_per_slab units x cc channels
-    int64_t slab_elems;   // workspace elements (0 when in place)
+    int64_t slab_elems;   // one slab's elements (0 when in place)
+    bool private_slab;    // each thread pads its own copy of the slab (kPrivateSlabBytes)
 };
 
-Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes) {
+Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes, int threads) {
     Plan p{};
     p.taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
     p.Cg = g.C / g.groups;
@@ -98,6 +105,11 @@ Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes) {
         p.chunks = (p.Cg + p.cc - 1) / p.cc;
     }
     p.slab_elems = p.units_per_slab * p.cc * p.plane;
+    // Fewer units in a slab than threads: every thread's tasks read all of the slab (with more, each reads the
+    // units it padded itself).
+    const int64_t bytes = p.slab_elems * elem;
+    p.private_slab = threads > 1 && p.units_per_slab < threads && bytes <= kPrivateSlabBytes &&
+                     bytes * threads <= std::max<int64_t>(workspace_bytes, bytes);
     return p;
 }
 
@@ -170,15 +182,20 @@ void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* pac
         }
 }
 
-int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int64_t workspace_bytes) {
-    return make_plan(g, elem_size, workspace_bytes).slab_elems * elem_size;
+int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes) {
+    const Plan p = make_plan(g, elem_size, workspace_bytes, threads);
+    return p.slab_elems * elem_size * (p.private_slab ? threads : 1);
 }
 
 template <class T>
 void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bias, T* y, int threads,
                 int64_t workspace_bytes, double act_min, double act_max) {
     if (g.N <= 0 || g.K <= 0) return;
-    const Plan p = make_plan(g, int(sizeof(T)), workspace_bytes);
+    // Tiny problems (LeNet-size) run faster on one thread than it takes to wake the others.
+    if (double(g.N) * double(g.K) * double(g.out[0] * g.out[1] * g.out[2]) * double(g.C / g.groups) *
+            double(g.kernel[0] * g.kernel[1] * g.kernel[2]) < double(1 << 20))
+        threads = 1;
+    const Plan p = make_plan(g, int(sizeof(T)), workspace_bytes, threads);
     if (p.OSP <= 0) return;
     const IgemmKernelDesc<T>& kd = kernels<T>();
     const int64_t MR = kd.mr, NR = kd.nr, G = g.groups;
@@ -194,9 +211,6 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
             }
         return;
     }
-    // Tiny problems (LeNet-size) run faster on one thread than it takes to wake the others.
-    if (double(g.N) * double(g.K) * double(p.OSP) * double(p.R) < double(1 << 20)) threads = 1;
-
     // Offsets from a window origin: tap_off of each kernel tap (channel
     // c adds c * plane); p_off of each output pixel's window origin.
     std::vector<int64_t> tap_off(size_t(p.taps)), p_off(size_t(p.OSP));
@@ -217,7 +231,8 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
 
     // The padded slab is reused across calls (see scratch.h: a fresh allocation
     // per call is page-faulted in again by the workers every time).
-    T* const slab = p.slab_elems ? thread_scratch_of<T>(ScratchSlot::kDriver, size_t(p.slab_elems)) : nullptr;
+    T* const shared_slab = p.slab_elems && !p.private_slab
+                               ? thread_scratch_of<T>(ScratchSlot::kDriver, size_t(p.slab_elems)) : nullptr;
 
     const int64_t tiles = (p.OSP + MR - 1) / MR;
     // Pixel blocks of about kTilesPerBlock tiles, their number raised until a
@@ -283,6 +298,8 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
     };
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+    T* const slab = p.private_slab ? thread_scratch_of<T>(ScratchSlot::kDriver, size_t(p.slab_elems)) : shared_slab;
     for (int64_t s = 0; s < slabs; ++s)
         for (int64_t chunk = 0; chunk < p.chunks; ++chunk) {
             const int64_t u0 = s * p.units_per_slab, nu = std::min(p.units_per_slab, p.units - u0);
@@ -292,13 +309,16 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
                 if (p.in_place) return x + ((u / G) * g.C + (u % G) * p.Cg + c0) * p.ISP;
                 return slab + (u - u0) * p.cc * p.plane;
             };
-            if (!p.in_place) {
+            auto pad = [&](int64_t q) {
+                const int64_t u = u0 + q / cc, c = q % cc;
+                const T* src = x + ((u / G) * g.C + (u % G) * p.Cg + c0 + c) * p.ISP;
+                pad_plane<T>(g, p, src, slab + ((q / cc) * p.cc + c) * p.plane);
+            };
+            if (p.private_slab) {
+                for (int64_t q = 0; q < nu * cc; ++q) pad(q);
+            } else if (!p.in_place) {
 #pragma omp for schedule(static)
-                for (int64_t q = 0; q < nu * cc; ++q) {
-                    const int64_t u = u0 + q / cc, c = q % cc;
-                    const T* src = x + ((u / G) * g.C + (u % G) * p.Cg + c0 + c) * p.ISP;
-                    pad_plane<T>(g, p, src, slab + ((q / cc) * p.cc + c) * p.plane);
-                }
+                for (int64_t q = 0; q < nu * cc; ++q) pad(q);
             }
             const int64_t tasks = nu * panels * blocks;
 #pragma omp for schedule(static)
@@ -311,6 +331,7 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
                 run_tiles(unit_base(u), u, chunk, pn, t0, t1, weight_major);
             }
         }
+    }
 }
 
 template void igemm_pack_weights<float>(int64_t, int64_t, int64_t, const float*, float*);

@@ -40,7 +40,7 @@ template <class T>
 void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bias, T* y, int threads,
                 int64_t workspace_bytes, double act_min = -kInf, double act_max = kInf);
 
-// Bytes of workspace conv_igemm allocates for g (elements of elem_size bytes).
-int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int64_t workspace_bytes);
+// Bytes of workspace conv_igemm allocates for g (elements of elem_size bytes) on `threads` threads.
+int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes);
 
 }  // namespace cnnkernels
