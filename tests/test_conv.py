@@ -769,6 +769,35 @@ def test_few_output_positions(backend, dtype, channels, positions):
 
 @pytest.mark.skipif(_registry._cpp_backend.module is None, reason="C++ backend not built")
 @pytest.mark.parametrize("algorithm", ["winograd_f2", "winograd_f4", "winograd_f6"])
+def test_cpp_winograd_one_image_over_threads(algorithm):
+    """One image at 1, 2 and 3 threads (one thread runs whole tile blocks; more share each block phase by
+    phase), with 64-192 channels and a 24-channel 200x200 map (several blocks): every split gives the
+    one-thread result bit for bit, and the reference's, with a NaN reaching only its windows."""
+    rng = np.random.default_rng(11)
+    mod = _registry._cpp_backend.module
+    for C, K, H, W in [(64, 64, 30, 26), (128, 96, 17, 19), (192, 192, 9, 10), (24, 24, 200, 200)]:
+        x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+        x[0, C // 2, H // 2, W // 3] = np.nan
+        w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(K).astype(np.float32)
+        exact = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        outs = []
+        before = ck.get_num_threads()
+        try:
+            for threads in (1, 2, 3):
+                ck.set_num_threads(threads)
+                outs.append(ck.conv2d(x, w, b, padding=1, algorithm=algorithm, backend="cpp"))
+        finally:
+            ck.set_num_threads(before)
+        assert np.array_equal(np.isnan(outs[0]), np.isnan(exact))
+        ok = ~np.isnan(exact)
+        assert_close(outs[0][ok], exact[ok], np.float32, terms=np.abs(w).sum(axis=(1, 2, 3)).max() * 8)
+        for got in outs[1:]:
+            np.testing.assert_array_equal(got, outs[0])
+
+
+@pytest.mark.skipif(_registry._cpp_backend.module is None, reason="C++ backend not built")
+@pytest.mark.parametrize("algorithm", ["winograd_f2", "winograd_f4", "winograd_f6"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cpp_winograd_reports_nonfinite_tiles(algorithm, threads):
     """The C++ Winograd kernel checks its transformed input tiles itself (no pass over x) and reports one holding
