@@ -63,6 +63,7 @@ struct Plan {
     int64_t units;        // N * groups
     int64_t units_per_slab, cc, chunks;  // slab = units_per_slab units x cc channels
     int64_t slab_elems;   // one slab's elements (0 when in place)
+    int threads;          // threads the call uses
     bool private_slab;    // each thread pads its own copy of the slab (kPrivateSlabBytes)
 };
 
@@ -76,6 +77,8 @@ Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes, int thr
     p.ISP = g.in[0] * g.in[1] * g.in[2];
     p.units = g.N * g.groups;
     p.units_per_slab = std::max<int64_t>(1, p.units);
+    // Tiny problems (LeNet-size) run faster on one thread than it takes to wake the others.
+    p.threads = double(g.N) * double(g.K) * double(p.OSP) * double(p.R) < double(1 << 20) ? 1 : threads;
     p.cc = p.Cg;
     p.chunks = 1;
     p.in_place = true;
@@ -108,8 +111,8 @@ Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes, int thr
     // Fewer units in a slab than threads: every thread's tasks read all of the slab (with more, each reads the
     // units it padded itself).
     const int64_t bytes = p.slab_elems * elem;
-    p.private_slab = threads > 1 && p.units_per_slab < threads && bytes <= kPrivateSlabBytes &&
-                     bytes * threads <= std::max<int64_t>(workspace_bytes, bytes);
+    p.private_slab = p.threads > 1 && p.units_per_slab < p.threads && bytes <= kPrivateSlabBytes &&
+                     bytes * p.threads <= std::max<int64_t>(workspace_bytes, bytes);
     return p;
 }
 
@@ -184,19 +187,16 @@ void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* pac
 
 int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes) {
     const Plan p = make_plan(g, elem_size, workspace_bytes, threads);
-    return p.slab_elems * elem_size * (p.private_slab ? threads : 1);
+    return p.slab_elems * elem_size * (p.private_slab ? p.threads : 1);
 }
 
 template <class T>
 void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bias, T* y, int threads,
                 int64_t workspace_bytes, double act_min, double act_max) {
     if (g.N <= 0 || g.K <= 0) return;
-    // Tiny problems (LeNet-size) run faster on one thread than it takes to wake the others.
-    if (double(g.N) * double(g.K) * double(g.out[0] * g.out[1] * g.out[2]) * double(g.C / g.groups) *
-            double(g.kernel[0] * g.kernel[1] * g.kernel[2]) < double(1 << 20))
-        threads = 1;
     const Plan p = make_plan(g, int(sizeof(T)), workspace_bytes, threads);
     if (p.OSP <= 0) return;
+    threads = p.threads;
     const IgemmKernelDesc<T>& kd = kernels<T>();
     const int64_t MR = kd.mr, NR = kd.nr, G = g.groups;
     const int64_t panels = (p.Kg + NR - 1) / NR;
