@@ -191,8 +191,8 @@ def _winograd_supports(g):
     if g.kernel != (1, 3, 3) or g.inp[0] != 1 or g.out[0] != 1:
         return f"needs a 2-D 3x3 kernel, got kernel {g.kernel[1:] if g.kernel[0] == 1 else g.kernel}" + (
             "" if g.kernel != (1, 3, 3) else f" on {g.inp[0]} input and {g.out[0]} output planes in depth")
-    if g.stride != (1, 1, 1):
-        return f"needs stride 1, got stride {g.stride[1:]}"
+    if g.stride != (1, 1, 1):   # (a 3-D call's depth stride shown only when it is the one that is not 1)
+        return f"needs stride 1, got stride {g.stride[1:] if g.stride[0] == 1 else g.stride}"
     return None
 
 

@@ -24,9 +24,9 @@ def _restricted_ok(algorithm, nd, case):
     """Whether a restricted algorithm supports the case's geometry."""
     if algorithm == "depthwise":
         return case["groups"] == case["x_shape"][1]
-    if nd == 3:   # a 3-D call that is a 2-D 3x3 convolution: one plane in depth, in and out
+    if nd == 3:   # a 3-D call that is a 2-D 3x3 convolution: one plane in depth, in and out, stride 1
         return (case["kernel"] == (1, 3, 3) and case["x_shape"][2] == 1 and case["pads"][0] == (0, 0)
-                and case["stride"][1:] == (1, 1))
+                and case["stride"] == (1, 1, 1))
     return nd == 2 and case["kernel"] == (3, 3) and case["stride"] == (1, 1)
 CONV = {1: ck.conv1d, 2: ck.conv2d, 3: ck.conv3d}
 CONV_T = {1: ck.conv_transpose1d, 2: ck.conv_transpose2d, 3: ck.conv_transpose3d}
@@ -418,6 +418,16 @@ def test_restricted_algorithms_refuse_other_geometry(nd, algorithm, backend):
         with pytest.raises(ValueError, match=f"algorithm='{algorithm}' does not support this geometry"):
             _run_conv(nd, case, algorithm, backend)
     check()
+
+
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD)
+def test_winograd_refuses_a_depth_stride_and_names_it(algorithm, backend):
+    """A 3-D call on one plane with a 1x3x3 kernel and depth stride 3 (one output plane, found by hypothesis)
+    is refused, and the reason names the whole stride (it had said "needs stride 1, got stride (1, 1)")."""
+    x = np.ones((1, 2, 1, 5, 5))
+    w = np.ones((2, 2, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"needs stride 1, got stride \(3, 1, 1\)"):
+        ck.conv3d(x, w, stride=(3, 1, 1), padding=(0, 1, 1), algorithm=algorithm, backend=backend)
 
 
 @pytest.mark.parametrize("algorithm,backend", GENERAL)
