@@ -249,6 +249,33 @@ def test_tuning_skips_a_candidate_whose_predicted_cost_exceeds_the_budget(monkey
     assert entry["tuning_seconds"] < 0.2
 
 
+def test_tuning_keeps_a_margin_on_predicted_costs(monkeypatch):
+    """A candidate predicted to take 0.10 s (two calls at 5x the best's 10 ms) with about 0.13 s of budget left
+    is not timed: its prediction is trusted only with a 1.5x margin (predictions had run short and taken
+    suite tunings past their budget)."""
+    import time
+    from types import SimpleNamespace
+    fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
+    slow = SimpleNamespace(name="slow/x", algorithm="slow", backend="x")
+    ran = []
+
+    def call(kernel):
+        ran.append(kernel.name)
+        time.sleep(0.01 if kernel is fast else 0.05)
+    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: fast)
+    monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
+    monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "slow/x": 0.2})
+    monkeypatch.setattr(_autotune, "MIN_BUDGET", 0.14)
+    monkeypatch.setattr(_autotune, "BUDGET_FACTOR", 2.0)
+    entry = _autotune._tune("conv", [fast, slow], None, call)
+    assert "slow/x" not in ran
+    assert entry["status"]["slow/x"] == "skipped: budget (predicted cost)"
+    monkeypatch.setattr(_autotune, "_PREDICTION_MARGIN", 1.0)   # without the margin it fits, and is timed
+    ran.clear()
+    entry = _autotune._tune("conv", [fast, slow], None, call)
+    assert "slow/x" in ran and entry["status"]["slow/x"] != "skipped: budget (predicted cost)"
+
+
 def test_tuning_rounds_outlast_a_short_burst_of_load(monkeypatch):
     """The faster candidate is slowed (1.6x the other's time) during the first 60 ms of tuning, as by a burst of
     load on the machine: the rounds of these sub-millisecond candidates go on until their samples span
