@@ -569,8 +569,8 @@ def test_prepared_weights_see_a_single_edited_weight(algorithm):
 def test_depthwise_channels_last_taps_see_edits():
     """The C++ channels-last depthwise remembers its transposed weights per thread (the last 8 weights seen,
     compared in full on every call): one weight edited in place (in the last tap, then in the first), more
-    weights than it keeps, the same weights from two Python threads at once, 3-D weights and weights over
-    its 1 MiB limit all give the reference's result."""
+    weights than it keeps, four Python threads at once (three weights between them), 3-D weights and weights over
+    its 256 KiB limit all give the reference's result."""
     import threading
     rng = np.random.default_rng(6)
     C = 40
@@ -610,7 +610,7 @@ def test_depthwise_channels_last_taps_see_edits():
     got3 = ck.conv3d(np.ascontiguousarray(x3.transpose(0, 2, 3, 4, 1)), w3, None, 1, (0, 1, 1), 1, C,
                      algorithm="depthwise", backend="cpp", layout="NDHWC")
     assert np.abs(got3.transpose(0, 4, 1, 2, 3) - ref3).max() < 1e-5 * np.abs(ref3).max()
-    big_c = 30000                                           # 30000 x 9 float32: 1.08 MB, over the limit
+    big_c = 8000                                            # 8000 x 9 float32: 288 KB, over the limit
     wb = rng.standard_normal((big_c, 1, 3, 3)).astype(np.float32)
     xb = rng.standard_normal((1, big_c, 2, 2)).astype(np.float32)
     check(wb, run(wb, np.ascontiguousarray(xb.transpose(0, 2, 3, 1))), xb)

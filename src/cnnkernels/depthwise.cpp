@@ -433,11 +433,12 @@ void depthwise_ncdhw(const ConvGeometry& g, const T* x, const T* w, const T* bia
 // (compared in full each call, so edited weights are transposed again): rewritten every call, the taps' lines
 // were written by the calling thread while the other core still held them from the previous call's reads, and
 // each write waited for that copy to be invalidated (512 channels 3x3, 2 threads: 5-16 us of a 17-28 us call;
-// with the taps reused, 12-13 us). Weights over 1 MiB are transposed into `own` instead.
+// with the taps reused, 12-13 us). Weights over 256 KiB (a suite's largest: 18 KB) are transposed into `own`
+// instead, so the cache holds at most 4 MiB per thread.
 template <class T>
 const T* channels_last_taps(const T* w, int64_t K, int64_t ntaps, std::vector<T>& own) {
     const size_t n = size_t(K * ntaps);
-    if (n * sizeof(T) > (size_t(1) << 20)) {
+    if (n * sizeof(T) > (size_t(256) << 10)) {
         own.resize(n);
         swap_last_axes<int(sizeof(T))>(w, own.data(), 1, K, ntaps, 1);
         return own.data();
