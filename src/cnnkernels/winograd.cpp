@@ -138,14 +138,25 @@ BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_
     // output: channel chunks x tile rows), so every U panel is read by one
     // thread per block and small tile counts (7x7 maps) still split evenly.
     // Measured on Zen 4 (2 threads) as fast as or faster than private blocks
-    // on the dense layers (128x28x28 F4: 0.46 vs 0.73 ms). "private": each
-    // thread runs whole blocks (input, GEMM, output) on its own V/M buffers
-    // with no barriers; used for many small (image, group) planes (grouped and
+    // on most dense layers (128x28x28 F4: 0.46 vs 0.73 ms in an earlier
+    // session; 0.41 vs 0.43 ms in this one). "private": each thread runs
+    // whole blocks (input, GEMM, output) on its own V/M buffers with no
+    // barriers; used for many small (image, group) planes (grouped and
     // depthwise convolutions), where the shared mode's three barriers per
-    // block would dominate and U of a group is small enough to read twice.
+    // block would dominate and U of a group is small enough to read twice;
+    // and where every thread reading U costs less than the plane's V + M
+    // (which the shared mode passes between the cores) and those are at most
+    // kPrivateVM. On this VM the shared mode's barriers run at one of two
+    // speeds for minutes at a time; alternating processes, 2 threads, F4
+    // 64x56x56 (U 0.6 MB, V + M 3.6 MB): private 0.45 ms in both states,
+    // shared 0.47-0.48 or 0.93 ms. (128x28x28, U 2.4 MB against V + M 1.8 MB,
+    // stays shared: 0.41 vs 0.43 ms, though 0.62 vs 0.46 in the slow state.)
     const int64_t min_tiles = 2 * MR;
     const int64_t u_group_bytes = nn * winograd_kpad(Kg) * Cg * s;
-    p.priv = threads == 1 || (jobs_per_plane_min >= 2 * int64_t(threads) && u_group_bytes <= (256 << 10));
+    constexpr int64_t kPrivateVM = int64_t(8) << 20;
+    const int64_t plane_vm = tiles * per_tile;
+    p.priv = threads == 1 || (jobs_per_plane_min >= 2 * int64_t(threads) && u_group_bytes <= (256 << 10)) ||
+             (u_group_bytes * threads <= plane_vm && plane_vm <= kPrivateVM);
     p.nbuf = p.priv ? threads : 1;
     const int64_t fixed = (threads * p.band_elems + (bias ? groups * p.Kpad : 0)) * s;
     // V + M of a block kBlockTargetBytes per thread, never above the
