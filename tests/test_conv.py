@@ -781,10 +781,10 @@ def test_few_output_positions(backend, dtype, channels, positions):
 @pytest.mark.parametrize("algorithm", ["winograd_f2", "winograd_f4", "winograd_f6"])
 def test_cpp_winograd_one_image_over_threads(algorithm):
     """One image at 1, 2 and 3 threads: each thread runs whole tile blocks at 1 thread, and at more where
-    every thread reading U costs less than the plane's V + M (32 channels on 40x40; 64 on 30x26 with F2), else
-    the threads share each block phase by phase (64-192 channels, a 24-channel 200x200 map in several
-    blocks): every split gives the one-thread result bit for bit, and the reference's, with a NaN reaching
-    only its windows."""
+    every thread reading U costs less than the plane's V + M (32 channels on 40x40, 24 on 200x200 in several
+    blocks; 64 on 30x26 with F2), else the threads share each block phase by phase (64-192 channels): every
+    split gives the one-thread result bit for bit, and the reference's, with a NaN reaching only its
+    windows."""
     rng = np.random.default_rng(11)
     for C, K, H, W in [(32, 32, 40, 40), (64, 64, 30, 26), (128, 96, 17, 19), (192, 192, 9, 10),
                        (24, 24, 200, 200)]:

@@ -145,18 +145,17 @@ BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_
     // depthwise convolutions), where the shared mode's three barriers per
     // block would dominate and U of a group is small enough to read twice;
     // and where every thread reading U costs less than the plane's V + M
-    // (which the shared mode passes between the cores) and those are at most
-    // kPrivateVM. On this VM the shared mode's barriers run at one of two
-    // speeds for minutes at a time; alternating processes, 2 threads, F4
-    // 64x56x56 (U 0.6 MB, V + M 3.6 MB): private 0.45 ms in both states,
-    // shared 0.47-0.48 or 0.93 ms. (128x28x28, U 2.4 MB against V + M 1.8 MB,
+    // (which the shared mode passes between the cores). On this VM the
+    // shared mode's barriers run at one of two speeds for minutes at a time;
+    // alternating processes, 2 threads, F4 64x56x56 (U 0.6 MB, V + M 3.6 MB):
+    // private 0.45 ms in both states, shared 0.47-0.48 or 0.93 ms; F4 VGG
+    // 128x112x112 (U 2.4 MB, V + M 29 MB): private 6.8-7.4 / 7.4-7.8 ms,
+    // shared 7.1-7.7 / 10.3 ms. (128x28x28, U 2.4 MB against V + M 1.8 MB,
     // stays shared: 0.41 vs 0.43 ms, though 0.62 vs 0.46 in the slow state.)
     const int64_t min_tiles = 2 * MR;
     const int64_t u_group_bytes = nn * winograd_kpad(Kg) * Cg * s;
-    constexpr int64_t kPrivateVM = int64_t(8) << 20;
-    const int64_t plane_vm = tiles * per_tile;
     p.priv = threads == 1 || (jobs_per_plane_min >= 2 * int64_t(threads) && u_group_bytes <= (256 << 10)) ||
-             (u_group_bytes * threads <= plane_vm && plane_vm <= kPrivateVM);
+             u_group_bytes * threads <= tiles * per_tile;
     p.nbuf = p.priv ? threads : 1;
     const int64_t fixed = (threads * p.band_elems + (bias ? groups * p.Kpad : 0)) * s;
     // V + M of a block kBlockTargetBytes per thread, never above the
