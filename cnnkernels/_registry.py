@@ -555,16 +555,14 @@ def _for_layout(fam, layout):
         return _CONVERTED[fam, layout]
     native = [k for k in KERNELS[fam] if k.layout == layout]
     if layout == CHANNELS_FIRST:
-        wrapped = [] if fam == "conv" else [
-            Kernel(k.algorithm, k.backend, _pool_converted(k.run, True), k.supports, k.accuracy, k.min_workspace,
-                   CHANNELS_FIRST, "+nhwc")
-            for k in KERNELS[fam] if k.layout == CHANNELS_LAST and k.backend == "cpp"]
+        sources = [] if fam == "conv" else [k for k in KERNELS[fam] if k.layout == CHANNELS_LAST and k.backend == "cpp"]
+        wrap, via = (lambda run: _pool_converted(run, True)), "+nhwc"
     else:
         have = {(k.algorithm, k.backend) for k in native}
-        wrap = _conv_converted if fam == "conv" else (lambda run: _pool_converted(run, False))
-        wrapped = [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.min_workspace,
-                          CHANNELS_LAST, "+nchw")
-                   for k in KERNELS[fam] if k.layout == CHANNELS_FIRST and (k.algorithm, k.backend) not in have]
+        sources = [k for k in KERNELS[fam] if k.layout == CHANNELS_FIRST and (k.algorithm, k.backend) not in have]
+        wrap, via = (_conv_converted if fam == "conv" else (lambda run: _pool_converted(run, False))), "+nchw"
+    wrapped = [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.min_workspace, layout, via)
+               for k in sources]
     _CONVERTED[fam, layout] = native + wrapped
     return _CONVERTED[fam, layout]
 

@@ -225,9 +225,10 @@ def test_parallel_region_probe_is_quick_on_an_idle_thread_pool():
         _cpp_backend.module.parallel_region_seconds(2, 0)
 
 
-def test_tuning_skips_a_candidate_whose_predicted_cost_exceeds_the_budget(monkeypatch):
-    """A slow candidate whose predicted time (best so far x the speed table's ratio) would take the tuning
-    past its budget is not run at all; the fast one is picked."""
+def _fast_and_slow(monkeypatch, slow_seconds, min_budget):
+    """Two candidates for _tune: fast (10 ms, the heuristic's pick) and slow (slow_seconds per call, predicted
+    by the speed table to be 5x slower), a budget of max(min_budget, 2x the best); returns them, the list of
+    calls made, and the call function."""
     import time
     from types import SimpleNamespace
     fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
@@ -236,12 +237,19 @@ def test_tuning_skips_a_candidate_whose_predicted_cost_exceeds_the_budget(monkey
 
     def call(kernel):
         ran.append(kernel.name)
-        time.sleep(0.01 if kernel is fast else 0.2)
+        time.sleep(0.01 if kernel is fast else slow_seconds)
     monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: fast)
     monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
     monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "slow/x": 0.2})   # predicted 5x slower
-    monkeypatch.setattr(_autotune, "MIN_BUDGET", 0.05)
+    monkeypatch.setattr(_autotune, "MIN_BUDGET", min_budget)
     monkeypatch.setattr(_autotune, "BUDGET_FACTOR", 2.0)
+    return fast, slow, ran, call
+
+
+def test_tuning_skips_a_candidate_whose_predicted_cost_exceeds_the_budget(monkeypatch):
+    """A slow candidate whose predicted time (best so far x the speed table's ratio) would take the tuning
+    past its budget is not run at all; the fast one is picked."""
+    fast, slow, ran, call = _fast_and_slow(monkeypatch, 0.2, 0.05)
     entry = _autotune._tune("conv", [fast, slow], None, call)
     assert entry["choice"] == "fast/x"
     assert "slow/x" not in ran
@@ -253,20 +261,7 @@ def test_tuning_keeps_a_margin_on_predicted_costs(monkeypatch):
     """A candidate predicted to take 0.10 s (two calls at 5x the best's 10 ms) with about 0.13 s of budget left
     is not timed: its prediction is trusted only with a 1.5x margin (predictions had run short and taken
     suite tunings past their budget)."""
-    import time
-    from types import SimpleNamespace
-    fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
-    slow = SimpleNamespace(name="slow/x", algorithm="slow", backend="x")
-    ran = []
-
-    def call(kernel):
-        ran.append(kernel.name)
-        time.sleep(0.01 if kernel is fast else 0.05)
-    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: fast)
-    monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
-    monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "slow/x": 0.2})
-    monkeypatch.setattr(_autotune, "MIN_BUDGET", 0.14)
-    monkeypatch.setattr(_autotune, "BUDGET_FACTOR", 2.0)
+    fast, slow, ran, call = _fast_and_slow(monkeypatch, 0.05, 0.14)
     entry = _autotune._tune("conv", [fast, slow], None, call)
     assert "slow/x" not in ran
     assert entry["status"]["slow/x"] == "skipped: budget (predicted cost)"
