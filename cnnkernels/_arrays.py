@@ -119,21 +119,28 @@ def large_empty(shape, dtype, warm_bytes=0):
 
 
 def empty_apart(shape, dtype, near):
-    """np.empty for a channels-last output whose pixel stride (last axis, in bytes) is a multiple of 1 KiB,
-    placed half a pixel stride (at most 2 KiB) past `near`'s address modulo 4 KiB; otherwise np.empty.
-    Why: NumPy puts every large array 16 bytes past a page boundary, so the input and output vectors of one
-    channel block at such strides all fall in the same few L1 sets, and a kernel reading one while writing
-    the other evicts both (channels-last depthwise 3x3, 1 thread, 512x14x14: 0.055 ms with the output at the
-    input's offset, 0.036 ms at 1 KiB past it; 1024x7x7 0.059 -> 0.047 at 2 KiB)."""
+    """np.empty for a channels-last output, placed relative to its input `near` so that the kernels' channel
+    vectors sit alike in both (np.empty when `near` is not aligned to its elements). Two placements:
+    - a pixel stride (last axis, in bytes) of a multiple of 1 KiB: half a pixel stride (at most 2 KiB) past
+      `near`'s address modulo 4 KiB. NumPy puts every large array 16 bytes past a page boundary, so the input
+      and output vectors of one channel block at such strides all fall in the same few L1 sets, and a kernel
+      reading one while writing the other evicts both (channels-last depthwise 3x3, 1 thread, 512x14x14:
+      0.055 ms with the output at the input's offset, 0.036 ms at 1 KiB past it; 1024x7x7 0.059 -> 0.047).
+    - other strides: at `near`'s offset within its 64-byte cache line, where the heap had placed the two
+      arrays independently. The channels-last depthwise 3x3 kernel aligns its vectors to the input only when
+      the output shares its offset (dw_strip_cl3); otherwise every load split two lines. 1 thread, ratio to
+      our NCHW, input 16 or 48 bytes into a line: 32x112x112 0.94-1.06x -> 1.14-1.16x, 512x14x14 0.97-1.09x
+      -> 1.12-1.14x; pooling 2x2 s2 224x224 1.20-1.25x -> 1.25-1.30x."""
     itemsize = np.dtype(dtype).itemsize
     pixel = shape[-1] * itemsize if shape else 0
-    if pixel == 0 or pixel % 1024:
+    if pixel == 0:
         return np.empty(shape, dtype)
+    span, shift = (4096, min(pixel, 4096) // 2) if pixel % 1024 == 0 else (64, 0)
     nbytes = math.prod(shape) * itemsize
-    buf = np.empty(nbytes + 4096, np.uint8)
+    buf = np.empty(nbytes + span, np.uint8)
     apart = _cpp_backend.module.byte_offset(near, buf) if _cpp_backend.module is not None else \
         near.ctypes.data - buf.ctypes.data
     if apart % itemsize:   # near not aligned to its elements (buf is): no placement to keep
         return np.empty(shape, dtype)
-    start = (apart + min(pixel, 4096) // 2) % 4096
+    start = (apart + shift) % span
     return np.ndarray(shape, dtype, buf, start)

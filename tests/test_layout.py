@@ -264,8 +264,8 @@ def test_layout_swaps_around_kernels_of_the_other_layout(cpp, monkeypatch):
 @pytest.mark.parametrize("cpp", [True, False])
 def test_channels_last_output_placement(cpp, monkeypatch):
     """empty_apart: an output whose pixel stride is a multiple of 1 KiB starts half that stride (at most 2 KiB)
-    past its input modulo 4 KiB, with and without the C++ backend's address helper; other strides and inputs
-    not aligned to their elements get plain np.empty."""
+    past its input modulo 4 KiB, one of another stride at its input's offset within a 64-byte line, with and
+    without the C++ backend's address helper; inputs not aligned to their elements get plain np.empty."""
     from cnnkernels import _arrays, _cpp_backend
     if cpp and _cpp_backend.module is None:
         pytest.skip("the C++ backend is not built")
@@ -278,7 +278,14 @@ def test_channels_last_output_placement(cpp, monkeypatch):
         pixel = channels * np.dtype(dtype).itemsize
         assert (y.ctypes.data - x.ctypes.data) % 4096 == min(pixel, 4096) // 2
         y[...] = 1.0   # the whole array is inside its buffer
-    y = _arrays.empty_apart((1, 1, 3, 5, 100), np.float32, np.empty((1, 1, 3, 5, 100), np.float32))
-    assert y.shape == (1, 1, 3, 5, 100)
+    for channels, dtype in [(100, np.float32), (32, np.float32), (3, np.float64), (1, np.float32)]:
+        buf = np.empty(4 * 3 * 5 * channels * np.dtype(dtype).itemsize + 64, np.uint8)
+        for offset in range(0, 64, np.dtype(dtype).itemsize):   # every element-aligned offset in a line
+            start = (offset - buf.ctypes.data) % 64
+            x = np.ndarray((1, 1, 3, 5, channels), dtype, buf, start)
+            y = _arrays.empty_apart(x.shape, dtype, x)
+            assert y.shape == x.shape and y.dtype == dtype and y.flags.c_contiguous and y.flags.writeable
+            assert y.ctypes.data % 64 == offset
+            y[...] = 1.0
     odd = np.empty(4 * 256 * 4 + 4, np.uint8)[1:4097].view(np.float32).reshape(1, 1, 1, 4, 256)
     assert _arrays.empty_apart(odd.shape, np.float32, odd).shape == odd.shape
