@@ -22,12 +22,30 @@ def test_pick_quality_uses_the_picked_kernels_forced_time():
 
 
 def test_channels_last_rows_are_compared_with_our_channels_first_ones():
-    rows = (_rows("a", "x/cpp", {"x/cpp": 1.0}, 2.0) + _rows("a_nhwc", "x/cpp", {"x/cpp": 1.0}, 1.0)
-            + _rows("b", "x/cpp", {"x/cpp": 1.0}, 1.0) + _rows("b_nhwc", "x/cpp", {"x/cpp": 1.0}, 2.0))
+    """The ratio comes from the channels-last layer's own rounds (its OURS_NCHW row), not from the channels-first
+    layer's auto row, which was timed at another moment."""
+    rows = []
+    for layer, nchw_ms, nhwc_ms in [("a", 2.0, 1.0), ("b", 1.0, 2.0)]:
+        rows += _rows(layer, "x/cpp", {"x/cpp": 1.0}, 5.0)   # timed apart: must not be used
+        nhwc = _rows(layer + "_nhwc", "x/cpp", {"x/cpp": 1.0}, nhwc_ms)
+        nhwc.append({"layer": layer + "_nhwc", "category": "c", "threads": 1, "kernel": run.OURS_NCHW,
+                     "ms": nchw_ms, "vs_torch": None})
+        rows += nhwc
     for r in rows:
         r["layout"] = "NHWC" if r["layer"].endswith("_nhwc") else "NCHW"
-    line = next(l for l in run.summarize(rows) if "NHWC vs our NCHW" in l)
+    lines = run.summarize(rows)
+    line = next(l for l in lines if "NHWC vs our NCHW" in l)
     assert line.endswith("geomean 1.00x: a 2.00x, b 0.50x"), line
+    assert "on 4/4 layers" in next(l for l in lines if "autotuner" in l)   # OURS_NCHW is not a candidate
+
+
+def test_channels_last_layer_times_our_channels_first_call_beside_it(tmp_path, monkeypatch):
+    import cnnkernels as ck
+    from suites import ConvLayer
+    monkeypatch.setenv("CNNKERNELS_CACHE_DIR", str(tmp_path))
+    case = ConvLayer("t_nhwc", 16, 16, 10, 10, 3, padding=1, groups=16, layout="NHWC")
+    rows = {r["kernel"]: r for r in run.bench_layer(case, threads=ck.get_num_threads(), repeats=1)}
+    assert rows[run.OURS_NCHW]["ms"] > 0 and rows[run.OURS_NCHW]["rel_err"] < 1e-5
 
 
 def test_auto_error_is_the_picked_kernels(tmp_path, monkeypatch):
