@@ -104,18 +104,25 @@ def large_empty(shape, dtype, warm_bytes=0):
     37.7 MB so advised (512->512 7x7 Winograd F(4x4) weights) took either 7 ms or 50-63 ms, unpredictably
     from one allocation to the next (the host backing fresh 2 MiB pages), against a steady 16-18 ms in
     4 KiB pages; the layer's first call went 22 or 76 ms with NumPy's advice, 27-28 ms with this. Without
-    MADV_NOHUGEPAGE it is np.empty. The array owns its mapping (its base)."""
+    MADV_NOHUGEPAGE it is np.empty. The array owns its mapping (its base). Either way it starts on a 64-byte
+    line, so that whole lines can be written with streaming stores (winograd_transform_weights)."""
     dtype = np.dtype(dtype)
     count = int(np.prod(shape, dtype=np.int64))
     nbytes = count * dtype.itemsize
     if nbytes <= max(_OWN_MAPPING_MIN_BYTES, warm_bytes) or not hasattr(mmap, "MADV_NOHUGEPAGE"):
-        return np.empty(shape, dtype)
+        return _empty_on_a_line(shape, dtype, nbytes)
     try:
         buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         buf.madvise(mmap.MADV_NOHUGEPAGE)
     except (OSError, ValueError):    # no such mapping or advice here: NumPy's memory
-        return np.empty(shape, dtype)
+        return _empty_on_a_line(shape, dtype, nbytes)
     return np.frombuffer(buf, dtype, count).reshape(shape)
+
+
+def _empty_on_a_line(shape, dtype, nbytes):
+    """np.empty starting on a 64-byte boundary (NumPy's own start 16 bytes past one)."""
+    buf = np.empty(nbytes + 64, np.uint8)
+    return np.ndarray(shape, dtype, buf, -buf.ctypes.data % 64)
 
 
 def empty_apart(shape, dtype, near):

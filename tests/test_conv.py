@@ -538,6 +538,40 @@ def test_cpp_winograd_wide_weight_transform(algorithm, dtype):
     _check(case, got, naive.conv(x, w, b, (1, 1), pads, (1, 1), 2), algorithm, "cpp")
 
 
+
+@pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
+@pytest.mark.parametrize("m", [2, 4, 6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_winograd_weight_transform_on_written_and_fresh_memory(m, dtype, threads):
+    """U over 1 MiB is written with streaming stores into memory written before and with plain stores into fresh
+    pages: every element of U is written (NaN before, none after), the same bits both ways and at 1 and 2
+    threads, and a convolution from the weights equals the reference."""
+    import mmap
+    from cnnkernels import _cpp_backend
+    from cnnkernels.winograd import transforms
+    mod = _cpp_backend.module
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((120, 140, 1, 3, 3)).astype(dtype)   # a partial panel of filters and chunk of channels
+    shape = mod.winograd_weights_shape(120, 140, 1, m)
+    count, itemsize = int(np.prod(shape)), np.dtype(dtype).itemsize
+    assert count * itemsize > 1 << 20
+    written = np.empty(count * itemsize + 64, np.uint8)
+    written = np.ndarray(shape, dtype, written, -written.ctypes.data % 64)
+    written[...] = np.nan
+    fresh = np.frombuffer(mmap.mmap(-1, count * itemsize, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS),
+                          dtype, count).reshape(shape)
+    G = transforms(m)[1]
+    mod.winograd_transform_weights(w, written, G, 1, threads)
+    mod.winograd_transform_weights(w, fresh, G, 1, threads)
+    assert not np.isnan(written).any()
+    np.testing.assert_array_equal(written, fresh)
+    x = rng.standard_normal((1, 140, 7, 8)).astype(dtype)
+    got = ck.conv2d(x, w[:, :, 0], padding=1, algorithm=f"winograd_f{m}", backend="cpp")
+    case = dict(x=x, w=w[:, :, 0], b=None, stride=(1, 1), pads=((1, 1), (1, 1)), dilation=(1, 1), groups=1,
+                dtype=dtype, unbatched=False)
+    _check(case, got, naive.conv(x, w[:, :, 0], None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), f"winograd_f{m}", "cpp")
+
 def test_winograd_weight_cache_sees_in_place_edits():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 4, 10, 10))

@@ -3,6 +3,11 @@
 #include <cstdlib>
 #include <cstdint>
 #include <new>
+#include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 
 namespace cnnkernels {
@@ -61,6 +66,24 @@ void prewarm_heap(size_t bytes) {
     // waits forever for threads that were not copied (libgomp is not fork-safe).
     for (size_t i = 0; i < bytes; i += 4096) p[i] = 0;
     std::free(const_cast<char*>(p));
+}
+
+bool pages_resident(const void* p, size_t bytes) {
+#if defined(__linux__)
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || bytes == 0) return false;
+    const uintptr_t first = reinterpret_cast<uintptr_t>(p) / uintptr_t(page) * uintptr_t(page);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+    std::vector<unsigned char> resident((end - first + page - 1) / page);
+    if (mincore(reinterpret_cast<void*>(first), end - first, resident.data()) != 0) return false;
+    for (unsigned char r : resident)
+        if (!(r & 1)) return false;
+    return true;
+#else
+    (void)p;
+    (void)bytes;
+    return false;
+#endif
 }
 
 }  // namespace cnnkernels

@@ -34,4 +34,9 @@ T* thread_scratch_of(ScratchSlot slot, size_t elems) {
 // (MALLOC_MMAP_THRESHOLD_, mallopt) or another allocator is used.
 void prewarm_heap(size_t bytes);
 
+// Whether every page of [p, p + bytes) is resident, i.e. written before by this process (Linux: mincore;
+// false elsewhere or on error). Why: streaming stores win on such memory and lose on fresh pages, which the
+// kernel zeroes through the cache at the first touch (winograd_transform_weights).
+bool pages_resident(const void* p, size_t bytes);
+
 }  // namespace cnnkernels

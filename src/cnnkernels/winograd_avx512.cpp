@@ -82,6 +82,8 @@ struct WF32 {
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const T* p) { return _mm512_loadu_ps(p); }
     static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+    static void stream(T* p, V v) { _mm512_stream_ps(p, v); }  // p aligned to the vector
+    static void fence() { _mm_sfence(); }  // orders stream()s before later stores (other threads read U)
     static V bcast(T x) { return _mm512_set1_ps(x); }
     static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
@@ -96,6 +98,8 @@ struct WF64 {
     static V zero() { return _mm512_setzero_pd(); }
     static V load(const T* p) { return _mm512_loadu_pd(p); }
     static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+    static void stream(T* p, V v) { _mm512_stream_pd(p, v); }  // p aligned to the vector
+    static void fence() { _mm_sfence(); }  // orders stream()s before later stores (other threads read U)
     static V bcast(T x) { return _mm512_set1_pd(x); }
     static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm512_add_pd(a, b); }

@@ -19,6 +19,8 @@ struct WF32 {
     static V zero() { return V{0, 0, 0, 0}; }
     static V load(const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
     static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
+    static void stream(T* p, V v) { store(p, v); }
+    static void fence() {}
     static V bcast(T x) { return V{x, x, x, x}; }
     static V fma(V a, V b, V c) { return a * b + c; }
     static V add(V a, V b) { return a + b; }
@@ -33,6 +35,8 @@ struct WF64 {
     static V zero() { return V{0, 0}; }
     static V load(const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
     static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
+    static void stream(T* p, V v) { store(p, v); }
+    static void fence() {}
     static V bcast(T x) { return V{x, x}; }
     static V fma(V a, V b, V c) { return a * b + c; }
     static V add(V a, V b) { return a + b; }

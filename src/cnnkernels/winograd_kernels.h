@@ -85,6 +85,8 @@ struct WinoWeightJob {
     const double* G;
     T* dst;
     int64_t dst_stride;
+    // Write U with non-temporal stores (dst and dst_stride whole 64-byte lines; see winograd_transform_weights).
+    bool stream;
 };
 
 template <class T>
