@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -18,7 +19,7 @@ import cnnkernels as ck  # noqa: E402
 from machine import measure  # noqa: E402
 from networks import bench_network  # noqa: E402
 from suites import NETWORKS, SUITES, in_layout  # noqa: E402
-from timing import interleaved_medians  # noqa: E402
+from timing import interleaved_samples  # noqa: E402
 import ort  # noqa: E402
 
 # The row of a channels-last layer's channels-first twin: our auto call on the NCHW input, same rounds.
@@ -87,7 +88,11 @@ def bench_layer(case, threads, repeats):
     if run_ort is not None:
         errors["onnxruntime"] = float(np.abs(run_ort() - ref).max() / scale)
         funcs["onnxruntime"] = run_ort
-    times = interleaved_medians(funcs, repeats=repeats)
+    samples = interleaved_samples(funcs, repeats=repeats)
+    times = {k: statistics.median(v) for k, v in samples.items()}
+    # NHWC against our NCHW: the median of the rounds' ratios (the two are timed one after the other in each
+    # round, so a change of the machine's speed between rounds cancels out).
+    vs_nchw = statistics.median(a / b for a, b in zip(samples[OURS_NCHW], samples["auto/auto"])) if nhwc else None
     return [{"layer": case.name, "shape": case.describe(), "category": case.category, "threads": threads,
              "dtype": "float32", "layout": case.layout, "kernel": k, "ms": t * 1e3,
              "gflop": case.flops / 1e9 if case.flops else None,
@@ -95,7 +100,7 @@ def bench_layer(case, threads, repeats):
              "rel_err": errors[k], "vs_torch": (times["torch"] / t) if "torch" in times else None,
              "vs_ort": (times["onnxruntime"] / t) if "onnxruntime" in times else None,
              **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0,
-                 "eligible": sorted(tuning["candidates"])} if k == "auto/auto" else {})}
+                 "eligible": sorted(tuning["candidates"]), "vs_ours_nchw": vs_nchw} if k == "auto/auto" else {})}
             for k, t in times.items()]
 
 
@@ -124,11 +129,10 @@ def summarize(rows):
             if g_ort:
                 lines.append(f"{threads} thr  {cat:<17} auto vs onnxruntime geomean {g_ort:.2f}x")
         # Channels-last against our own channels-first kernels (issue target: at least as fast), timed in the same
-        # rounds of the channels-last layer.
-        ours_nchw = {r["layer"]: r["ms"] for r in mine if r["kernel"] == OURS_NCHW}
+        # rounds of the channels-last layer (bench_layer's vs_ours_nchw).
         for cat in sorted({r["category"] for r in autos if r.get("layout") == "NHWC"}):
-            pairs = [(r["layer"].removesuffix("_nhwc"), ours_nchw[r["layer"]] / r["ms"]) for r in autos
-                     if r["category"] == cat and r.get("layout") == "NHWC" and r["layer"] in ours_nchw]
+            pairs = [(r["layer"].removesuffix("_nhwc"), r["vs_ours_nchw"]) for r in autos
+                     if r["category"] == cat and r.get("layout") == "NHWC" and r.get("vs_ours_nchw")]
             if pairs:
                 lines.append(f"{threads} thr  {cat:<17} auto NHWC vs our NCHW (speed) geomean "
                              f"{_geomean([v for _, v in pairs]):.2f}x: " + ", ".join(f"{n} {v:.2f}x" for n, v in pairs))

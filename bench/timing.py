@@ -3,8 +3,15 @@ import statistics
 import time
 
 
-def interleaved_medians(funcs, repeats=7, min_time=0.05, warmup=1, hopeless=20.0):
-    """Median seconds per call of each function in ``funcs`` (a dict), measured interleaved.
+def interleaved_medians(funcs, **options):
+    """Median seconds per call of each function in ``funcs`` (a dict): interleaved_samples' medians."""
+    return {name: statistics.median(s) for name, s in interleaved_samples(funcs, **options).items()}
+
+
+def interleaved_samples(funcs, repeats=7, min_time=0.05, warmup=1, hopeless=20.0):
+    """Seconds per call of each function in ``funcs`` (a dict), one sample per round, measured interleaved
+    (sample i of two functions comes from the same round, in the order of ``funcs``; a hopeless function, see
+    below, has one sample).
 
     Each sample calls a function enough times to last about ``min_time`` so timer
     resolution does not matter; interleaving spreads machine noise over all candidates.
@@ -33,4 +40,4 @@ def interleaved_medians(funcs, repeats=7, min_time=0.05, warmup=1, hopeless=20.0
             for _ in range(n):
                 f()
             samples[name].append((time.perf_counter() - t0) / n)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples

@@ -2,6 +2,8 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import run  # noqa: E402
 
@@ -22,14 +24,16 @@ def test_pick_quality_uses_the_picked_kernels_forced_time():
 
 
 def test_channels_last_rows_are_compared_with_our_channels_first_ones():
-    """The ratio comes from the channels-last layer's own rounds (its OURS_NCHW row), not from the channels-first
-    layer's auto row, which was timed at another moment."""
+    """The ratio is the channels-last layer's own (vs_ours_nchw on its auto row: the median of its rounds'
+    ratios), not one against the channels-first layer's auto row, which was timed at another moment, nor the
+    ratio of the two rows' medians."""
     rows = []
-    for layer, nchw_ms, nhwc_ms in [("a", 2.0, 1.0), ("b", 1.0, 2.0)]:
+    for layer, ratio in [("a", 2.0), ("b", 0.5)]:
         rows += _rows(layer, "x/cpp", {"x/cpp": 1.0}, 5.0)   # timed apart: must not be used
-        nhwc = _rows(layer + "_nhwc", "x/cpp", {"x/cpp": 1.0}, nhwc_ms)
+        nhwc = _rows(layer + "_nhwc", "x/cpp", {"x/cpp": 1.0}, 1.0)
+        nhwc[-1]["vs_ours_nchw"] = ratio
         nhwc.append({"layer": layer + "_nhwc", "category": "c", "threads": 1, "kernel": run.OURS_NCHW,
-                     "ms": nchw_ms, "vs_torch": None})
+                     "ms": 3.0, "vs_torch": None})   # its median: not the ratio either
         rows += nhwc
     for r in rows:
         r["layout"] = "NHWC" if r["layer"].endswith("_nhwc") else "NCHW"
@@ -46,6 +50,8 @@ def test_channels_last_layer_times_our_channels_first_call_beside_it(tmp_path, m
     case = ConvLayer("t_nhwc", 16, 16, 10, 10, 3, padding=1, groups=16, layout="NHWC")
     rows = {r["kernel"]: r for r in run.bench_layer(case, threads=ck.get_num_threads(), repeats=1)}
     assert rows[run.OURS_NCHW]["ms"] > 0 and rows[run.OURS_NCHW]["rel_err"] < 1e-5
+    # one round: the median of the rounds' ratios is that round's ratio of the two samples, i.e. of the rows
+    assert rows["auto/auto"]["vs_ours_nchw"] == pytest.approx(rows[run.OURS_NCHW]["ms"] / rows["auto/auto"]["ms"])
 
 
 def test_auto_error_is_the_picked_kernels(tmp_path, monkeypatch):
