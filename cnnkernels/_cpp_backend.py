@@ -9,7 +9,7 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
 
 def _prewarm_mb():
     import os
-    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "16"
+    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "30"
     try:
         mb = int(raw)
     except ValueError:
@@ -29,7 +29,10 @@ if module is not None:
     quiet_blas_workers()
     # Fault in heap memory now, so a process's first kernel call does not pay for it (scratch.h: on this VM
     # fresh memory costs 0.56 ms per MB; a first call was 3-6x a steady one). Resident memory grows by that
-    # much; CNNKERNELS_PREWARM_MB=0 turns it off. No OpenMP threads are started here (fork safety, scratch.cpp).
+    # much; CNNKERNELS_PREWARM_MB=0 turns it off. 30 MB (the most glibc's mmap threshold follows), not 16: the
+    # 16.8 MB transformed weights of a 512-channel Winograd F2 layer then come from it, not from fresh pages
+    # (1 thread, first call in a warm process, alternating processes: 7.36 -> 4.92 ms; resident memory after
+    # import 50 -> 64 MB). No OpenMP threads are started here (fork safety, scratch.cpp).
     prewarmed_bytes = _prewarm_mb() << 20
     module.prewarm_heap(prewarmed_bytes)
 

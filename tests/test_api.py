@@ -318,6 +318,7 @@ def test_import_prewarms_the_heap_so_first_arrays_do_not_fault():
     # 768 pages of 4 KiB without the prewarm; a handful with it
     assert faults("0") > 500
     assert faults("16") < 100
+    assert faults("") < 100   # the default
 
 
 def test_prewarm_setting_is_validated():
