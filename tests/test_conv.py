@@ -274,15 +274,16 @@ def _placed(shape, dtype, offset, fill):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, 2, 3])
 def test_depthwise_channels_last_rotated_vectors(dtype, threads):
     """The channels-last 3x3 "same" strips with input and output equally misaligned (NumPy's 16-byte alignment)
     and whole vectors per pixel: vectors start on aligned addresses, the first straddling the previous pixel's
     last channels, with masked loads, taps and stores at the plane's left and right columns and a last pass
     for the last pixel's last channels. Every misalignment of the element type, channel counts of 1-5
-    vectors, widths giving every strip width, one image (row bands at 2 threads) and two; NaN on the
-    channels a straddling vector shares between pixels (the last of a row's last pixel, the first of the next
-    row's first) stays in its own windows; nothing is written outside the output (sentinels on both sides)."""
+    vectors, widths giving every strip width, one image (at 2 and 3 threads split by columns, or by rows below
+    2 columns per thread) and two; NaN on the channels a straddling vector shares between pixels (the last of a
+    row's last pixel, the first of the next row's first, the last of the pixel before the threads' column
+    boundary) stays in its own windows; nothing is written outside the output (sentinels on both sides)."""
     rng = np.random.default_rng(60 + threads)
     lanes = 16 if dtype == np.float32 else 8
     before = ck.get_num_threads()
@@ -296,6 +297,8 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
                 x[0, C - 1, 0, W - 1] = np.nan
                 if H > 1:
                     x[n - 1, 0, 1, 0] = np.nan
+                if W >= 4:
+                    x[0, C - 1, H // 2, W // 2 - 1] = np.nan
                 w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
                 bias = rng.standard_normal(C).astype(dtype) if offset % 2 else None
                 pads = ((1, 1), (1, 1))

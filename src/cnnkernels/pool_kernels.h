@@ -113,6 +113,7 @@ struct DwInPlaceCL {
     T lo, hi;
     T* y;
     int64_t oh0, oh1;
+    int64_t part = 0, parts = 1;  // the columns [part * W / parts, (part + 1) * W / parts) only
 };
 // A "same"-size stride-1 plane (OH == H, OW == W), flattened: output o (of n = H*W) =
 // clamp(bias + sum_{kh,kw} w[kh*KK+kw] * x[o + (kh-ph)*W + (kw-pw)]) where the column
