@@ -280,8 +280,8 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
     and whole vectors per pixel: vectors start on aligned addresses, the first straddling the previous pixel's
     last channels, with masked loads, taps and stores at the plane's left and right columns and a last pass
     for the last pixel's last channels. Every misalignment of the element type, channel counts of 1-5
-    vectors, widths giving every strip width, one image (at 2 and 3 threads split by columns, or by rows below
-    2 columns per thread) and two; NaN on the channels a straddling vector shares between pixels (the last of a
+    vectors, widths giving every strip width, one image (at 2 and 3 threads split by columns over 16 rows, else
+    by rows) and two; NaN on the channels a straddling vector shares between pixels (the last of a
     row's last pixel, the first of the next row's first, the last of the pixel before the threads' column
     boundary) stays in its own windows; nothing is written outside the output (sentinels on both sides)."""
     rng = np.random.default_rng(60 + threads)
@@ -290,7 +290,8 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
     ck.set_num_threads(threads)
     try:
         for C, H, W in [(lanes, 1, 1), (lanes, 3, 2), (2 * lanes, 5, 3), (2 * lanes, 4, 9), (3 * lanes, 6, 5),
-                        (5 * lanes, 2, 7), (lanes, 7, 12), (4 * lanes, 3, 4)]:
+                        (5 * lanes, 2, 7), (lanes, 7, 12), (4 * lanes, 3, 4), (lanes, 17, 9), (2 * lanes, 20, 6),
+                        (lanes, 18, 4)]:
             for offset in sorted({1, lanes // 4, lanes // 2, lanes - 1}):
                 n = 1 + (C + H + offset) % 2
                 x = rng.standard_normal((n, C, H, W)).astype(dtype)

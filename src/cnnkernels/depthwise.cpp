@@ -489,14 +489,16 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     // 1024x7x7 0.69 -> 1.36x, 256x28x28 0.79 -> 1.17x. AVX-512 only (64-byte vectors, 32 registers).
     if (KD == 1 && KH == 3 && KW == 3 && s == 1 && g.stride[2] == 1 && g.dilation[1] == 1 && g.dilation[2] == 1 &&
         g.pad[1] == 1 && g.pad[2] == 1 && OH == H && OW == W && mult == 1 && K >= f.lanes && f.dw_strips_cl3) {
-        // When the planes do not share out evenly, each is split between the threads by columns (rows for planes
-        // under 2 columns per thread). Not by rows: each thread walking half of the plane down ran, for seconds at
-        // a time on this VM, no faster than one thread (32x112x112, 2 threads: 0.112 ms against 0.059, and 0.086
-        // at 1 thread, in a quarter of the samples of a 2-minute monitor; by columns 0.054-0.059 throughout). Not
-        // by channels: two threads writing the same misaligned cache lines of each pixel ran 0.4x.
+        // When the planes do not share out evenly, each is split between the threads: by columns where it has over
+        // 16 rows (and 2+ columns per thread), else by rows. Rows on such planes (each thread walking half of the
+        // plane down) ran, for seconds at a time on this VM, no faster than one thread (32x112x112, 2 threads:
+        // 0.112 ms against 0.059, and 0.086 at 1 thread, in a quarter of the samples of a 2-minute monitor; by
+        // columns 0.054-0.059 throughout); columns against rows, 2 threads, in-process: 28x28 and larger planes
+        // 1.15-2.6x, 14x14 and 7x7 planes 0.88-1.03x. Not by channels: two threads writing the same misaligned
+        // cache lines of each pixel ran 0.4x.
         const int64_t planes = N * OD;
         const bool split = planes % threads != 0 && planes < 4 * threads;
-        const int64_t parts = split && W >= 2 * threads ? threads : 1;
+        const int64_t parts = split && OH > 16 && W >= 2 * threads ? threads : 1;
         const int64_t nb = split && parts == 1 ? std::min<int64_t>(OH, threads) : 1;
         const int64_t BR = (OH + nb - 1) / nb, per_plane = parts * nb, jobs = planes * per_plane;
 #pragma omp parallel for schedule(static) num_threads(threads)
