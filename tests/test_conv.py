@@ -560,9 +560,7 @@ def test_cpp_winograd_weight_transform_on_written_and_fresh_memory(m, dtype, thr
     shape = mod.winograd_weights_shape(120, 140, 1, m)
     count, itemsize = int(np.prod(shape)), np.dtype(dtype).itemsize
     assert count * itemsize > 1 << 20
-    written = np.empty(count * itemsize + 64, np.uint8)
-    written = np.ndarray(shape, dtype, written, -written.ctypes.data % 64)
-    written[...] = np.nan
+    written = _placed(shape, dtype, 0, np.nan)[0]   # on a 64-byte line, every page written
     fresh = np.frombuffer(mmap.mmap(-1, count * itemsize, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS),
                           dtype, count).reshape(shape)
     G = transforms(m)[1]

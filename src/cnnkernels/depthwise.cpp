@@ -498,22 +498,22 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // cache lines of each pixel ran 0.4x.
         const int64_t planes = N * OD;
         const bool split = planes % threads != 0 && planes < 4 * threads;
-        const int64_t parts = split && OH > 16 && W >= 2 * threads ? threads : 1;
-        const int64_t nb = split && parts == 1 ? std::min<int64_t>(OH, threads) : 1;
-        const int64_t BR = (OH + nb - 1) / nb, per_plane = parts * nb, jobs = planes * per_plane;
+        const bool by_columns = split && OH > 16 && W >= 2 * threads;
+        const int64_t pieces = !split ? 1 : by_columns ? threads : std::min<int64_t>(OH, threads);
+        const int64_t BR = by_columns ? OH : (OH + pieces - 1) / pieces, jobs = planes * pieces;
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int64_t job = 0; job < jobs; ++job) {
-            const int64_t part = job % parts, b = job / parts % nb, od = (job / per_plane) % OD, n = job / (per_plane * OD);
+            const int64_t piece = job % pieces, od = (job / pieces) % OD, n = job / (pieces * OD);
             const int64_t id = od * g.stride[0] - g.pad[0];
             T* const yp = y + (n * OD + od) * OH * OW * K;
-            const int64_t oh0 = b * BR, oh1 = std::min(OH, oh0 + BR);
+            const int64_t oh0 = by_columns ? 0 : piece * BR, oh1 = std::min(OH, oh0 + BR);
             if (oh0 >= oh1) continue;
             if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
-                if (part == 0) fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
+                if (!by_columns || piece == 0) fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
                 continue;
             }
             f.dw_strips_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps, bias, lo, hi, yp, oh0, oh1,
-                                           part, parts});
+                                           by_columns ? piece : 0, by_columns ? pieces : 1});
         }
         return;
     }

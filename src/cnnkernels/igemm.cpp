@@ -112,7 +112,7 @@ Plan make_plan(const ConvGeometry& g, int elem, int64_t workspace_bytes, int thr
     // units it padded itself).
     const int64_t bytes = p.slab_elems * elem;
     p.private_slab = p.threads > 1 && p.units_per_slab < p.threads && bytes <= kPrivateSlabBytes &&
-                     bytes * p.threads <= std::max<int64_t>(workspace_bytes, bytes);
+                     bytes * p.threads <= workspace_bytes;
     return p;
 }
 
