@@ -283,7 +283,8 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
     vectors, widths giving every strip width, one image (at 2 and 3 threads split by columns over 16 rows, else
     by rows) and two; NaN on the channels a straddling vector shares between pixels (the last of a
     row's last pixel, the first of the next row's first, the last of the pixel before the threads' column
-    boundary) stays in its own windows; nothing is written outside the output (sentinels on both sides)."""
+    boundary) stays in its own windows; nothing is written outside the output (sentinels on both sides).
+    32 vectors per pixel (2 KiB) take vectors in pairs, in strips of 1-2 columns."""
     rng = np.random.default_rng(60 + threads)
     lanes = 16 if dtype == np.float32 else 8
     before = ck.get_num_threads()
@@ -291,7 +292,7 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
     try:
         for C, H, W in [(lanes, 1, 1), (lanes, 3, 2), (2 * lanes, 5, 3), (2 * lanes, 4, 9), (3 * lanes, 6, 5),
                         (5 * lanes, 2, 7), (lanes, 7, 12), (4 * lanes, 3, 4), (lanes, 17, 9), (2 * lanes, 20, 6),
-                        (lanes, 18, 4)]:
+                        (lanes, 18, 4), (32 * lanes, 3, 5), (32 * lanes, 17, 7)]:
             for offset in sorted({1, lanes // 4, lanes // 2, lanes - 1}):
                 n = 1 + (C + H + offset) % 2
                 x = rng.standard_normal((n, C, H, W)).astype(dtype)
