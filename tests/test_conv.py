@@ -275,17 +275,20 @@ def _placed(shape, dtype, offset, fill):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_depthwise_channels_last_rotated_vectors(dtype, threads):
-    """The channels-last 3x3 "same" strips with input and output equally misaligned (NumPy's 16-byte alignment)
-    and whole vectors per pixel: vectors start on aligned addresses, the first straddling the previous pixel's
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_depthwise_channels_last_rotated_vectors(dtype, threads, kernel):
+    """The channels-last 3x3 and 5x5 "same" strips with input and output equally misaligned (NumPy's 16-byte
+    alignment) and whole vectors per pixel: vectors start on aligned addresses, the first straddling the previous pixel's
     last channels, with masked loads, taps and stores at the plane's left and right columns and a last pass
     for the last pixel's last channels. Every misalignment of the element type, channel counts of 1-5
     vectors, widths giving every strip width, one image (at 2 and 3 threads split by columns over 16 rows, else
     by rows) and two; NaN on the channels a straddling vector shares between pixels (the last of a
     row's last pixel, the first of the next row's first, the last of the pixel before the threads' column
     boundary) stays in its own windows; nothing is written outside the output (sentinels on both sides).
-    32 vectors per pixel (2 KiB) take vectors in pairs, in strips of 1-2 columns."""
-    rng = np.random.default_rng(60 + threads)
+    32 vectors per pixel (2 KiB) take vectors in pairs, in strips of 1-2 columns (3x3; 5x5 there takes the
+    padded rows). 5x5 splits one image by columns at 3+ columns per thread whatever its rows, and rotates no
+    vectors on 2-column planes."""
+    rng = np.random.default_rng(60 + threads + 10 * kernel)
     lanes = 16 if dtype == np.float32 else 8
     before = ck.get_num_threads()
     ck.set_num_threads(threads)
@@ -301,16 +304,17 @@ def test_depthwise_channels_last_rotated_vectors(dtype, threads):
                     x[n - 1, 0, 1, 0] = np.nan
                 if W >= 4:
                     x[0, C - 1, H // 2, W // 2 - 1] = np.nan
-                w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+                w = rng.standard_normal((C, 1, kernel, kernel)).astype(dtype)
                 bias = rng.standard_normal(C).astype(dtype) if offset % 2 else None
-                pads = ((1, 1), (1, 1))
+                p = kernel // 2
+                pads = ((p, p), (p, p))
                 exact = naive.conv(x, w, bias, (1, 1), pads, (1, 1), C)
                 ref = np.clip(exact, -1.0, 1.5)
                 ref[np.isnan(exact)] = np.nan
                 xl, _, _ = _placed((n, H, W, C), dtype, offset, 0.0)
                 xl[...] = x.transpose(0, 2, 3, 1)
                 out, buf, start = _placed((n, H, W, C), dtype, offset, 7.0)
-                got = ck.conv2d(xl, w, bias, 1, 1, 1, C, algorithm="depthwise", backend="cpp",
+                got = ck.conv2d(xl, w, bias, 1, p, 1, C, algorithm="depthwise", backend="cpp",
                                 activation=("clamp", -1.0, 1.5), layout="NHWC", out=out)
                 assert got is out
                 assert np.all(buf[:start] == 7.0) and np.all(buf[start + out.size:] == 7.0), (C, H, W, offset)

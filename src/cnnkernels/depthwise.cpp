@@ -481,16 +481,22 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     const int64_t s = g.stride[1];
     // Each thread's ring holds KH padded rows of a column tile (under ~27 KiB whatever the row length).
     const bool aliasing = K * int64_t(sizeof(T)) % 2048 == 0;
-    // 3x3 stride-1 "same" planes read in place in column strips (dw_strips_cl3): each input row is loaded once
+    // 3x3 stride-1 "same" planes read in place in column strips (dw_strips_cl): each input row is loaded once
     // per strip for the three output rows it feeds. Against the two-rows-per-pass in-place kernel it replaced
     // (same process, interleaved, 1 thread, as ratios to our NCHW): 32x112x112 0.85 -> 0.98x, 64x56x56 1.07 ->
     // 1.19-1.33x, 96x112x112 1.00 -> 1.37x, 384x14x14 0.82 -> 0.91-1.22x; and against the padded-row ring it
     // also replaces at pixel strides of 1-4 KiB (with the output placed by empty_apart): 512x14x14 0.72 -> 0.94x,
     // 1024x7x7 0.69 -> 1.36x, 256x28x28 0.79 -> 1.17x. AVX-512 only (64-byte vectors, 32 registers).
-    if (KD == 1 && KH == 3 && KW == 3 && s == 1 && g.stride[2] == 1 && g.dilation[1] == 1 && g.dilation[2] == 1 &&
-        g.pad[1] == 1 && g.pad[2] == 1 && OH == H && OW == W && mult == 1 && K >= f.lanes && f.dw_strips_cl3) {
-        // When the planes do not share out evenly, each is split between the threads: by columns where it has over
-        // 16 rows (and 2+ columns per thread), else by rows. Rows on such planes (each thread walking half of the
+    // 5x5 likewise, except at aliasing strides (one vector per pass: see dw_strips_cl_cl). Against the padded
+    // rows below (same process, interleaved, medians of 15 rounds, ratio to our NCHW): 1 thread 240x28x28
+    // 1.08 -> 1.24x, 144x56x56 1.02 -> 1.20x, 672x14x14 1.67 -> 2.00x, 32x112x112 0.89 -> 0.99x; 2 threads
+    // 240x28x28 1.01 -> 1.13x, 144x56x56 0.90 -> 1.21x.
+    const bool strips5 = KH == 5 && !aliasing;
+    if (KD == 1 && KH == KW && (KH == 3 || strips5) && s == 1 && g.stride[2] == 1 && g.dilation[1] == 1 &&
+        g.dilation[2] == 1 && g.pad[1] == KH / 2 && g.pad[2] == KH / 2 && OH == H && OW == W && mult == 1 &&
+        K >= f.lanes && f.dw_strips_cl[KH == 5]) {
+        // When the planes do not share out evenly, each is split between the threads: 3x3 by columns where it has
+        // over 16 rows (and 2+ columns per thread), else by rows. Rows on such planes (each thread walking half of the
         // plane down) ran, for seconds at a time on this VM, no faster than one thread (32x112x112, 2 threads:
         // 0.112 ms against 0.059, and 0.086 at 1 thread, in a quarter of the samples of a 2-minute monitor; by
         // columns 0.054-0.059 throughout); columns against rows, 2 threads, in-process: 28x28 and larger planes
@@ -498,7 +504,10 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
         // cache lines of each pixel ran 0.4x.
         const int64_t planes = N * OD;
         const bool split = planes % threads != 0 && planes < 4 * threads;
-        const bool by_columns = split && OH > 16 && W >= 2 * threads;
+        // 5x5 by columns whatever the rows (rows re-read 4 halo rows per band: 2 threads, against rows,
+        // 672x14x14 1.42x, 240x14x14 1.26x, 960x7x7 1.27x, 96x14x14 1.11x, 160x7x7 1.07x). Columns need KK / 2 + 1 or more
+        // per thread (see dw_strips_cl_cl).
+        const bool by_columns = split && (OH > 16 || KH == 5) && W >= (KH / 2 + 1) * threads;
         const int64_t pieces = !split ? 1 : by_columns ? threads : std::min<int64_t>(OH, threads);
         const int64_t BR = by_columns ? OH : (OH + pieces - 1) / pieces, jobs = planes * pieces;
 #pragma omp parallel for schedule(static) num_threads(threads)
@@ -512,8 +521,8 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
                 if (!by_columns || piece == 0) fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
                 continue;
             }
-            f.dw_strips_cl3(DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps, bias, lo, hi, yp, oh0, oh1,
-                                           by_columns ? piece : 0, by_columns ? pieces : 1});
+            f.dw_strips_cl[KH == 5](DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps, bias, lo, hi, yp,
+                                                   oh0, oh1, by_columns ? piece : 0, by_columns ? pieces : 1});
         }
         return;
     }

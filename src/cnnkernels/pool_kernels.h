@@ -99,11 +99,11 @@ struct DwPaddedRowCL {
     T lo, hi;
     T* y;
 };
-// Channels-last 3x3 stride-1 depthwise with padding 1 ("same"), multiplier 1, read in place (no
-// padded copy): output rows [oh0, oh1) of one H x W x K plane.
-// y[(oh*W + ow)*K + c] = clamp(bias[c] + sum_{kh,kw} taps[(kh*3 + kw)*K + c] *
-// x[((oh+kh-1)*W + ow+kw-1)*K + c]) over taps inside the plane (bias nullable: 0), taps summed
-// in (kh, kw) order. Preconditions: K >= lanes, W >= 1.
+// Channels-last KK x KK (3 or 5) stride-1 depthwise with padding KK / 2 ("same"), multiplier 1, read in
+// place (no padded copy): output rows [oh0, oh1) of one H x W x K plane, with p = KK / 2:
+// y[(oh*W + ow)*K + c] = clamp(bias[c] + sum_{kh,kw} taps[(kh*KK + kw)*K + c] *
+// x[((oh+kh-p)*W + ow+kw-p)*K + c]) over taps inside the plane (bias nullable: 0), taps summed
+// in (kh, kw) order. Preconditions: K >= lanes, W >= 1; parts > 1 only with W >= (KK / 2 + 1) * parts.
 template <class T>
 struct DwInPlaceCL {
     const T* x;
@@ -177,9 +177,9 @@ struct PoolFns {
     void (*dw_row_cl)(const DwRow<T>&);
     // DwPaddedRowCL for (KK, S) in {(3,1),(3,2),(5,1),(5,2)}; index (KK == 5) * 2 + (S == 2).
     void (*dw_padded_row_cl[4])(const DwPaddedRowCL<T>&);
-    // DwInPlaceCL in column strips (AVX-512, null for other ISAs: its 32 registers hold a strip's sums, inputs
-    // and weights).
-    void (*dw_strips_cl3)(const DwInPlaceCL<T>&);
+    // DwInPlaceCL in column strips for KK = 3 (index 0) and 5 (index 1) (AVX-512, null for other ISAs: its 32
+    // registers hold a strip's sums, inputs and weights).
+    void (*dw_strips_cl[2])(const DwInPlaceCL<T>&);
     // Fast 2-D depthwise plane for (KH, KW, S) in {(3,3,1),(3,3,2),(5,5,1),(5,5,2)}; index
     // (K == 5) * 2 + (S == 2).
     void (*dw_plane[4])(const DwPlane<T>&);
