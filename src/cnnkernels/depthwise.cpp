@@ -495,18 +495,18 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
     if (KD == 1 && KH == KW && (KH == 3 || strips5) && s == 1 && g.stride[2] == 1 && g.dilation[1] == 1 &&
         g.dilation[2] == 1 && g.pad[1] == KH / 2 && g.pad[2] == KH / 2 && OH == H && OW == W && mult == 1 &&
         K >= f.lanes && f.dw_strips_cl[KH == 5]) {
-        // When the planes do not share out evenly, each is split between the threads: 3x3 by columns where it has
-        // over 16 rows (and 2+ columns per thread), else by rows. Rows on such planes (each thread walking half of the
-        // plane down) ran, for seconds at a time on this VM, no faster than one thread (32x112x112, 2 threads:
-        // 0.112 ms against 0.059, and 0.086 at 1 thread, in a quarter of the samples of a 2-minute monitor; by
-        // columns 0.054-0.059 throughout); columns against rows, 2 threads, in-process: 28x28 and larger planes
+        // When the planes do not share out evenly, each is split between the threads: 3x3 by columns where it
+        // has over 16 rows (and 2+ columns per thread), else by rows. Rows on such planes (each thread walking
+        // half of the plane down) ran, for seconds at a time on this VM, no faster than one thread (32x112x112,
+        // 2 threads: 0.112 ms against 0.059, and 0.086 at 1 thread, in a quarter of the samples of a 2-minute
+        // monitor; by columns 0.054-0.059 throughout); columns against rows, 2 threads, in-process: 28x28 and larger planes
         // 1.15-2.6x, 14x14 and 7x7 planes 0.88-1.03x. Not by channels: two threads writing the same misaligned
         // cache lines of each pixel ran 0.4x.
         const int64_t planes = N * OD;
         const bool split = planes % threads != 0 && planes < 4 * threads;
         // 5x5 by columns whatever the rows (rows re-read 4 halo rows per band: 2 threads, against rows,
-        // 672x14x14 1.42x, 240x14x14 1.26x, 960x7x7 1.27x, 96x14x14 1.11x, 160x7x7 1.07x). Columns need KK / 2 + 1 or more
-        // per thread (see dw_strips_cl_cl).
+        // 672x14x14 1.42x, 240x14x14 1.26x, 960x7x7 1.27x, 96x14x14 1.11x, 160x7x7 1.07x). Columns need
+        // KK / 2 + 1 or more per thread (see dw_strips_cl_cl).
         const bool by_columns = split && (OH > 16 || KH == 5) && W >= (KH / 2 + 1) * threads;
         const int64_t pieces = !split ? 1 : by_columns ? threads : std::min<int64_t>(OH, threads);
         const int64_t BR = by_columns ? OH : (OH + pieces - 1) / pieces, jobs = planes * pieces;
