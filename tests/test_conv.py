@@ -278,9 +278,9 @@ def _placed(shape, dtype, offset, fill):
 @pytest.mark.parametrize("kernel", [3, 5])
 def test_depthwise_channels_last_rotated_vectors(dtype, threads, kernel):
     """The channels-last 3x3 and 5x5 "same" strips with input and output equally misaligned (NumPy's 16-byte
-    alignment) and whole vectors per pixel: vectors start on aligned addresses, the first straddling the previous pixel's
-    last channels, with masked loads, taps and stores at the plane's left and right columns and a last pass
-    for the last pixel's last channels. Every misalignment of the element type, channel counts of 1-5
+    alignment) and whole vectors per pixel: vectors start on aligned addresses, the first straddling the
+    previous pixel's last channels, with masked loads, taps and stores at the plane's left and right columns
+    and a last pass for the last pixel's last channels. Every misalignment of the element type, channel counts of 1-5
     vectors, widths giving every strip width, one image (at 2 and 3 threads split by columns over 16 rows, else
     by rows) and two; NaN on the channels a straddling vector shares between pixels (the last of a
     row's last pixel, the first of the next row's first, the last of the pixel before the threads' column
@@ -547,7 +547,6 @@ def test_cpp_winograd_wide_weight_transform(algorithm, dtype):
     _check(case, got, naive.conv(x, w, b, (1, 1), pads, (1, 1), 2), algorithm, "cpp")
 
 
-
 @pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
 @pytest.mark.parametrize("m", [2, 4, 6])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -578,6 +577,7 @@ def test_cpp_winograd_weight_transform_on_written_and_fresh_memory(m, dtype, thr
     case = dict(x=x, w=w[:, :, 0], b=None, stride=(1, 1), pads=((1, 1), (1, 1)), dilation=(1, 1), groups=1,
                 dtype=dtype, unbatched=False)
     _check(case, got, naive.conv(x, w[:, :, 0], None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), f"winograd_f{m}", "cpp")
+
 
 def test_winograd_weight_cache_sees_in_place_edits():
     rng = np.random.default_rng(4)
