@@ -967,3 +967,29 @@ def test_prepared_weights_without_the_extension_compare_a_copy(monkeypatch):
     ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     assert np.abs(after - ref).max() < 1e-4 * np.abs(ref).max()
     assert not np.allclose(after[0, 4], before[0, 4])
+
+
+@pytest.mark.parametrize("groups", [1, 8])
+def test_infinite_weight_over_padding_follows_the_documented_rule(groups):
+    """README: direct and depthwise skip taps in the zero padding (finite there), the GEMM and Winograd kernels
+    multiply its zeros (NaN, as the float64 reference); away from the border every algorithm agrees."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, 8, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((8, 8 // groups, 3, 3)).astype(np.float32)
+    w[3, 0, 1, 0] = np.inf   # the left tap of filter 3: over the padding for output column 0 only
+    ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), groups)
+    assert np.isnan(ref[0, 3, :, 0]).all()
+    skip = ["direct"] + (["depthwise"] if groups == 8 else [])
+    for algorithm, backend in KERNELS:
+        if algorithm not in skip + ["im2col", "igemm", "winograd_f2"]:
+            continue
+        try:
+            y = ck.conv2d(x, w, padding=1, groups=groups, algorithm=algorithm, backend=backend)
+        except ValueError:   # not this geometry
+            continue
+        border = y[0, 3, :, 0]
+        if algorithm in skip:
+            assert np.isfinite(border).all(), (algorithm, backend)
+        else:
+            assert np.isnan(border).all(), (algorithm, backend)
+        np.testing.assert_array_equal(np.isnan(y[0, 3, :, 1:]), np.isnan(ref[0, 3, :, 1:]))
