@@ -122,9 +122,11 @@ def summarize(rows):
         def group(r):   # channels-last rows are compared with torch's channels_last: their own line
             return r["category"] + ("/NHWC" if r.get("layout") == "NHWC" else "")
         for cat in sorted({group(r) for r in autos}):
-            g = _geomean([r["vs_torch"] for r in autos if group(r) == cat])
-            if g:
-                lines.append(f"{threads} thr  {cat:<17} auto vs torch geomean {g:.2f}x")
+            ratios = [(r["layer"], r["vs_torch"]) for r in autos if group(r) == cat and r["vs_torch"]]
+            if ratios:
+                low = min(ratios, key=lambda p: p[1])
+                lines.append(f"{threads} thr  {cat:<17} auto vs torch geomean {_geomean([v for _, v in ratios]):.2f}x, "
+                             f"lowest {low[0]} {low[1]:.2f}x")
             g_ort = _geomean([r.get("vs_ort") for r in autos if group(r) == cat])
             if g_ort:
                 lines.append(f"{threads} thr  {cat:<17} auto vs onnxruntime geomean {g_ort:.2f}x")
@@ -136,6 +138,24 @@ def summarize(rows):
             if pairs:
                 lines.append(f"{threads} thr  {cat:<17} auto NHWC vs our NCHW (speed) geomean "
                              f"{_geomean([v for _, v in pairs]):.2f}x: " + ", ".join(f"{n} {v:.2f}x" for n, v in pairs))
+        for cat in sorted({r["category"] for r in autos if r.get("layout") != "NHWC"}):
+            # Where Winograd is a candidate: the fastest exact C++ kernel per layer (im2col, implicit GEMM, direct,
+            # ...), timed in the same rounds, against PyTorch: how the GEMM core alone stands.
+            layers = [a["layer"] for a in autos if a["category"] == cat and a.get("layout") != "NHWC"]
+            if not any(r["kernel"].startswith("winograd") for r in mine if r["layer"] in layers):
+                continue
+            best = [(name, max((r["vs_torch"] for r in mine if r["layer"] == name and r["kernel"].endswith("/cpp")
+                                and not r["kernel"].startswith("winograd") and r["vs_torch"]), default=None))
+                    for name in layers]
+            if best and all(v for _, v in best):
+                low = min(best, key=lambda p: p[1])
+                lines.append(f"{threads} thr  {cat:<12} without Winograd (fastest exact C++ kernel per layer) vs torch "
+                             f"geomean {_geomean([v for _, v in best]):.2f}x, lowest {low[0]} {low[1]:.2f}x")
+        errors = [(a["rel_err"], a["layer"]) for a in autos if a.get("rel_err") is not None]
+        if errors:
+            worst_err = max(errors)
+            lines.append(f"{threads} thr  auto picks' largest error vs float64: {worst_err[0]:.1e} x max abs output "
+                         f"({worst_err[1]})")
         for cat in sorted({r["category"] for r in autos}):
             # The Numba backend alone (no C++ build): its fastest kernel per layer, timed in the same rounds.
             best = [max((r["vs_torch"] for r in mine if r["layer"] == a["layer"] and r["kernel"].endswith("/numba")
@@ -167,6 +187,16 @@ def summarize(rows):
                                                   f"{max(c for c, _ in costs):.2f} s, within max(0.3 s, 30x the pick's "
                                                   f"time) on {sum(ok for _, ok in costs)}/{len(costs)} layers"
                                                   if costs else ""))
+    # Thread scaling of the auto pick on the large layers (over 1 GFLOP, where a second core has work enough).
+    counts = sorted({r["threads"] for r in rows})
+    if len(counts) > 1:
+        auto = {(r["layer"], r["threads"]): r for r in rows if r["kernel"] == "auto/auto"}
+        hi = counts[-1]
+        big = [(layer, auto[(layer, counts[0])]["ms"] / r["ms"]) for (layer, t), r in auto.items()
+               if t == hi and (layer, counts[0]) in auto and (r.get("gflop") or 0) > 1.0]
+        if big:
+            lines.append(f"{hi} thr / {counts[0]} thr  auto speed-up on layers over 1 GFLOP: "
+                         + ", ".join(f"{layer} {v:.2f}x" for layer, v in big))
     return lines
 
 

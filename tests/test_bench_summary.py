@@ -65,3 +65,25 @@ def test_auto_error_is_the_picked_kernels(tmp_path, monkeypatch):
     auto = next(r for r in rows if r["kernel"] == "auto/auto")
     picked = next(r for r in rows if r["kernel"] == auto["pick"])
     assert auto["rel_err"] == picked["rel_err"], (auto["pick"], auto["rel_err"], picked["rel_err"])
+
+
+def test_target_lines_lowest_layer_exact_kernels_error_and_scaling():
+    """The lines the C++ core's targets are read from: each category's lowest layer beside its geomean; where
+    Winograd is a candidate, the fastest exact C++ kernel per layer against torch; the auto picks' largest
+    error; the auto speed-up from 1 to 2 threads on layers over 1 GFLOP (smaller ones left out)."""
+    rows = []
+    for threads, scale in [(1, 1.0), (2, 0.5)]:
+        for layer, gflop, exact, wino, err in [("a", 2.0, 0.95, 2.0, 1e-6), ("b", 0.5, 0.85, 1.5, 3e-6)]:
+            for kernel, vs in [("igemm/cpp", exact), ("direct/cpp", exact / 10), ("winograd_f4/cpp", wino),
+                               ("im2col/numba", 5.0)]:   # a Numba kernel is not the C++ core
+                rows.append({"layer": layer, "category": "c", "threads": threads, "kernel": kernel,
+                             "ms": scale / vs, "vs_torch": vs, "gflop": gflop, "rel_err": err})
+            rows.append({"layer": layer, "category": "c", "threads": threads, "kernel": "auto/auto",
+                         "ms": scale / wino, "vs_torch": wino, "gflop": gflop, "rel_err": err,
+                         "pick": "winograd_f4/cpp", "tune_s": 0.0, "eligible": []})
+    lines = run.summarize(rows)
+    assert "1 thr  c                 auto vs torch geomean 1.73x, lowest b 1.50x" in lines, lines
+    exact = next(l for l in lines if l.startswith("1 thr") and "without Winograd" in l)
+    assert exact.endswith("geomean 0.90x, lowest b 0.85x"), exact
+    assert "1 thr  auto picks' largest error vs float64: 3.0e-06 x max abs output (b)" in lines
+    assert lines[-1] == "2 thr / 1 thr  auto speed-up on layers over 1 GFLOP: a 2.00x", lines[-1]
