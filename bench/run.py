@@ -139,11 +139,12 @@ def summarize(rows):
                 lines.append(f"{threads} thr  {cat:<17} auto NHWC vs our NCHW (speed) geomean "
                              f"{_geomean([v for _, v in pairs]):.2f}x: " + ", ".join(f"{n} {v:.2f}x" for n, v in pairs))
         for cat in sorted({r["category"] for r in autos if r.get("layout") != "NHWC"}):
-            # Where Winograd is a candidate: the fastest exact C++ kernel per layer (im2col, implicit GEMM, direct,
-            # ...), timed in the same rounds, against PyTorch: how the GEMM core alone stands.
-            layers = [a["layer"] for a in autos if a["category"] == cat and a.get("layout") != "NHWC"]
-            if not any(r["kernel"].startswith("winograd") for r in mine if r["layer"] in layers):
+            # Where the tuner picked Winograd: the fastest exact C++ kernel per layer (im2col, implicit GEMM,
+            # direct, ...), timed in the same rounds, against PyTorch: how the GEMM core alone stands.
+            picks = [a for a in autos if a["category"] == cat and a.get("layout") != "NHWC"]
+            if not any(a.get("pick", "").startswith("winograd") for a in picks):
                 continue
+            layers = [a["layer"] for a in picks]
             best = [(name, max((r["vs_torch"] for r in mine if r["layer"] == name and r["kernel"].endswith("/cpp")
                                 and not r["kernel"].startswith("winograd") and r["vs_torch"]), default=None))
                     for name in layers]

@@ -69,7 +69,7 @@ def test_auto_error_is_the_picked_kernels(tmp_path, monkeypatch):
 
 def test_target_lines_lowest_layer_exact_kernels_error_and_scaling():
     """The lines the C++ core's targets are read from: each category's lowest layer beside its geomean; where
-    Winograd is a candidate, the fastest exact C++ kernel per layer against torch; the auto picks' largest
+    the tuner picked Winograd, the fastest exact C++ kernel per layer against torch (not where it did not); the auto picks' largest
     error; the auto speed-up from 1 to 2 threads on layers over 1 GFLOP (smaller ones left out)."""
     rows = []
     for threads, scale in [(1, 1.0), (2, 0.5)]:
@@ -81,7 +81,9 @@ def test_target_lines_lowest_layer_exact_kernels_error_and_scaling():
             rows.append({"layer": layer, "category": "c", "threads": threads, "kernel": "auto/auto",
                          "ms": scale / wino, "vs_torch": wino, "gflop": gflop, "rel_err": err,
                          "pick": "winograd_f4/cpp", "tune_s": 0.0, "eligible": []})
+    rows += [dict(r, category="d", layer="d" + r["layer"], pick="igemm/cpp", rel_err=1e-7) for r in rows]
     lines = run.summarize(rows)
+    assert not any("  d " in line and "without Winograd" in line for line in lines), lines
     assert "1 thr  c                 auto vs torch geomean 1.73x, lowest b 1.50x" in lines, lines
     exact = next(l for l in lines if l.startswith("1 thr") and "without Winograd" in l)
     assert exact.endswith("geomean 0.90x, lowest b 0.85x"), exact
