@@ -88,4 +88,4 @@ def test_target_lines_lowest_layer_exact_kernels_error_and_scaling():
     exact = next(l for l in lines if l.startswith("1 thr") and "without Winograd" in l)
     assert exact.endswith("geomean 0.90x, lowest b 0.85x"), exact
     assert "1 thr  auto picks' largest error vs float64: 3.0e-06 x max abs output (b)" in lines
-    assert lines[-1] == "2 thr / 1 thr  auto speed-up on layers over 1 GFLOP: a 2.00x", lines[-1]
+    assert lines[-1] == "2 thr / 1 thr  auto speed-up on layers over 1 GFLOP: a 2.00x, da 2.00x", lines[-1]
