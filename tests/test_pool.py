@@ -193,6 +193,34 @@ def test_channels_last_vector_path(window, dtype):
                     assert_close(got.transpose(0, 3, 1, 2), ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_max_pool_keeps_the_sign_of_the_earliest_zero(layout, dtype):
+    """Equal maxima are the earliest in scan order, as PyTorch's `val > max` rule: over windows of -0 and +0
+    the result's sign is the first zero's. Planes of zeros of random sign and -1, through the separable plane
+    kernels (wide rows; 3-wide stride 2 with one column of padding reads rows in place and shifts a broadcast
+    in: a broadcast that turned -0 into +0 was caught here), the 3x3 stride-1 column walk, the row kernels
+    (narrow rows) and the channels-last ones, 1 and 2 threads."""
+    rng = np.random.default_rng(7)
+    for shape, (k, s, p) in [((2, 3, 9, 34), (3, 2, 1)), ((1, 2, 7, 48), (3, 2, 1)), ((1, 2, 6, 40), (2, 2, 0)),
+                             ((1, 2, 12, 40), (3, 1, 1)), ((1, 2, 5, 9), (3, 2, 1)), ((1, 35, 5, 9), (3, 2, 1))]:
+        x = np.where(rng.random(shape) < 0.5, -0.0, 0.0) - (rng.random(shape) < 0.3)
+        x = x.astype(dtype)
+        ref, _ = naive.max_pool(x, (k, k), (s, s), ((p, p), (p, p)), (1, 1), False)
+        xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+        before = ck.get_num_threads()
+        try:
+            for threads in (1, 2):
+                ck.set_num_threads(threads)
+                for _, backend in ck.available_kernels("max_pool2d", layout=layout):
+                    got = ck.max_pool2d(xin, k, s, p, backend=backend, layout=layout)
+                    got = got.transpose(0, 3, 1, 2) if layout == "NHWC" else got
+                    assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref)), \
+                        (shape, k, s, p, backend, threads)
+        finally:
+            ck.set_num_threads(before)
+
+
 def _windows_1d(x, k, s, d, pad, fill):
     """(N, C, OW, k) window values of a 1-D pooling with symmetric padding `pad` filled with `fill`, and the
     input position of each tap."""
