@@ -200,10 +200,13 @@ def test_max_pool_keeps_the_sign_of_the_earliest_zero(layout, dtype):
     the result's sign is the first zero's. Planes of zeros of random sign and -1, through the separable plane
     kernels (wide rows; 3-wide stride 2 with one column of padding reads rows in place and shifts a broadcast
     in: a broadcast that turned -0 into +0 was caught here), the 3x3 stride-1 column walk, the row kernels
-    (narrow rows) and the channels-last ones, 1 and 2 threads."""
+    (narrow rows) and the channels-last ones, 1 and 2 threads. The one documented exception: the C++
+    channels-last 3x3 stride-1 kernel (over whole vectors of channels) reduces column by column (README), so
+    there only the values are checked."""
     rng = np.random.default_rng(7)
     for shape, (k, s, p) in [((2, 3, 9, 34), (3, 2, 1)), ((1, 2, 7, 48), (3, 2, 1)), ((1, 2, 6, 40), (2, 2, 0)),
-                             ((1, 2, 12, 40), (3, 1, 1)), ((1, 2, 5, 9), (3, 2, 1)), ((1, 35, 5, 9), (3, 2, 1))]:
+                             ((1, 2, 12, 40), (3, 1, 1)), ((1, 2, 5, 9), (3, 2, 1)), ((1, 35, 5, 9), (3, 2, 1)),
+                             ((1, 35, 6, 9), (3, 1, 1)), ((1, 70, 5, 8), (3, 1, 0))]:
         x = np.where(rng.random(shape) < 0.5, -0.0, 0.0) - (rng.random(shape) < 0.3)
         x = x.astype(dtype)
         ref, _ = naive.max_pool(x, (k, k), (s, s), ((p, p), (p, p)), (1, 1), False)
@@ -215,7 +218,9 @@ def test_max_pool_keeps_the_sign_of_the_earliest_zero(layout, dtype):
                 for _, backend in ck.available_kernels("max_pool2d", layout=layout):
                     got = ck.max_pool2d(xin, k, s, p, backend=backend, layout=layout)
                     got = got.transpose(0, 3, 1, 2) if layout == "NHWC" else got
-                    assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref)), \
+                    column_first = layout == "NHWC" and backend == "cpp" and (k, s) == (3, 1)
+                    assert np.array_equal(got, ref), (shape, k, s, p, backend, threads)
+                    assert column_first or np.array_equal(np.signbit(got), np.signbit(ref)), \
                         (shape, k, s, p, backend, threads)
         finally:
             ck.set_num_threads(before)
