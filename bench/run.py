@@ -188,16 +188,20 @@ def summarize(rows):
                                                   f"{max(c for c, _ in costs):.2f} s, within max(0.3 s, 30x the pick's "
                                                   f"time) on {sum(ok for _, ok in costs)}/{len(costs)} layers"
                                                   if costs else ""))
-    # Thread scaling of the auto pick on the large layers (over 1 GFLOP, where a second core has work enough).
+    # Thread scaling of the auto pick on the large layers (over 1 GFLOP, where a second core has work enough):
+    # timed in alternate rounds (thread_scaling) where measured, beside the ratio of the two passes' medians.
     counts = sorted({r["threads"] for r in rows})
     if len(counts) > 1:
         auto = {(r["layer"], r["threads"]): r for r in rows if r["kernel"] == "auto/auto"}
         hi = counts[-1]
-        big = [(layer, auto[(layer, counts[0])]["ms"] / r["ms"]) for (layer, t), r in auto.items()
+        big = [(layer, r.get("speedup_interleaved"), auto[(layer, counts[0])]["ms"] / r["ms"])
+               for (layer, t), r in auto.items()
                if t == hi and (layer, counts[0]) in auto and (r.get("gflop") or 0) > 1.0]
         if big:
-            lines.append(f"{hi} thr / {counts[0]} thr  auto speed-up on layers over 1 GFLOP: "
-                         + ", ".join(f"{layer} {v:.2f}x" for layer, v in big))
+            lines.append(f"{hi} thr / {counts[0]} thr  auto speed-up on layers over 1 GFLOP, alternate rounds "
+                         f"(the two passes' medians): " + ", ".join(
+                             f"{layer} {inter:.2f}x ({passes:.2f}x)" if inter else f"{layer} - ({passes:.2f}x)"
+                             for layer, inter, passes in big))
     return lines
 
 
@@ -238,6 +242,22 @@ def plot(rows, limits, path):
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def thread_scaling(case, lo, hi, repeats):
+    """auto's speed-up from `lo` to `hi` threads on one layer: the two thread counts timed in alternate rounds,
+    the median of the rounds' ratios. (The suite's passes at each thread count run minutes apart, so a change of
+    the machine's speed between them reads as scaling: a VGG layer 1.79x and a batch-8 one 2.60x in one run.)"""
+    x, w = case.inputs()
+    xin = in_layout(case, x)
+
+    def at(n):
+        def call():
+            ck.set_num_threads(n)
+            case.run_ck(ck, xin, w)
+        return call
+    samples = interleaved_samples({lo: at(lo), hi: at(hi)}, repeats=max(repeats, 5))
+    return statistics.median(a / b for a, b in zip(samples[lo], samples[hi]))
 
 
 def _set_threads(n):
@@ -296,6 +316,18 @@ def main(argv=None):
                 work = f"{row['gflop']:>8.3g}" if row.get("gflop") else f"{'-':>8}"
                 print(f"{row['layer']:<18} {row['shape']:<32} {work} {threads:>3} {row['kernel']:<22} {row['ms']:>9.3f} "
                       f"{gflops} {pct} {gbps} {ratio:>8} {ratio_ort:>7} {err}{pick}", flush=True)
+    if len(args.threads) > 1:
+        lo, hi = min(args.threads), max(args.threads)
+        for case in SUITES.get(args.suite, []):
+            if (case.flops or 0) > 1e9:
+                print(f"\r[scaling] {case.name}: {lo} and {hi} threads in alternate rounds...", end="",
+                      file=sys.stderr, flush=True)
+                speedup = thread_scaling(case, lo, hi, args.repeats)
+                for row in rows:
+                    if row["layer"] == case.name and row["threads"] == hi and row["kernel"] == "auto/auto":
+                        row["speedup_interleaved"] = speedup
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+        _set_threads(args.threads[-1])
     print()
     for line in summarize(rows):
         print(line)

@@ -88,4 +88,24 @@ def test_target_lines_lowest_layer_exact_kernels_error_and_scaling():
     exact = next(l for l in lines if l.startswith("1 thr") and "without Winograd" in l)
     assert exact.endswith("geomean 0.90x, lowest b 0.85x"), exact
     assert "1 thr  auto picks' largest error vs float64: 3.0e-06 x max abs output (b)" in lines
-    assert lines[-1] == "2 thr / 1 thr  auto speed-up on layers over 1 GFLOP: a 2.00x, da 2.00x", lines[-1]
+    assert lines[-1] == ("2 thr / 1 thr  auto speed-up on layers over 1 GFLOP, alternate rounds (the two passes' "
+                         "medians): a - (2.00x), da - (2.00x)"), lines[-1]
+    next(r for r in rows if r["layer"] == "a" and r["threads"] == 2 and r["kernel"] == "auto/auto")[
+        "speedup_interleaved"] = 1.9
+    assert run.summarize(rows)[-1].endswith("medians): a 1.90x (2.00x), da - (2.00x)")
+
+
+def test_thread_scaling_times_both_counts_in_alternate_rounds(monkeypatch):
+    """Every round times the layer at both thread counts (the calls switch between them round by round), and
+    the speed-up is the median of the rounds' ratios."""
+    import cnnkernels as ck
+    from suites import ConvLayer
+    before, seen = ck.get_num_threads(), []
+    real = ck.set_num_threads
+    monkeypatch.setattr(run.ck, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    try:
+        speedup = run.thread_scaling(ConvLayer("t", 4, 4, 8, 8, 3, padding=1), 1, 2, 3)
+    finally:
+        real(before)
+    switches = sum(a != b for a, b in zip(seen, seen[1:]))
+    assert speedup > 0 and set(seen) == {1, 2} and switches >= 2 * 5 - 1, (speedup, switches)
