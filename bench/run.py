@@ -109,6 +109,18 @@ def _geomean(values):
     return float(np.exp(np.mean(np.log(values)))) if values else None
 
 
+def _geomean_lowest(pairs):
+    """'geomean Gx, lowest layer Vx' of (layer, ratio) pairs."""
+    low = min(pairs, key=lambda p: p[1])
+    return f"geomean {_geomean([v for _, v in pairs]):.2f}x, lowest {low[0]} {low[1]:.2f}x"
+
+
+def _fastest_vs_torch(rows, layer, keep):
+    """The best ratio to torch among the layer's rows whose kernel name passes keep (None if none)."""
+    return max((r["vs_torch"] for r in rows if r["layer"] == layer and keep(r["kernel"]) and r["vs_torch"]),
+               default=None)
+
+
 def summarize(rows):
     """Per thread count: geomean ratio to torch per category, and how close the auto pick is to the fastest kernel."""
     lines = []
@@ -124,9 +136,7 @@ def summarize(rows):
         for cat in sorted({group(r) for r in autos}):
             ratios = [(r["layer"], r["vs_torch"]) for r in autos if group(r) == cat and r["vs_torch"]]
             if ratios:
-                low = min(ratios, key=lambda p: p[1])
-                lines.append(f"{threads} thr  {cat:<17} auto vs torch geomean {_geomean([v for _, v in ratios]):.2f}x, "
-                             f"lowest {low[0]} {low[1]:.2f}x")
+                lines.append(f"{threads} thr  {cat:<17} auto vs torch {_geomean_lowest(ratios)}")
             g_ort = _geomean([r.get("vs_ort") for r in autos if group(r) == cat])
             if g_ort:
                 lines.append(f"{threads} thr  {cat:<17} auto vs onnxruntime geomean {g_ort:.2f}x")
@@ -144,14 +154,11 @@ def summarize(rows):
             picks = [a for a in autos if a["category"] == cat and a.get("layout") != "NHWC"]
             if not any(a.get("pick", "").startswith("winograd") for a in picks):
                 continue
-            layers = [a["layer"] for a in picks]
-            best = [(name, max((r["vs_torch"] for r in mine if r["layer"] == name and r["kernel"].endswith("/cpp")
-                                and not r["kernel"].startswith("winograd") and r["vs_torch"]), default=None))
-                    for name in layers]
-            if best and all(v for _, v in best):
-                low = min(best, key=lambda p: p[1])
+            exact = [(a["layer"], _fastest_vs_torch(mine, a["layer"], lambda k: k.endswith("/cpp") and
+                                                    not k.startswith("winograd"))) for a in picks]
+            if all(v for _, v in exact):
                 lines.append(f"{threads} thr  {cat:<12} without Winograd (fastest exact C++ kernel per layer) vs torch "
-                             f"geomean {_geomean([v for _, v in best]):.2f}x, lowest {low[0]} {low[1]:.2f}x")
+                             f"{_geomean_lowest(exact)}")
         errors = [(a["rel_err"], a["layer"]) for a in autos if a.get("rel_err") is not None]
         if errors:
             worst_err = max(errors)
@@ -159,8 +166,8 @@ def summarize(rows):
                          f"({worst_err[1]})")
         for cat in sorted({r["category"] for r in autos}):
             # The Numba backend alone (no C++ build): its fastest kernel per layer, timed in the same rounds.
-            best = [max((r["vs_torch"] for r in mine if r["layer"] == a["layer"] and r["kernel"].endswith("/numba")
-                         and r["vs_torch"]), default=None) for a in autos if a["category"] == cat]
+            best = [_fastest_vs_torch(mine, a["layer"], lambda k: k.endswith("/numba")) for a in autos
+                    if a["category"] == cat]
             g = _geomean(best)
             if g and all(best):
                 lines.append(f"{threads} thr  {cat:<12} Numba alone (fastest Numba kernel per layer) vs torch "
