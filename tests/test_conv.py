@@ -579,6 +579,26 @@ def test_cpp_winograd_weight_transform_on_written_and_fresh_memory(m, dtype, thr
     _check(case, got, naive.conv(x, w[:, :, 0], None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), f"winograd_f{m}", "cpp")
 
 
+@pytest.mark.skipif(not any(b == "cpp" for _, b in KERNELS), reason="C++ extension not built")
+@pytest.mark.parametrize("m", [2, 4, 6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_winograd_weight_transform_of_any_g_matches_the_baked_one(m, dtype):
+    """The weight transform has a path for the G of transforms(m), baked in at compile time (zero terms skipped),
+    and one for any other G. Doubling G multiplies every U = G g G^T by exactly 4, so U from 2G by the generic
+    path must equal 4 x U from G by the baked one, bit for bit; and both must be finite."""
+    from cnnkernels import _cpp_backend
+    from cnnkernels.winograd import transforms
+    mod = _cpp_backend.module
+    w = np.random.default_rng(13).standard_normal((40, 21, 1, 3, 3)).astype(dtype)   # a partial panel and chunk
+    shape = mod.winograd_weights_shape(40, 21, 1, m)
+    baked, generic = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
+    G = transforms(m)[1]
+    mod.winograd_transform_weights(w, baked, G, 1, 1)
+    mod.winograd_transform_weights(w, generic, 2 * G, 1, 1)
+    assert np.isfinite(baked).all() and np.abs(baked).max() > 0
+    np.testing.assert_array_equal(generic, 4 * baked)
+
+
 def test_winograd_weight_cache_sees_in_place_edits():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 4, 10, 10))

@@ -88,6 +88,9 @@ double baked_at(int n, int r, int c) {
 double baked_bt(int n, int r, int c) {
     return n == 4 ? wino_mats::bt<4>(r, c) : n == 6 ? wino_mats::bt<6>(r, c) : wino_mats::bt<8>(r, c);
 }
+double baked_g(int n, int r, int c) {
+    return n == 4 ? wino_mats::g<4>(r, c) : n == 6 ? wino_mats::g<6>(r, c) : wino_mats::g<8>(r, c);
+}
 
 template <class T>
 WinoMatrix<T> sparse(const double* a, int rows, int cols) {
@@ -223,6 +226,9 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
     // kernel zeroes through the cache at the first touch, they lose (5.6 -> 6.3 ms, 19.6 -> 25.9 ms), hence
     // pages_resident; up to 1 MiB, U stays in L2 for the call that made it.
     const int64_t u_bytes = groups * nn * Kp * Cg * int64_t(sizeof(T));
+    bool baked = true;
+    for (int r = 0; r < n; ++r)
+        for (int c = 0; c < 3; ++c) baked = baked && G[r * 3 + c] == baked_g(n, r, c);
     const bool stream = reinterpret_cast<uintptr_t>(U) % 64 == 0 && NR * int64_t(sizeof(T)) % 64 == 0 &&
                         u_bytes > (int64_t(1) << 20) && pages_resident(U, size_t(u_bytes));
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * chunks * panels > 1)
@@ -232,7 +238,7 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
         const int live = int(std::max<int64_t>(0, std::min<int64_t>(NR, Kg - jp * NR)));
         // (a panel past the group's filters, live == 0, reads nothing: no pointer past w is formed for it)
         const WinoWeightJob<T> job{live ? w + ((g * Kg + jp * NR) * Cg + c) * 9 : w, Cg * 9, live, NR, n, int(nc), G,
-                                   U + g * nn * Kp * Cg + jp * NR * Cg + c * NR, Kp * Cg, stream};
+                                   U + g * nn * Kp * Cg + jp * NR * Cg + c * NR, Kp * Cg, stream, baked};
         fn(job);
     }
 }

@@ -87,6 +87,8 @@ struct WinoWeightJob {
     int64_t dst_stride;
     // Write U with non-temporal stores (dst and dst_stride whole 64-byte lines; see winograd_transform_weights).
     bool stream;
+    // G equals wino_mats::g<n> (winograd_matrices.h): the kernel may use its compile-time copy.
+    bool baked_g;
 };
 
 template <class T>
