@@ -69,8 +69,9 @@ def test_auto_error_is_the_picked_kernels(tmp_path, monkeypatch):
 
 def test_target_lines_lowest_layer_exact_kernels_error_and_scaling():
     """The lines the C++ core's targets are read from: each category's lowest layer beside its geomean; where
-    the tuner picked Winograd, the fastest exact C++ kernel per layer against torch (not where it did not); the auto picks' largest
-    error; the auto speed-up from 1 to 2 threads on layers over 1 GFLOP (smaller ones left out)."""
+    the tuner picked Winograd, the fastest exact C++ kernel per layer against torch (not where it did not); the
+    auto picks' largest error; the auto speed-up from 1 to 2 threads on layers over 1 GFLOP (smaller ones left
+    out)."""
     rows = []
     for threads, scale in [(1, 1.0), (2, 0.5)]:
         for layer, gflop, exact, wino, err in [("a", 2.0, 0.95, 2.0, 1e-6), ("b", 0.5, 0.85, 1.5, 3e-6)]:

@@ -91,6 +91,13 @@ double baked_bt(int n, int r, int c) {
 double baked_g(int n, int r, int c) {
     return n == 4 ? wino_mats::g<4>(r, c) : n == 6 ? wino_mats::g<6>(r, c) : wino_mats::g<8>(r, c);
 }
+// Whether the rows x cols matrix a (row-major) is entry for entry baked(n, r, c): the specialised code may run.
+bool equals_baked(const double* a, int rows, int cols, int n, double (*baked)(int, int, int)) {
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+            if (a[r * cols + c] != baked(n, r, c)) return false;
+    return true;
+}
 
 template <class T>
 WinoMatrix<T> sparse(const double* a, int rows, int cols) {
@@ -226,9 +233,7 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
     // kernel zeroes through the cache at the first touch, they lose (5.6 -> 6.3 ms, 19.6 -> 25.9 ms), hence
     // pages_resident; up to 1 MiB, U stays in L2 for the call that made it.
     const int64_t u_bytes = groups * nn * Kp * Cg * int64_t(sizeof(T));
-    bool baked = true;
-    for (int r = 0; r < n; ++r)
-        for (int c = 0; c < 3; ++c) baked = baked && G[r * 3 + c] == baked_g(n, r, c);
+    const bool baked = equals_baked(G, n, 3, n, baked_g);
     const bool stream = reinterpret_cast<uintptr_t>(U) % 64 == 0 && NR * int64_t(sizeof(T)) % 64 == 0 &&
                         u_bytes > (int64_t(1) << 20) && pages_resident(U, size_t(u_bytes));
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * chunks * panels > 1)
@@ -254,11 +259,7 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
 
     const int L = Funcs<T>::lanes();
     // The unrolled transforms when AT, BT are the matrices baked into them.
-    bool fixed_mats = true;
-    for (int r = 0; r < m; ++r)
-        for (int c = 0; c < n; ++c) fixed_mats = fixed_mats && AT[r * n + c] == baked_at(n, r, c);
-    for (int r = 0; r < n; ++r)
-        for (int c = 0; c < n; ++c) fixed_mats = fixed_mats && BT[r * n + c] == baked_bt(n, r, c);
+    const bool fixed_mats = equals_baked(AT, m, n, n, baked_at) && equals_baked(BT, n, n, n, baked_bt);
     const WinoInputFn<T> in_fn = Funcs<T>::in(n, fixed_mats);
     const WinoOutputFn<T> out_fn = Funcs<T>::out(n, fixed_mats);
     const WinoFillFn<T> fill_fn = Funcs<T>::fill();
