@@ -78,11 +78,12 @@ def test_igemm_sliced_workspace_accumulates_exactly(dtype, workspace):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_igemm_reduction_chunks_inside_workspace_slices(dtype):
-    """80 channels 3x3 in slices of 50 and 30 planes: each slice's reduction is split into chunks whose
-    weights fit L1, the tiles' running sums carried between chunks and through y between slices."""
+    """160 channels 3x3 in slices of 130 and 30 planes: each slice's reduction is split into chunks (at most
+    1152 products, 128 channels, and the kernel's chunk bytes: 28 channels for the AVX2 tile), the tiles'
+    running sums carried between chunks and through y between slices."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((1, 80, 10, 10)).astype(dtype)
-    w = rng.standard_normal((24, 80, 3, 3)).astype(dtype)
+    x = rng.standard_normal((1, 160, 10, 10)).astype(dtype)
+    w = rng.standard_normal((24, 160, 3, 3)).astype(dtype)
     b = rng.standard_normal(24).astype(dtype)
     x5, w5 = x[:, :, None], w[:, :, None]
     y = np.full((1, 24, 1, 10, 10), np.nan, dtype)
@@ -90,7 +91,7 @@ def test_igemm_reduction_chunks_inside_workspace_slices(dtype):
     packed = np.empty(mod.igemm_weights_shape(w5, 1), dtype)
     mod.igemm_pack_weights(w5, packed, 1)
     plane_bytes = 12 * 12 * np.dtype(dtype).itemsize
-    mod.igemm_conv(x5, w5, packed, b, y, (1, 1, 1), (0, 1, 1), (1, 1, 1), 1, 1, 50 * plane_bytes, -0.5, 2.0)
+    mod.igemm_conv(x5, w5, packed, b, y, (1, 1, 1), (0, 1, 1), (1, 1, 1), 1, 1, 130 * plane_bytes, -0.5, 2.0)
     sums = naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     # Rounding scales with the sums before the clamp (|sums| up to ~30), not with the clamped output.
     assert_close(y[:, :, 0], np.clip(sums, -0.5, 2.0), dtype, terms=4 * np.abs(sums).max())
@@ -157,7 +158,7 @@ def test_igemm_is_registered_exact():
 
 def test_igemm_long_reductions_are_summed_in_blocks():
     """18432 products per output: one serial float32 sum measured 3.9e-6 x max output; the blocked sum
-    (partial sums restarted every ~256 products, as im2col's kc-blocked GEMM) stays below 1e-6."""
+    (partial sums restarted every 1152 products or fewer, as im2col's kc-blocked GEMM) stays below 1e-6."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 2048, 7, 7)).astype(np.float32)
     w = rng.standard_normal((64, 2048, 3, 3)).astype(np.float32)

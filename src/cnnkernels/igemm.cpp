@@ -41,18 +41,20 @@ constexpr int64_t kWeightMajorBytes = int64_t(1) << 20;
 // Output pixel tiles per task: 32 tiles of 8 pixels keep the block's input
 // rows in L1/L2 while all panels of the block run.
 constexpr int64_t kTilesPerBlock = 32;
-// Weights per reduction chunk: half of a 32 KiB L1, the rest for the input rows.
-// Unchunked, 128->128 3x3 streamed its 72 KiB weight panel from L2 once per
-// 6-pixel tile (Zen 1 AVX2 tile alone: 28 channels 1.06x, 256 1.17x, 512 1.44x
-// the rate of the whole reduction, same process).
-constexpr int64_t kChunkBytes = 16 << 10;
 // Padded slabs up to this size are copied by every thread for itself when all threads read all of it (one
 // image): split between the threads, each thread's writes waited for the other core to give up the lines it
 // had read in the previous call, and half of every read came from the other core's cache (2 threads, Zen 4
 // VM, in-process against the shared slab: 3x3 layers 64x56x56 1.25x, 128x28x28 1.18x, 256x14x14 1.27x, 512x7x7
 // 1.08x, 3x3 s2 on 128x56x56 (1.7 MB) 1.30x, 11x11 s4 on RGB 224 1.20x; a 6.6 MB slab, VGG 128x112x112, 0.98x).
 constexpr int64_t kPrivateSlabBytes = int64_t(2) << 20;
-constexpr int64_t kChunkProducts = 256;
+// Products per reduction chunk, whole channels (the weights per chunk are the kernel's chunk_bytes,
+// igemm_kernels.h): each chunk's sums leave the registers for a per-thread buffer and come back, so few
+// chunks keep the tile at the FMAs, while a bounded chunk keeps the summation blocked (a 4608-term reduction,
+// 512 channels 3x3, rounds as a few serial sums added, as in im2col's kc-blocked GEMM). 256 -> 1152 with the
+// AVX-512 tile's chunks 16 -> 128 KiB (from L2; 3x3 s1 layers 64-512 channels, Zen 4, in-process A/B:
+// 1.02-1.04x at 1 and 2 threads; 7x7 s2, 3x3 s2, dilated 1.03x): error vs float64 of 256->256 14x14
+// 3e-7 -> 1.2e-6 x max|y| (unchunked 1.3e-6, all-positive data 3.3e-6).
+constexpr int64_t kChunkProducts = 1152;
 
 // How a call is cut up: padded input extents, slabs and tasks.
 struct Plan {
@@ -258,14 +260,12 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
         e.clamp = clamp && chunk == p.chunks - 1;
         const int nch = int(std::min(NR, p.Kg - pn * NR));
         T* yp = y + (n * g.K + grp * p.Kg + pn * NR) * p.OSP;
-        // The reduction in chunks of about kChunkBytes of weights, each chunk run
-        // over all tiles [t0, t1) while its weights sit in L1; the tiles' running
-        // sums wait in a per-thread buffer between chunks. Chunks of at most ~256
-        // products (whole channels) also make the summation blocked: a long
-        // reduction (4608 terms for 512 channels 3x3) rounds like im2col's
-        // kc-blocked GEMM, not like one serial sum.
+        // The reduction in chunks of about kd.chunk_bytes of weights and at most
+        // kChunkProducts products (whole channels), each chunk run over all tiles
+        // [t0, t1) while its weights stay in cache; the tiles' running sums wait
+        // in a per-thread buffer between chunks.
         const int64_t ch_per_chunk = std::max<int64_t>(
-            1, std::min(kChunkBytes / (p.taps * NR * int64_t(sizeof(T))), kChunkProducts / p.taps));
+            1, std::min(kd.chunk_bytes / (p.taps * NR * int64_t(sizeof(T))), kChunkProducts / p.taps));
         const int64_t nkc = (cc + ch_per_chunk - 1) / ch_per_chunk;
         const int64_t cb = (cc + nkc - 1) / nkc;  // balanced chunks
         T* const sums = nkc > 1 ? thread_scratch_of<T>(ScratchSlot::kTileSums, size_t((t1 - t0) * MR * NR)) : nullptr;

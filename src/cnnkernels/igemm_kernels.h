@@ -54,11 +54,15 @@ using IgemmTile = void (*)(const IgemmReduction& r, const T* const* a, const T* 
 constexpr int kIgemmMaxMR = 8;
 
 // fn[m - 1] handles tiles of m pixels, 1 <= m <= mr (mr <= kIgemmMaxMR).
+// chunk_bytes: weights per reduction chunk (the driver runs a chunk over all
+// tiles of a block before the next): what this tile reads well from where
+// they sit, L1 for 16 KiB, L2 beyond (igemm.cpp: kChunkProducts also bounds it).
 template <class T>
 struct IgemmKernelDesc {
     IgemmTile<T> fn[kIgemmMaxMR];
     int mr, nr;
     const char* name;
+    int64_t chunk_bytes;
 };
 
 struct IgemmIsaKernels {
