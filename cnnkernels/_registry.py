@@ -139,12 +139,13 @@ class _Digest:
         return _cpp_backend.module is not None and w.flags.c_contiguous and w.dtype in (np.float32, np.float64)
 
     @staticmethod
-    def of(w):
-        h0, h1, finite = _cpp_backend.module.weights_digest(w, _cpp_threads())
+    def of(w, check_finite=True):
+        h0, h1, finite = _cpp_backend.module.weights_digest(w, _cpp_threads(), check_finite)
         return (h0, h1), finite
 
     def matches(self, w):
-        return self.applies(w) and self.of(w)[0] == self.digest
+        # Weights with these contents were found finite when prepared: the re-check needs only the digest.
+        return self.applies(w) and self.of(w, check_finite=False)[0] == self.digest
 
 
 class _ExactCopy:

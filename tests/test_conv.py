@@ -683,8 +683,8 @@ def test_weights_digest_binding():
     """The edit check of prepared weights: any one changed element (at a piece boundary, in the tail, a
     low mantissa bit of a float64, two neighbours swapped, two words of the same lane one block or four
     blocks apart swapped: the kernel hashes blocks round-robin into 4 states) changes the digest, whatever
-    the thread count;
-    finite is False exactly when some element is inf or NaN."""
+    the thread count, with or without the finite check;
+    finite is False exactly when some element is inf or NaN (None unchecked)."""
     from cnnkernels import _cpp_backend
     if _cpp_backend.module is None:
         pytest.skip("C++ extension not built")
@@ -694,10 +694,12 @@ def test_weights_digest_binding():
         a = rng.standard_normal(n).astype(dtype)
         base = digest(a, 1)
         assert digest(a, 2) == base and digest(a.copy(), 2) == base and base[2]
+        assert digest(a, 2, check_finite=False) == base[:2] + (None,)
         for i in sorted({0, n // 2, 2**16 - 1, 2**16, 2**18 - 1, 2**18, n - 1} & set(range(n))):
             b = a.copy()
             b[i] = np.nextafter(b[i], np.inf)                    # the lowest bit of one element
             assert digest(b, 2)[:2] != base[:2], (dtype, n, i)
+            assert digest(b, 1, False)[:2] == digest(b, 2)[:2], (dtype, n, i)
             for gap in (1, 16 // a.itemsize * 4, 64 // a.itemsize * 4):   # neighbours; the next block; 4 on
                 if i + gap < n:
                     b = a.copy()
@@ -706,7 +708,7 @@ def test_weights_digest_binding():
             for bad in (np.nan, np.inf, -np.inf):
                 b = a.copy()
                 b[i] = bad
-                assert digest(b, 2)[2] is False, (dtype, n, i, bad)
+                assert digest(b, 2)[2] is False and digest(b, 2, False)[2] is None, (dtype, n, i, bad)
     big = np.array([np.finfo(np.float64).max, -np.finfo(np.float64).max, 5e-324], np.float64)
     assert digest(big, 1)[2] is True
     assert digest(np.array([np.finfo(np.float32).max], np.float32), 1)[2] is True

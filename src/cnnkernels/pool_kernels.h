@@ -222,7 +222,7 @@ struct PoolKernels {
     PoolFns<float> f32;
     PoolFns<double> f64;
     // The vector loop of bytes_digest (elementwise.h; digest_kernel.inc): `blocks` 64-byte blocks
-    // of 16 words into lanes a, b and flags bad, with masks `mask` (16 entries each).
+    // of 16 words into lanes a, b and flags bad, with masks `mask` (16 entries each; null: no flags).
     void (*digest_blocks)(const uint32_t* x, int64_t blocks, uint32_t* a, uint32_t* b, uint32_t* bad,
                           const uint32_t* mask);
 };
