@@ -151,6 +151,28 @@ def test_igemm_binding_rejects_bad_packed_weights():
     assert not y.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_igemm_packed_weights_are_each_panels_filters_transposed(dtype):
+    """packed[g, p, r, j] = filter p * NR + j of group g at reduction index r (zero past the group's filters),
+    for reductions that are and are not whole 16-weight runs (the AVX-512 packer's blocks), partial panels and
+    groups."""
+    mod = _cpp_backend.module
+    rng = np.random.default_rng(5)
+    for K, Cg, taps, groups in [(32, 16, (1, 1), 1), (33, 1, (1, 1), 1), (5, 3, (3, 3), 1), (70, 3, (7, 7), 2),
+                                (64, 17, (1, 1), 2), (40, 256, (3, 3), 1), (8, 1024, (1, 1), 1)]:
+        w = rng.standard_normal((K, Cg, 1) + taps).astype(dtype)
+        packed = np.full(mod.igemm_weights_shape(w, groups), np.nan, dtype)
+        mod.igemm_pack_weights(w, packed, groups)
+        _, panels, R, NR = packed.shape
+        Kg = K // groups
+        ref = np.zeros(packed.shape, dtype)
+        for g in range(groups):
+            for p in range(panels):
+                block = w[g * Kg + p * NR: g * Kg + min((p + 1) * NR, Kg)].reshape(-1, R)
+                ref[g, p, :, :block.shape[0]] = block.T
+        assert np.array_equal(packed, ref), (K, Cg, taps, groups)
+
+
 def test_igemm_is_registered_exact():
     assert ("igemm", "cpp") in ck.available_kernels("conv2d")
     assert _registry.find("conv", "igemm", "cpp").accuracy == "exact"

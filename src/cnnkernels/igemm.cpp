@@ -165,9 +165,14 @@ void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* pac
     // (Two loop nests, not one with blocks of 1 or 64 weights: as one nest the r-outer order lost its vector
     // stores, 256->256 3x3 0.35 -> 0.55 ms.)
     const bool filter_major = R * int64_t(sizeof(T)) % 2048 == 0 && R * int64_t(sizeof(T)) <= 8192;
+    const IgemmPackPanel<T> pack_panel = kernels<T>().pack_panel;
     for (int64_t grp = 0; grp < groups; ++grp)
         for (int64_t pn = 0; pn < panels; ++pn) {
             T* dst = packed + (grp * panels + pn) * R * NR;
+            if (pack_panel && R > 0) {  // the ISA's packer (igemm_kernels.h)
+                pack_panel(w + (grp * Kg + pn * NR) * R, R, int(std::min(NR, Kg - pn * NR)), dst);
+                continue;
+            }
             if (filter_major) {
                 for (int64_t r0 = 0; r0 < R; r0 += 64) {
                     const int64_t r1 = std::min(R, r0 + 64);

@@ -36,10 +36,10 @@ const IgemmIsaKernels kTable = {
     "avx2",
     {{&tile<F32x8, 1, 2>, &tile<F32x8, 2, 2>, &tile<F32x8, 3, 2>, &tile<F32x8, 4, 2>, &tile<F32x8, 5, 2>,
       &tile<F32x8, 6, 2>, nullptr, nullptr},
-     6, 16, "f32_igemm_6x16_avx2", 16 << 10},
+     6, 16, "f32_igemm_6x16_avx2", 16 << 10, nullptr},
     {{&tile<F64x4, 1, 2>, &tile<F64x4, 2, 2>, &tile<F64x4, 3, 2>, &tile<F64x4, 4, 2>, &tile<F64x4, 5, 2>,
       &tile<F64x4, 6, 2>, nullptr, nullptr},
-     6, 8, "f64_igemm_6x8_avx2", 16 << 10},
+     6, 8, "f64_igemm_6x8_avx2", 16 << 10, nullptr},
 };
 
 }  // namespace

@@ -35,10 +35,10 @@ const IgemmIsaKernels kTable = {
     "baseline",
     {{&tile<F32x4, 1, 2>, &tile<F32x4, 2, 2>, &tile<F32x4, 3, 2>, &tile<F32x4, 4, 2>, nullptr, nullptr, nullptr,
       nullptr},
-     4, 8, "f32_igemm_4x8_baseline", 16 << 10},
+     4, 8, "f32_igemm_4x8_baseline", 16 << 10, nullptr},
     {{&tile<F64x2, 1, 2>, &tile<F64x2, 2, 2>, &tile<F64x2, 3, 2>, &tile<F64x2, 4, 2>, nullptr, nullptr, nullptr,
       nullptr},
-     4, 4, "f64_igemm_4x4_baseline", 16 << 10},
+     4, 4, "f64_igemm_4x4_baseline", 16 << 10, nullptr},
 };
 
 }  // namespace

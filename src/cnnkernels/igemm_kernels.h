@@ -57,12 +57,20 @@ constexpr int kIgemmMaxMR = 8;
 // chunk_bytes: weights per reduction chunk (the driver runs a chunk over all
 // tiles of a block before the next): what this tile reads well from where
 // they sit, L1 for 16 KiB, L2 beyond (igemm.cpp: kChunkProducts also bounds it).
+// pack_panel (may be null: the driver's portable loop packs): one panel of
+// igemm_pack_weights (igemm.h), dst[r * nr + j] = w[j * R + r] for j < live and 0
+// for live <= j < nr, r < R. Preconditions: 1 <= live <= nr; w readable for
+// live filters of R elements, R apart; dst writable for R * nr elements.
+template <class T>
+using IgemmPackPanel = void (*)(const T* w, int64_t R, int live, T* dst);
+
 template <class T>
 struct IgemmKernelDesc {
     IgemmTile<T> fn[kIgemmMaxMR];
     int mr, nr;
     const char* name;
     int64_t chunk_bytes;
+    IgemmPackPanel<T> pack_panel;
 };
 
 struct IgemmIsaKernels {
