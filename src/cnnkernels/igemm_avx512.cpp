@@ -78,35 +78,7 @@ inline __attribute__((always_inline)) bool igemm_store_fast(typename VT::V (&acc
 
 #include "cnnkernels/igemm_ukernel.inc"
 
-// 16 rows of 16 floats transposed in place (v[c] becomes column c): pairs of rows
-// interleaved (unpack), then quads (shuffle), then 128-bit lanes (two rounds of
-// shuffle_f32x4); 64 shuffles per 256 values.
-inline __attribute__((always_inline)) void transpose_16x16(__m512 (&v)[16]) {
-    __m512 t[16], u[16];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; ++p) {
-        t[2 * p] = _mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]);
-        t[2 * p + 1] = _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]);
-    }
-    // u[4q + k], lane l: rows 4q..4q+3 of column 4l + k.
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-        u[4 * q + 0] = _mm512_shuffle_ps(t[4 * q + 0], t[4 * q + 2], 0x44);
-        u[4 * q + 1] = _mm512_shuffle_ps(t[4 * q + 0], t[4 * q + 2], 0xEE);
-        u[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
-        u[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-        const __m512 x0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), x1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE);
-        const __m512 y0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44);
-        const __m512 y1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
-        v[k] = _mm512_shuffle_f32x4(x0, y0, 0x88);
-        v[4 + k] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
-        v[8 + k] = _mm512_shuffle_f32x4(x1, y1, 0x88);
-        v[12 + k] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
-    }
-}
+#include "cnnkernels/transpose16_avx512.inc"
 
 // A panel of 32 filters (IgemmPackPanel), 16 filters x 16 weights at a time: each
 // filter's run read as one vector (masked at its end, so nothing past it is read),
@@ -119,12 +91,12 @@ void pack_panel_f32(const float* w, int64_t R, int live, float* dst) {
         const __mmask16 mask = __mmask16((1u << cols) - 1u);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
-            __m512 v[16];
+            __m512 v[16], col[16];
 #pragma GCC unroll 16
             for (int i = 0; i < 16; ++i)
                 v[i] = 16 * h + i < live ? _mm512_maskz_loadu_ps(mask, w + (16 * h + i) * R + r0) : _mm512_setzero_ps();
-            transpose_16x16(v);
-            for (int c = 0; c < cols; ++c) _mm512_storeu_ps(dst + (r0 + c) * 32 + 16 * h, v[c]);
+            transpose16(v, col);
+            for (int c = 0; c < cols; ++c) _mm512_storeu_ps(dst + (r0 + c) * 32 + 16 * h, col[c]);
         }
     }
 }

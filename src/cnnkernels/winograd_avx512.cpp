@@ -18,36 +18,7 @@ namespace cnnkernels {
 namespace isa_avx512 {
 namespace {
 
-// out[c] = column c of the 16 x 16 matrix whose row r is in[r].
-inline __attribute__((always_inline)) void transpose16(const __m512* in, __m512* out) {
-    __m512 r[16], t[16];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; ++p) {
-        t[2 * p] = _mm512_unpacklo_ps(in[2 * p], in[2 * p + 1]);
-        t[2 * p + 1] = _mm512_unpackhi_ps(in[2 * p], in[2 * p + 1]);
-    }
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; ++p) {
-        const __m512d a = _mm512_castps_pd(t[4 * p]), b = _mm512_castps_pd(t[4 * p + 1]);
-        const __m512d c = _mm512_castps_pd(t[4 * p + 2]), d = _mm512_castps_pd(t[4 * p + 3]);
-        r[4 * p] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * p + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * p + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * p + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    // r[4p + jj], 128-bit lane k: rows 4p..4p+3 of column 4k + jj.
-#pragma GCC unroll 4
-    for (int jj = 0; jj < 4; ++jj) {
-        const __m512 u0 = _mm512_shuffle_f32x4(r[jj], r[4 + jj], 0x44);
-        const __m512 u1 = _mm512_shuffle_f32x4(r[jj], r[4 + jj], 0xEE);
-        const __m512 u2 = _mm512_shuffle_f32x4(r[8 + jj], r[12 + jj], 0x44);
-        const __m512 u3 = _mm512_shuffle_f32x4(r[8 + jj], r[12 + jj], 0xEE);
-        out[jj] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        out[4 + jj] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-        out[8 + jj] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        out[12 + jj] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-}
+#include "cnnkernels/transpose16_avx512.inc"
 
 struct WF32 {
     using T = float;
