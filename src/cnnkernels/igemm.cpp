@@ -155,8 +155,17 @@ int64_t igemm_panels(int64_t K, int64_t groups, int elem_size) {
 
 template <class T>
 void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* packed) {
-    const int64_t NR = kernels<T>().nr, Kg = K / groups;
+    const IgemmKernelDesc<T>& kd = kernels<T>();
+    const int64_t NR = kd.nr, Kg = K / groups;
     const int64_t panels = igemm_panels(K, groups, int(sizeof(T)));
+    if (kd.pack_panel) {  // the ISA's packer (igemm_kernels.h); R == 0 reads and writes nothing
+        for (int64_t grp = 0; grp < groups; ++grp)
+            for (int64_t pn = 0; pn < panels; ++pn)
+                kd.pack_panel(w + (grp * Kg + pn * NR) * R, R, int(std::min(NR, Kg - pn * NR)),
+                              packed + (grp * panels + pn) * R * NR);
+        return;
+    }
+    // The portable loops.
     // Weight r of the NR filters of a panel, read together, are R apart: where that is a multiple of
     // 2 KiB they fall in one or two L1 sets, and each read missed (a 1024->256 1x1 layer's 1 MB took 0.55 ms,
     // a third of its first call). There each filter's run of 64 weights is read contiguously instead
@@ -165,14 +174,9 @@ void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* pac
     // (Two loop nests, not one with blocks of 1 or 64 weights: as one nest the r-outer order lost its vector
     // stores, 256->256 3x3 0.35 -> 0.55 ms.)
     const bool filter_major = R * int64_t(sizeof(T)) % 2048 == 0 && R * int64_t(sizeof(T)) <= 8192;
-    const IgemmPackPanel<T> pack_panel = kernels<T>().pack_panel;
     for (int64_t grp = 0; grp < groups; ++grp)
         for (int64_t pn = 0; pn < panels; ++pn) {
             T* dst = packed + (grp * panels + pn) * R * NR;
-            if (pack_panel && R > 0) {  // the ISA's packer (igemm_kernels.h)
-                pack_panel(w + (grp * Kg + pn * NR) * R, R, int(std::min(NR, Kg - pn * NR)), dst);
-                continue;
-            }
             if (filter_major) {
                 for (int64_t r0 = 0; r0 < R; r0 += 64) {
                     const int64_t r1 = std::min(R, r0 + 64);
