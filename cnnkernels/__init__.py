@@ -25,8 +25,8 @@ def info():
 
 
 # The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms), and the tuning cache file
-# (~0.2 ms): both paid at import, like the C++ module's heap prewarm (_cpp_backend), rather than by the first
-# kernel call of a tuned shape.
+# (~0.2 ms): both paid at import, like the C++ module's heap prewarm (_cpp_backend) and the settings and tables
+# of _autotune.preload, rather than by the first kernel call of a tuned shape.
 from ._tuning_cache import fingerprint as _fingerprint  # noqa: E402
 _fingerprint()
-_autotune.preload_cache()
+_autotune.preload()

@@ -11,7 +11,8 @@ MAX_INT = 2**31 - 1
 
 
 def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    # type() first: an isinstance check against the numbers.Integral ABC took ~10 us on a call's first run
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
 def _check_int(v, name, minimum):
@@ -82,6 +83,10 @@ class ConvGeometry:
     stride: tuple
     pad: tuple
     dilation: tuple
+
+    def __repr__(self):   # the dataclass's own text, without its recursion guard: ~50 us of a first call's cache key
+        return (f"ConvGeometry(N={self.N}, C={self.C}, K={self.K}, groups={self.groups}, inp={self.inp}, "
+                f"out={self.out}, kernel={self.kernel}, stride={self.stride}, pad={self.pad}, dilation={self.dilation})")
 
     @property
     def flops(self):

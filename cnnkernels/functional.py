@@ -10,8 +10,8 @@ import threading
 import numpy as np
 
 from . import _autotune, _registry
-from ._arrays import (as_array, check_numeric, check_out, check_size, compute_dtype, contiguous, empty_apart,
-                      result_dtype)
+from ._arrays import (as_array, check_numeric, check_out, check_size, compute_dtype, contiguous, dtype_name,
+                      empty_apart, result_dtype)
 from ._geometry import (ConvGeometry, _check_int, conv_out_size, int_tuple, pad3, padding_pairs,
                         pool_out_size, same_padding)
 
@@ -43,13 +43,25 @@ def _input(value, nd, op, cl=False):
     batched = x.ndim == nd + 2
     if not batched:
         x = x[None]
-    return (np.moveaxis(x, -1, 1) if cl else x), batched
+    return (_channels_first_view(x) if cl else x), batched
+
+
+# (np.moveaxis normalises its arguments in Python: ~60 us of a call's first run, for a transpose)
+def _channels_first_view(x):
+    """(N, *spatial, C) -> (N, C, *spatial), a view."""
+    n = x.ndim
+    return x.transpose((0, n - 1) + tuple(range(1, n - 1)))
+
+
+def _channels_last_view(x):
+    """(N, C, *spatial) -> (N, *spatial, C), a view."""
+    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
 
 
 def _kernel_array(x, nd, cdtype, cl=False):
     """The C-contiguous 5-D array a kernel takes: (N, C, D, H, W), or (N, D, H, W, C) channels-last."""
     if cl:
-        a = contiguous(np.moveaxis(x, 1, -1), cdtype)   # the caller's own array when it is contiguous
+        a = contiguous(_channels_last_view(x), cdtype)   # the caller's own array when it is contiguous
         return a.reshape(a.shape[:1] + pad3(a.shape[1:-1], 1) + a.shape[-1:])
     a = contiguous(x, cdtype)
     return a.reshape(a.shape[:2] + pad3(a.shape[2:], 1))
@@ -157,7 +169,7 @@ def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend
     y5 = _output_buffer(shape5, cdtype, out, user_inputs, x if cl else None)
     if y5.size:
         b1 = contiguous(b, cdtype) if b is not None else np.empty(0, cdtype)
-        key = ("conv", layout, cdtype.name, geometry)
+        key = ("conv", layout, dtype_name(cdtype), geometry)
         kernel = _autotune.dispatch(op, kernels, geometry, key, lambda k: k.run(x, w, b1, y5, geometry, act))
     else:
         kernel = None
@@ -444,7 +456,7 @@ def _run_pool(op, x, batched, cdtype, rdtype, out_sizes, params, return_indices,
     kernel = None
     if y5.size:
         x5 = _kernel_array(x, nd, cdtype, cl)
-        key = (_registry.family(op), layout, cdtype.name, x5.shape, shape5, sorted(params.items()), return_indices)
+        key = (_registry.family(op), layout, dtype_name(cdtype), x5.shape, shape5, sorted(params.items()), return_indices)
         kernel = _autotune.dispatch(op, kernels, None, key, lambda k: k.run(x5, y5, idx5, params))
     if getattr(_pool_capture, "on", False) and kernel is not None:
         _pool_capture.plan = _pool_plan(batched, cdtype, rdtype, x5.shape, shape5, out_shape, params, return_indices,
