@@ -1,13 +1,14 @@
 """The first call of a tuned layer in a new process, against the same process's steady calls.
 
-    python bench/first_call.py [--suite dense] [--threads 2] [--processes 3]
+    python bench/first_call.py [--suite dense] [--threads 2] [--processes 3] [--pause 0.2]
 
 Per layer: one process tunes it into a fresh cache directory; then each of --processes new processes
-times `import cnnkernels`, the first call (fresh arrays, as an application's first inference, after a
-0.2 s pause), the median of 15 further back-to-back calls (steady), and one more call after the same
-0.2 s pause. A layer meets the autotuner's target when first <= 2x steady. The after-pause call shows
-what any call pays after the machine sat idle that long (on a shared VM the caches are no longer ours):
-first / after-pause is what is due to being the first call.
+times `import cnnkernels`, the first call (fresh arrays, as an application's first inference, after
+--pause seconds), the median of 15 further back-to-back calls (steady), and one more call after the same
+pause. A layer meets the autotuner's target when first <= 2x steady. The after-pause call shows what any
+call pays after the machine sat idle that long (on a shared VM the caches are no longer ours):
+first / after-pause is what is due to being the first call. --pause 0: the first call straight after
+making the arrays, and no after-pause call.
 """
 import argparse
 import json
@@ -31,14 +32,16 @@ from suites import SUITES, in_layout
 case = next(c for c in SUITES[{suite!r}] if c.name == {name!r})
 x, w = case.inputs()
 x = in_layout(case, x)
-time.sleep(0.2)          # let the import's threads settle, as an application between start-up and first inference
+time.sleep({pause})          # as an application between start-up and first inference
 t = time.perf_counter(); case.run_ck(ck, x, w); first = time.perf_counter() - t
 steady = []
 for _ in range(15):
     t = time.perf_counter(); case.run_ck(ck, x, w); steady.append(time.perf_counter() - t)
 steady.sort()
-time.sleep(0.2)
-t = time.perf_counter(); case.run_ck(ck, x, w); after_pause = time.perf_counter() - t
+after_pause = float("nan")
+if {pause}:
+    time.sleep({pause})
+    t = time.perf_counter(); case.run_ck(ck, x, w); after_pause = time.perf_counter() - t
 print(json.dumps(dict(import_s=t_import, first_s=first, steady_s=steady[len(steady) // 2], pause_s=after_pause)))
 """
 
@@ -53,6 +56,8 @@ def main(argv=None):
     parser.add_argument("--suite", default="dense", choices=sorted(SUITES))
     parser.add_argument("--threads", type=int, default=None, help="CNNKERNELS_NUM_THREADS of the processes")
     parser.add_argument("--processes", type=int, default=3, help="measuring processes per layer (median shown)")
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds idle before the first call (and before "
+                        "the after-pause call; 0: none)")
     args = parser.parse_args(argv)
     bench = os.path.dirname(os.path.abspath(__file__))
     print(f"{'layer':<16} {'shape':<30} {'import ms':>9} {'first ms':>9} {'steady ms':>9} {'first/steady':>12} "
@@ -64,7 +69,7 @@ def main(argv=None):
             env = {**os.environ, "CNNKERNELS_CACHE_DIR": cache}
             if args.threads:
                 env["CNNKERNELS_NUM_THREADS"] = str(args.threads)
-            probe = _PROBE.format(bench=bench, suite=args.suite, name=case.name)
+            probe = _PROBE.format(bench=bench, suite=args.suite, name=case.name, pause=args.pause)
             _run(probe, env)                                   # tunes the layer into the cache
             runs = [_run(probe, env) for _ in range(args.processes)]
         med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
