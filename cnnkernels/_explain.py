@@ -9,10 +9,12 @@ class Explanation(dict):
         lines = [f"{self.get('op')}: runs {self.get('choice')} ({self.get('source')}"
                  + (f", tuned in {self['tuning_seconds']:.3f} s" if self.get("tuning_seconds") else "") + ")"]
         status = self.get("status", {})
-        for name, t in sorted(self.get("candidates", {}).items(), key=lambda kv: (kv[1] is None, kv[1] or 0)):
+        candidates = self.get("candidates", {})
+        width = max([16] + [len(name) + 1 for name in candidates])
+        for name, t in sorted(candidates.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)):
             mark = "*" if name == self.get("choice") else " "
             timing = f"{t * 1e3:10.3f} ms" if t is not None else f"{'-':>13}"
-            lines.append(f" {mark} {name:<16}{timing}  {status.get(name, '')}")
+            lines.append(f" {mark} {name:<{width}}{timing}  {status.get(name, '')}")
         return "\n".join(lines)
 
 

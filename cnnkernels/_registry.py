@@ -5,7 +5,7 @@ preconditions); the C++ bindings check them again, so nothing reaches C++ unchec
 """
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -257,14 +257,14 @@ def _conv_numba_winograd(m):
     return run
 
 
-def _conv_cpp_winograd(m):
+def _conv_cpp_winograd(m, block_bytes=0):
     def run(x, w, b, y, g, act):
         weights = winograd_weights(w, m, g.groups, "cpp")
         AT, _, BT = transforms(m)
         # (a False return: some transformed input tile was not finite, and y is not the convolution)
         if not (weights.finite and _cpp_backend.module.winograd_conv(
                 x, weights.data, b if b.shape[0] else None, y, g.pad, AT, BT, _cpp_threads(), WORKSPACE_BYTES,
-                act[0], act[1])):
+                act[0], act[1], block_bytes)):
             _conv_cpp("im2col")(x, w, b, y, g, act)
     return run
 
@@ -294,9 +294,12 @@ def igemm_weights(w, groups):
     return prepared_weights("igemm", w, (groups,), make).data
 
 
-def _conv_cpp_igemm(x, w, b, y, g, act):
-    _cpp_backend.module.igemm_conv(x, w, igemm_weights(w, g.groups), b if b.shape[0] else None, y, g.stride, g.pad,
-                                   g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES, act[0], act[1])
+def _conv_cpp_igemm(chunk_bytes=0):
+    def run(x, w, b, y, g, act):
+        _cpp_backend.module.igemm_conv(x, w, igemm_weights(w, g.groups), b if b.shape[0] else None, y, g.stride,
+                                       g.pad, g.dilation, g.groups, _cpp_threads(), WORKSPACE_BYTES, act[0], act[1],
+                                       chunk_bytes)
+    return run
 
 
 def _gemm_min_workspace(algorithm):
@@ -458,10 +461,27 @@ class Kernel:
     min_workspace: Callable = staticmethod(lambda geometry, itemsize: 0)
     layout: str = CHANNELS_FIRST
     via: str = ""             # "+nchw": a channels-first kernel run on a channels-last call by converting
+    variant: str = ""         # a tile variant ("chunk=16k"), timed only by the exhaustive mode (_tile_variants)
 
     @property
     def name(self):
-        return f"{self.algorithm}/{self.backend}{self.via}"
+        return f"{self.algorithm}/{self.backend}{self.via}" + (f"[{self.variant}]" if self.variant else "")
+
+
+def _tile_variants():
+    """C++ kernels with other tile sizes, which CNNKERNELS_AUTOTUNE=exhaustive times beside the defaults (the
+    defaults were measured best on most layers; these won on some: README). The implicit GEMM with the other
+    reduction chunk (16 KiB of weights, from L1, or 128 KiB, from L2; AVX-512's own is 128 KiB, AVX2's 16 KiB),
+    and Winograd with tile blocks of half and twice the default 1.5 MiB of V + M per thread."""
+    if _cpp_backend.module is None:
+        return []
+    own = _cpp_backend.module.igemm_chunk_bytes(4)
+    variants = [Kernel("igemm", "cpp", _conv_cpp_igemm(kib << 10), min_workspace=_gemm_min_workspace("igemm"),
+                       variant=f"chunk={kib}k") for kib in (16, 128) if kib << 10 != own]
+    variants += [Kernel(f"winograd_f{m}", "cpp", _dilated_by_phases(_conv_cpp_winograd(m, kib << 10)),
+                        _winograd_supports, f"winograd_f{m}", _winograd_min_workspace(m, "cpp"), variant=f"block={kib}k")
+                 for m in (2, 4, 6) for kib in (768, 3072)]
+    return variants
 
 
 def _pool(numba_run, cpp_run, numba_ndhwc=None, cpp_ndhwc=None):
@@ -479,7 +499,7 @@ KERNELS = {
         Kernel("im2col", "numba", _conv_numba_im2col, min_workspace=_im2col_numba_min_workspace),
         Kernel("direct", "cpp", _conv_cpp("direct")),
         Kernel("im2col", "cpp", _conv_cpp("im2col"), min_workspace=_gemm_min_workspace("im2col")),
-        Kernel("igemm", "cpp", _conv_cpp_igemm, min_workspace=_gemm_min_workspace("igemm")),
+        Kernel("igemm", "cpp", _conv_cpp_igemm(), min_workspace=_gemm_min_workspace("igemm")),
         *[Kernel(f"winograd_f{m}", backend, _dilated_by_phases(run(m)), _winograd_supports, f"winograd_f{m}",
                  _winograd_min_workspace(m, backend))
           for m in (2, 4, 6) for backend, run in (("numba", _conv_numba_winograd), ("cpp", _conv_cpp_winograd))],
@@ -490,6 +510,7 @@ KERNELS = {
         Kernel("pointwise", "numba", _conv_numba_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST),
         Kernel("pointwise", "cpp", _conv_cpp_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST,
                min_workspace=_gemm_min_workspace("im2col")),  # a 1x1 im2col is the same GEMM: the same packing floor
+        *_tile_variants(),
     ],
     "max_pool": _pool(_max_pool_numba, _max_pool_cpp, _max_pool_numba_ndhwc, _max_pool_cpp_ndhwc),
     "avg_pool": _pool(_avg_pool_numba, _avg_pool_cpp, _avg_pool_numba_ndhwc, _avg_pool_cpp_ndhwc),
@@ -565,8 +586,7 @@ def _for_layout(fam, layout):
         have = {(k.algorithm, k.backend) for k in native}
         sources = [k for k in KERNELS[fam] if k.layout == CHANNELS_FIRST and (k.algorithm, k.backend) not in have]
         wrap, via = (_conv_converted if fam == "conv" else (lambda run: _pool_converted(run, False))), "+nchw"
-    wrapped = [Kernel(k.algorithm, k.backend, wrap(k.run), k.supports, k.accuracy, k.min_workspace, layout, via)
-               for k in sources]
+    wrapped = [replace(k, run=wrap(k.run), layout=layout, via=via) for k in sources]
     _CONVERTED[fam, layout] = native + wrapped
     return _CONVERTED[fam, layout]
 
@@ -640,16 +660,17 @@ def _refusal(kernel, geometry, itemsize):
     return reason
 
 
-def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST, itemsize=None):
+def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST, itemsize=None, variants=False):
     """The kernels a call may run: one when both are forced, several for the autotuner to choose from (a forced
     algorithm or backend leaves out the channels-first pooling calls' conversion to channels last, so forcing names
-    the kernel that runs). itemsize (conv) enables the workspace check."""
+    the kernel that runs). itemsize (conv) enables the workspace check. variants: with the tile variants
+    (the exhaustive mode's; a forced algorithm and backend then leaves the kernel and its variants)."""
     fam = family(op)
     _check_choice(algorithm, _ALGORITHMS[fam], "algorithm", op)
     _check_choice(backend, BACKENDS, "backend", op)
     if backend == "cpp" and _cpp_backend.module is None:
         raise BackendUnavailableError(f"backend='cpp' is unavailable: {_cpp_backend.missing_reason}")
-    pool = [k for k in _for_layout(fam, layout) if _built(k)]
+    pool = [k for k in _for_layout(fam, layout) if _built(k) and (variants or not k.variant)]
     if algorithm != "auto" and backend == "auto":   # a forced algorithm runs in C++ where it exists there
         backends = {k.backend for k in pool if k.algorithm == algorithm}
         backend = "cpp" if "cpp" in backends else "numba"

@@ -162,7 +162,8 @@ def _check_bias(op, b, channels):
 def _run_conv(op, x, w, b, geometry, out_shape, batched, out, algorithm, backend, rdtype, cdtype, user_inputs, act,
               cl=False):
     layout = _registry.CHANNELS_LAST if cl else _registry.CHANNELS_FIRST
-    kernels = _registry.candidates(op, algorithm, backend, geometry, layout, cdtype.itemsize)
+    kernels = _registry.candidates(op, algorithm, backend, geometry, layout, cdtype.itemsize,
+                                   variants=_autotune.get_autotune() == "exhaustive")
     shape5 = _user_shape(geometry.N, geometry.K, geometry.out, cl)
     if out is not None:
         check_out(out, out_shape if batched else out_shape[1:], rdtype)

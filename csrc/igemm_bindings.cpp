@@ -64,7 +64,7 @@ void pack_weights(py::object w_, py::object packed_, i64 groups) {
 
 void conv(py::object x_, py::object w_, py::object packed_, py::object bias_, py::object y_, py::object stride_,
           py::object pad_, py::object dilation_, i64 groups, i64 threads, i64 workspace_bytes, double act_min,
-          double act_max) {
+          double act_max, i64 chunk_bytes) {
     ConvCall c = check_conv_call(x_, w_, bias_, y_, stride_, pad_, dilation_, groups, threads, workspace_bytes,
                                        act_min, act_max);
     const ck::ConvGeometry& g = c.g;
@@ -76,6 +76,8 @@ void conv(py::object x_, py::object w_, py::object packed_, py::object bias_, py
         padded *= (__int128)g.out[d] * g.stride[d] + (__int128)g.kernel[d] * g.dilation[d] + g.pad[d] + g.in[d];
     check_index_range(padded * (g.C + 1) * (g.N + 1), "convolution size");
     check_no_overlap(c.y, "y", packed, "packed");
+    if (chunk_bytes < 0) throw py::value_error("chunk_bytes must be >= 0 (0: the kernel's own), got " +
+                                               std::to_string(chunk_bytes));
 
     const void* xp = c.x.data();
     const void* pp = packed.data();
@@ -87,11 +89,11 @@ void conv(py::object x_, py::object w_, py::object packed_, py::object bias_, py
     if (dt == Dtype::f32)
         ck::conv_igemm<float>(g, static_cast<const float*>(xp), static_cast<const float*>(pp),
                               static_cast<const float*>(bp), static_cast<float*>(yp), nthreads, workspace_bytes,
-                              act_min, act_max);
+                              act_min, act_max, chunk_bytes);
     else
         ck::conv_igemm<double>(g, static_cast<const double*>(xp), static_cast<const double*>(pp),
                                static_cast<const double*>(bp), static_cast<double*>(yp), nthreads, workspace_bytes,
-                               act_min, act_max);
+                               act_min, act_max, chunk_bytes);
 }
 
 }  // namespace
@@ -105,7 +107,13 @@ void register_igemm(py::module_& m) {
     m.def("igemm_conv", &conv, py::arg("x"), py::arg("w"), py::arg("packed"), py::arg("bias"), py::arg("y"),
           py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"), py::arg("threads"),
           py::arg("workspace_bytes"), py::arg("act_min") = -std::numeric_limits<double>::infinity(),
-          py::arg("act_max") = std::numeric_limits<double>::infinity(),
+          py::arg("act_max") = std::numeric_limits<double>::infinity(), py::arg("chunk_bytes") = 0,
           "Implicit-GEMM N-d convolution into preallocated y (N, K, OD, OH, OW) from x, w (for its shape) and "
-          "packed (igemm_pack_weights of w); outputs clamped to [act_min, act_max], NaN stays NaN.");
+          "packed (igemm_pack_weights of w); outputs clamped to [act_min, act_max], NaN stays NaN. chunk_bytes: "
+          "weights per reduction chunk (a tuning variant; 0: the kernel's own, igemm_chunk_bytes).");
+    m.def("igemm_chunk_bytes", [](i64 elem_size) {
+              if (elem_size != 4 && elem_size != 8)
+                  throw py::value_error("elem_size must be 4 or 8, got " + std::to_string(elem_size));
+              return elem_size == 4 ? ck::igemm_chunk_bytes<float>() : ck::igemm_chunk_bytes<double>();
+          }, py::arg("elem_size"), "Weights per reduction chunk of this process's igemm kernel (bytes).");
 }

@@ -87,7 +87,7 @@ void transform_weights(py::object w_, py::object U_, py::object G_, i64 groups, 
 }
 
 bool conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::object pad_, py::object AT_,
-          py::object BT_, i64 threads, i64 workspace_bytes, double act_min, double act_max) {
+          py::object BT_, i64 threads, i64 workspace_bytes, double act_min, double act_max, i64 block_bytes) {
     py::array x = as_array(x_, "x"), U = as_array(U_, "U"), y = as_array(y_, "y");
     const Dtype dt = check_xwy(x, U, "U", 4, y);
     py::array bias;
@@ -108,6 +108,8 @@ bool conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
     const int nthreads = check_threads(threads);
     check_workspace_bytes(workspace_bytes);
     check_act_range(act_min, act_max);
+    if (block_bytes < 0)
+        throw py::value_error("block_bytes must be >= 0 (0: the default), got " + std::to_string(block_bytes));
     if (x.shape(2) != 1 || y.shape(2) != 1)
         throw py::value_error("x and y must have depth 1 (2-D convolution), got x " + shape_str(x) + ", y " +
                               shape_str(y));
@@ -156,10 +158,10 @@ bool conv(py::object x_, py::object U_, py::object bias_, py::object y_, py::obj
     if (dt == Dtype::f32)
         return ck::winograd_conv<float>(g, static_cast<const float*>(xp), static_cast<const float*>(up),
                                         static_cast<const float*>(bp), static_cast<float*>(yp), atp, btp, nthreads,
-                                        workspace_bytes, act_min, act_max);
+                                        workspace_bytes, act_min, act_max, block_bytes);
     return ck::winograd_conv<double>(g, static_cast<const double*>(xp), static_cast<const double*>(up),
                                      static_cast<const double*>(bp), static_cast<double*>(yp), atp, btp, nthreads,
-                                     workspace_bytes, act_min, act_max);
+                                     workspace_bytes, act_min, act_max, block_bytes);
 }
 
 // Scratch bytes winograd_conv would allocate (the registry refuses Winograd when
@@ -201,12 +203,13 @@ void register_winograd(py::module_& m) {
     m.def("winograd_conv", &conv, py::arg("x"), py::arg("U"), py::arg("bias"), py::arg("y"), py::arg("pad"),
           py::arg("AT"), py::arg("BT"), py::arg("threads"), py::arg("workspace_bytes"),
           py::arg("act_min") = -std::numeric_limits<double>::infinity(),
-          py::arg("act_max") = std::numeric_limits<double>::infinity(),
+          py::arg("act_max") = std::numeric_limits<double>::infinity(), py::arg("block_bytes") = 0,
           "Winograd F(m x m, 3 x 3) convolution, stride 1, dilation 1, into preallocated y (N, K, 1, OH, OW) from x "
           "(N, C, 1, H, W) and U (winograd_transform_weights); pad = (0, top, left); AT (m, m+2), BT (m+2, m+2) "
           "float64 from cnnkernels.winograd.transforms(m); groups = U.shape[0]; outputs clamped to "
           "[act_min, act_max], NaN stays NaN. Returns False when a transformed input tile held a NaN or an "
-          "infinity (a tile mixes its inputs, so y may be NaN where the convolution is not): compute y another way.");
+          "infinity (a tile mixes its inputs, so y may be NaN where the convolution is not): compute y another way. "
+          "block_bytes: V + M bytes of a tile block per thread (a tuning variant; 0: the default, 1.5 MiB).");
     m.def("winograd_workspace_bytes", &workspace_bytes, py::arg("N"), py::arg("C"), py::arg("K"), py::arg("groups"),
           py::arg("OH"), py::arg("OW"), py::arg("m"), py::arg("elem_size"), py::arg("threads"),
           py::arg("workspace_bytes"), py::arg("bias"),

@@ -25,20 +25,21 @@ def _padding(draw, nd, kernel, dilation, stride, allow_strings=True):
 
 
 @st.composite
-def conv_case(draw, nd, transposed=False, winograd=False, depthwise=False):
+def conv_case(draw, nd, transposed=False, winograd=False, depthwise=False, wide=False):
     """Random conv geometry; winograd=True draws what Winograd supports: 2-D 3x3, stride 1, dilation 1-3;
-    depthwise=True draws groups == channels (multiplier 1-3)."""
+    depthwise=True draws groups == channels (multiplier 1-3); wide=True draws up to 40 channels per group and
+    larger maps (where the tile variants split their reductions and tile blocks)."""
     groups = draw(st.sampled_from([1, 2, 3, 5])) if depthwise else draw(st.sampled_from([1, 1, 2, 3]))
     depthwise = depthwise or (draw(st.booleans()) and groups > 1)
-    Cg = 1 if depthwise else draw(st.integers(1, 3))
-    Kg = draw(st.integers(1, 3))
+    Cg = 1 if depthwise else draw(st.integers(1, 40 if wide else 3))
+    Kg = draw(st.integers(1, 40 if wide else 3))
     kmax = 3 if nd == 3 else 4
     kernel = tuple(draw(st.integers(1, kmax)) for _ in range(nd))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    smax = 6 if nd == 3 else 11
+    smax = 6 if nd == 3 else (30 if wide else 11)
     if winograd:   # dilated calls run as dilation-1 calls on the input's phases
-        kernel, stride, smax = (3,) * nd, (1,) * nd, 23
+        kernel, stride, smax = (3,) * nd, (1,) * nd, (40 if wide else 23)
         dilation = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in range(nd))
     spatial = tuple(draw(st.integers(1, smax)) for _ in range(nd))
     N = draw(st.sampled_from([1, 1, 2, 0]))

@@ -151,10 +151,22 @@ def test_modes(fresh_cache, monkeypatch):
         report = ck.explain("conv2d", X, W, padding=1, verbose=False)
         assert report["source"] == "heuristic"
         assert not os.path.exists(fresh_cache / "tuning.json")
+        ck.set_autotune("on")
+        on = ck.explain("conv2d", X, W, padding=1, verbose=False)
+        assert not any("[" in name for name in on["candidates"])
         ck.set_autotune("exhaustive")
         report = ck.explain("conv2d", X, W, padding=1, verbose=False)
         assert report["source"] == "tuned"
         assert all(t is not None for t in report["candidates"].values())   # nothing skipped by prediction
+        if "cpp" in {b for _, b in ck.available_kernels("conv2d")}:   # and the C++ kernels' tile variants
+            variants = {name for name in report["candidates"] if "[" in name}
+            assert {"winograd_f4/cpp[block=768k]", "winograd_f4/cpp[block=3072k]"} <= variants
+            assert any(name.startswith("igemm/cpp[chunk=") for name in variants)
+            assert report["key"] != on["key"]   # kept apart: the candidates are part of the key
+            # a forced algorithm and backend: its own variants tuned
+            forced = ck.explain("conv2d", X, W, padding=1, algorithm="igemm", backend="cpp", verbose=False)
+            assert forced["source"] == "tuned" and set(forced["candidates"]) == {
+                "igemm/cpp", *(n for n in variants if n.startswith("igemm/"))}
     finally:
         ck.set_autotune("on")
     with pytest.raises(ValueError, match="mode must be one of"):

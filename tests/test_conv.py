@@ -416,6 +416,57 @@ def test_depthwise_channels_last_padded_rows(dtype, kernel, stride, threads):
         ck.set_num_threads(before)
 
 
+TILE_VARIANTS = [k for k in _registry.KERNELS["conv"] if k.variant]
+
+
+def _only(monkeypatch, name):
+    """Convolutions from here on run the candidate called `name` alone (no tuning between candidates)."""
+    from cnnkernels import functional
+    candidates = _registry.candidates
+    monkeypatch.setattr(_registry, "candidates",
+                        lambda *a, **k: [c for c in candidates(*a, **{**k, "variants": True}) if c.name == name])
+    monkeypatch.setattr(functional, "_PLANS", {})
+
+
+@pytest.mark.parametrize("name", [k.name for k in TILE_VARIANTS])
+def test_tile_variants_match_reference(name, monkeypatch):
+    """Every tile variant the exhaustive mode may pick, run alone on random geometry with up to 40 channels per
+    group and maps up to 30x30 (40x40 for Winograd), where reduction chunks and tile blocks split, against the
+    float64 reference."""
+    kernel = next(k for k in TILE_VARIANTS if k.name == name)
+    winograd = kernel.algorithm.startswith("winograd")
+    _only(monkeypatch, name)
+
+    @settings(max_examples=40, deadline=None)
+    @given(conv_case(2, winograd=winograd, wide=True))
+    def check(case):
+        _check(case, _run_conv(2, case, kernel.algorithm, kernel.backend), _reference(case), kernel.algorithm,
+               kernel.backend)
+    check()
+
+
+@pytest.mark.parametrize("name", [k.name for k in TILE_VARIANTS])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_variants_split_work_and_match_reference(name, dtype, monkeypatch):
+    """The variants where they change the work's split: a 160-channel 3x3 reduction (16 KiB chunks: 14 channels
+    at a time in float32, 128 KiB ones: 113 on AVX2) and a 48x48 map of 64 channels (F4: 144 tiles, blocks of
+    about 52 at 768 KiB), with bias and a clamp, against the float64 reference."""
+    kernel = next(k for k in TILE_VARIANTS if k.name == name)
+    _only(monkeypatch, name)
+    rng = np.random.default_rng(3)
+    C, K, H = (160, 40, 12) if kernel.algorithm == "igemm" else (64, 64, 48)
+    x = rng.standard_normal((1, C, H, H)).astype(dtype)
+    w = rng.standard_normal((K, C, 3, 3)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    args = dict(padding=1, activation=("clamp", -30.0, None), algorithm=kernel.algorithm, backend=kernel.backend)
+    assert ck.explain("conv2d", x, w, b, verbose=False, **args)["choice"] == name
+    got = ck.conv2d(x, w, b, **args)
+    ref = np.maximum(naive.conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), -30.0)
+    case = dict(x=x, w=w, b=b, stride=(1, 1), pads=((1, 1), (1, 1)), dilation=(1, 1), groups=1, dtype=dtype,
+                unbatched=False)
+    _check(case, got, ref, kernel.algorithm, kernel.backend)
+
+
 @pytest.mark.parametrize("algorithm,backend", WINOGRAD + DEPTHWISE)
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_restricted_algorithms_refuse_other_geometry(nd, algorithm, backend):

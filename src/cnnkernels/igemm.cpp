@@ -203,7 +203,7 @@ int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int threads,
 
 template <class T>
 void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bias, T* y, int threads,
-                int64_t workspace_bytes, double act_min, double act_max) {
+                int64_t workspace_bytes, double act_min, double act_max, int64_t chunk_bytes) {
     if (g.N <= 0 || g.K <= 0) return;
     const Plan p = make_plan(g, int(sizeof(T)), workspace_bytes, threads);
     if (p.OSP <= 0) return;
@@ -212,6 +212,7 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
     const int64_t MR = kd.mr, NR = kd.nr, G = g.groups;
     const int64_t panels = (p.Kg + NR - 1) / NR;
     const bool clamp = act_min > -kInf || act_max < kInf;
+    const int64_t chunk_weight_bytes = chunk_bytes > 0 ? chunk_bytes : kd.chunk_bytes;
 
     if (p.R == 0) {  // no input channels: y = epilogue(0)
         for (int64_t n = 0; n < g.N; ++n)
@@ -269,12 +270,12 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
         e.clamp = clamp && chunk == p.chunks - 1;
         const int nch = int(std::min(NR, p.Kg - pn * NR));
         T* yp = y + (n * g.K + grp * p.Kg + pn * NR) * p.OSP;
-        // The reduction in chunks of about kd.chunk_bytes of weights and at most
+        // The reduction in chunks of about chunk_weight_bytes of weights and at most
         // kChunkProducts products (whole channels), each chunk run over all tiles
         // [t0, t1) while its weights stay in cache; the tiles' running sums wait
         // in a per-thread buffer between chunks.
         const int64_t ch_per_chunk = std::max<int64_t>(
-            1, std::min(kd.chunk_bytes / (p.taps * NR * int64_t(sizeof(T))), kChunkProducts / p.taps));
+            1, std::min(chunk_weight_bytes / (p.taps * NR * int64_t(sizeof(T))), kChunkProducts / p.taps));
         const int64_t nkc = (cc + ch_per_chunk - 1) / ch_per_chunk;
         const int64_t cb = (cc + nkc - 1) / nkc;  // balanced chunks
         T* const sums = nkc > 1 ? thread_scratch_of<T>(ScratchSlot::kTileSums, size_t((t1 - t0) * MR * NR)) : nullptr;
@@ -345,9 +346,16 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
 
 template void igemm_pack_weights<float>(int64_t, int64_t, int64_t, const float*, float*);
 template void igemm_pack_weights<double>(int64_t, int64_t, int64_t, const double*, double*);
+template <class T>
+int64_t igemm_chunk_bytes() {
+    return kernels<T>().chunk_bytes;
+}
+template int64_t igemm_chunk_bytes<float>();
+template int64_t igemm_chunk_bytes<double>();
+
 template void conv_igemm<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int, int64_t,
-                                double, double);
+                                double, double, int64_t);
 template void conv_igemm<double>(const ConvGeometry&, const double*, const double*, const double*, double*, int,
-                                 int64_t, double, double);
+                                 int64_t, double, double, int64_t);
 
 }  // namespace cnnkernels

@@ -36,9 +36,14 @@ void igemm_pack_weights(int64_t K, int64_t R, int64_t groups, const T* w, T* pac
 // channel slice of one unit) of at most workspace_bytes, floor one channel
 // plane; none when no padding is needed (the input is read in place). Channel
 // slices accumulate into y (bias on the first, clamp on the last).
+// chunk_bytes: weights per reduction chunk (a tuning variant; 0: the ISA kernel's own, igemm_kernels.h).
 template <class T>
 void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bias, T* y, int threads,
-                int64_t workspace_bytes, double act_min = -kInf, double act_max = kInf);
+                int64_t workspace_bytes, double act_min = -kInf, double act_max = kInf, int64_t chunk_bytes = 0);
+
+// Weights per reduction chunk of the active ISA's kernel (chunk_bytes = 0).
+template <class T>
+int64_t igemm_chunk_bytes();
 
 // Bytes of workspace conv_igemm allocates for g (elements of elem_size bytes) on `threads` threads.
 int64_t igemm_workspace_bytes(const ConvGeometry& g, int elem_size, int threads, int64_t workspace_bytes);

@@ -131,7 +131,8 @@ struct BlockPlan {
 };
 
 template <class T>
-BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_bytes, bool bias) {
+BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_bytes, bool bias,
+                      int64_t block_bytes = kBlockTargetBytes) {
     BlockPlan p{};
     const int m = g.m, n = m + 2, nn = n * n;
     const int64_t groups = g.groups, Cg = g.C / groups, Kg = g.K / groups;
@@ -168,9 +169,9 @@ BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_
              u_group_bytes * threads <= tiles * per_tile;
     p.nbuf = p.priv ? threads : 1;
     const int64_t fixed = (threads * p.band_elems + (bias ? groups * p.Kpad : 0)) * s;
-    // V + M of a block kBlockTargetBytes per thread, never above the
+    // V + M of a block block_bytes per thread, never above the
     // workspace (floor: one tile per block).
-    const int64_t target = (p.priv ? 1 : threads) * kBlockTargetBytes;
+    const int64_t target = (p.priv ? 1 : threads) * block_bytes;
     int64_t Tb = std::max<int64_t>(1, (workspace_bytes - fixed) / (per_tile * p.nbuf));
     Tb = std::min(Tb, std::max<int64_t>(min_tiles, target / per_tile));
     Tb = std::max<int64_t>(1, std::min(Tb, tiles));
@@ -250,7 +251,8 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
 
 template <class T>
 bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
-                   const double* BT, int threads, int64_t workspace_bytes, double act_min, double act_max) {
+                   const double* BT, int threads, int64_t workspace_bytes, double act_min, double act_max,
+                   int64_t block_bytes) {
     const int m = g.m, n = m + 2, nn = n * n;
     const int64_t N = g.N, groups = g.groups, Cg = g.C / groups, Kg = g.K / groups;
     const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
@@ -269,7 +271,8 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
     const T lo = T(act_min), hi = T(act_max);
 
-    const BlockPlan plan = plan_blocks<T>(g, threads, workspace_bytes, bias != nullptr);
+    const BlockPlan plan = plan_blocks<T>(g, threads, workspace_bytes, bias != nullptr,
+                                          block_bytes > 0 ? block_bytes : kBlockTargetBytes);
     const int64_t Cpad = plan.Cpad, Kpad = plan.Kpad, Tb = plan.Tb, nblocks = plan.nblocks;
     const int64_t cchunks = Cpad / L, kchunks = Kpad / L, Kp = winograd_kpad(Kg);
     const int64_t band_elems = plan.band_elems;
@@ -441,8 +444,8 @@ template void winograd_transform_weights<float>(int64_t, int64_t, int64_t, int, 
 template void winograd_transform_weights<double>(int64_t, int64_t, int64_t, int, const double*, const double*,
                                                  double*, int);
 template bool winograd_conv<float>(const WinogradGeometry&, const float*, const float*, const float*, float*,
-                                   const double*, const double*, int, int64_t, double, double);
+                                   const double*, const double*, int, int64_t, double, double, int64_t);
 template bool winograd_conv<double>(const WinogradGeometry&, const double*, const double*, const double*, double*,
-                                    const double*, const double*, int, int64_t, double, double);
+                                    const double*, const double*, int, int64_t, double, double, int64_t);
 
 }  // namespace cnnkernels

@@ -41,11 +41,12 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
 // Returns false when a transformed input tile held a NaN or an infinity (a non-finite input, or an overflow):
 // the transform mixes a tile's inputs, so y may then be NaN where the convolution is not, and the caller
 // must compute y another way. (Checked on the transform's own results: no extra pass over x.)
+// block_bytes: V + M of a tile block per thread (a tuning variant; 0: the measured default, 1.5 MiB).
 // Preconditions: shapes consistent, y does not overlap x/U/bias, threads >= 1.
 template <class T>
 bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* bias, T* y, const double* AT,
                    const double* BT, int threads, int64_t workspace_bytes, double act_min = -kInf,
-                   double act_max = kInf);
+                   double act_max = kInf, int64_t block_bytes = 0);
 
 // Bytes of scratch winograd_conv allocates for g with elements of elem_size
 // bytes and this thread count, bias or not: at most workspace_bytes unless
