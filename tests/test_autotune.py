@@ -176,6 +176,35 @@ def test_modes(fresh_cache, monkeypatch):
     assert out.stdout.strip() == "off"
 
 
+def test_rounds_visit_candidates_in_varied_orders(monkeypatch):
+    """Candidates sharing prepared state (Winograd F4 and its tile variants share U) are timed fairly: in a fixed
+    order, one that always ran after a kernel evicting that state never found it warm. Simulated on a fake
+    clock: a and b cost 1.0 ms right after either of them (the state warm), 1.2 ms otherwise and right after a's
+    first call (which prepares the state, leaving it cold); c costs 1.1 ms. a and b must time alike."""
+    from cnnkernels._registry import Kernel
+    clock, prev, calls = [0.0], [None], set()
+
+    class FakeTime:
+        perf_counter = staticmethod(lambda: clock[0])
+        time = staticmethod(lambda: 0.0)
+        monotonic = staticmethod(lambda: clock[0])
+
+    def call(kernel):
+        v = kernel.variant
+        warm = prev[0] in ("a", "b") and prev[0] != "a-first"
+        clock[0] += 1.1e-3 if v == "c" else (1.0e-3 if warm and v in ("a", "b") else 1.2e-3)
+        prev[0] = "a-first" if v == "a" and v not in calls else v
+        calls.add(v)
+
+    monkeypatch.setattr(_autotune, "time", FakeTime)
+    kernels = [Kernel("direct", "cpp", None, variant=v) for v in "abc"]
+    entry = _autotune._tune("max_pool", kernels, None, call)
+    t = entry["timings"]
+    assert t["direct/cpp[a]"] == pytest.approx(1.0e-3) and t["direct/cpp[b]"] == pytest.approx(1.0e-3)
+    assert t["direct/cpp[c]"] == pytest.approx(1.1e-3)
+    assert entry["choice"] in ("direct/cpp[a]", "direct/cpp[b]")
+
+
 def test_forced_kernels_are_not_tuned(fresh_cache):
     report = ck.explain("conv2d", X, W, padding=1, algorithm="direct", backend="numba", verbose=False)
     assert report["source"] == "forced" and report["choice"] == "direct/numba"
