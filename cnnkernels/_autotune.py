@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 
 from . import _registry
+from ._arrays import memory_limit
 from ._threads import cpp_threads, get_num_threads
 from ._tuning_cache import TuningCache, fingerprint
 
@@ -106,6 +107,7 @@ def preload():
         except ValueError:   # a bad environment variable: the first call reports it, as it would have
             pass
     _registry.preload()
+    memory_limit()   # (read by every call's output size check)
 
 
 def reset_cache():

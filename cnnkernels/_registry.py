@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from . import _cpp_backend
-from ._arrays import large_empty, memory_limit
+from ._arrays import large_empty
 from ._geometry import ConvGeometry
 from ._threads import cpp_threads, get_num_threads, numba_threads, single_threaded_blas
 from .winograd import transforms  # at import: lazily, its import was ~0.3 ms of a Winograd layer's first call
@@ -620,7 +620,6 @@ def preload():
             _for_layout(fam, layout)
     for m in (2, 4, 6):
         transforms(m)
-    memory_limit()
 
 
 def _built(kernel):
