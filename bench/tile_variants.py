@@ -2,21 +2,21 @@
 
     python bench/tile_variants.py [--suite dense] [--threads 1] [--reps 40]
 
-Per layer and per C++ kernel with tile variants that supports it (Winograd F2/F4 and the implicit GEMM;
-F6 only where it exists for the layer): --reps rounds, each running the default kernel and its variants once
+Per layer and per C++ kernel with tile variants that supports it (Winograd F2, F4, F6 and the implicit
+GEMM): --reps rounds, each running the default kernel and its variants once
 in a random order, on the same arrays and prepared weights. Shown: the median times and each variant's
 speed-up over its default (> 1: the variant is faster). (The tuner's own timings say the same less cleanly:
 they are minima over rounds that a machine speeding up or slowing down during one tuning skews.)
 """
 import argparse
 import os
-import random
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from suites import SUITES, ConvLayer  # noqa: E402
+from timing import interleaved_medians  # noqa: E402
 
 
 def _geometry(case):
@@ -54,16 +54,12 @@ def main(argv=None):
         for kernels in families.values():
             if kernels[0].supports(g) is not None:
                 continue
-            times = {k.name: [] for k in kernels}
-            for k in kernels:   # prepares the weights, compiles nothing (C++)
-                k.run(x5, w5, no_bias, y, g, act)
-            for _ in range(args.reps):
-                for k in random.sample(kernels, len(kernels)):
-                    t = ck_time(lambda: k.run(x5, w5, no_bias, y, g, act))
-                    times[k.name].append(t)
-            base = float(np.median(times[kernels[0].name]))
+            # one call per sample (min_time 0); the warm-up call prepares the weights (C++: nothing to compile)
+            medians = interleaved_medians({k.name: (lambda k=k: k.run(x5, w5, no_bias, y, g, act)) for k in kernels},
+                                          repeats=args.reps, min_time=0.0, shuffle=True)
+            base = medians[kernels[0].name]
             for k in kernels:
-                med = float(np.median(times[k.name]))
+                med = medians[k.name]
                 gain = base / med
                 if k.variant:
                     gains.append(gain)
@@ -72,13 +68,6 @@ def main(argv=None):
         best.append(max(gains))
     print(f"the best tile variant is over 2% faster than its default kernel on {sum(b > 1.02 for b in best)} of "
           f"{len(best)} layers; highest {max(best):.3f}x")
-
-
-def ck_time(fn):
-    import time
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -24,9 +24,6 @@ def info():
 
 
 
-# The machine fingerprint in every tuning-cache key reads /proc/cpuinfo (~0.2 ms), and the tuning cache file
-# (~0.2 ms): both paid at import, like the C++ module's heap prewarm (_cpp_backend) and the settings and tables
-# of _autotune.preload, rather than by the first kernel call of a tuned shape.
-from ._tuning_cache import fingerprint as _fingerprint  # noqa: E402
-_fingerprint()
+# What the first kernel call of a tuned shape would otherwise read (the machine fingerprint, the tuning cache
+# file, the settings, the registry's tables): at import, like the C++ module's heap prewarm (_cpp_backend).
 _autotune.preload()

@@ -468,19 +468,24 @@ class Kernel:
         return f"{self.algorithm}/{self.backend}{self.via}" + (f"[{self.variant}]" if self.variant else "")
 
 
-def _tile_variants():
-    """C++ kernels with other tile sizes, which CNNKERNELS_AUTOTUNE=exhaustive times beside the defaults (the
-    defaults were measured best on most layers; these won on some: README). The implicit GEMM with the other
-    reduction chunk (16 KiB of weights, from L1, or 128 KiB, from L2; AVX-512's own is 128 KiB, AVX2's 16 KiB),
-    and Winograd with tile blocks of half and twice the default 1.5 MiB of V + M per thread."""
+def _tile_variants(kernels):
+    """The C++ kernels of `kernels` with other tile sizes, which CNNKERNELS_AUTOTUNE=exhaustive times beside
+    them (the defaults were measured best on most layers; these won on some: README): the implicit GEMM with
+    the other reduction chunk (16 KiB of weights, from L1, or 128 KiB, from L2; AVX-512's own is 128 KiB,
+    AVX2's 16 KiB), and Winograd with tile blocks of half and twice the default 1.5 MiB of V + M per thread.
+    Each is its default kernel in all but its run and name."""
     if _cpp_backend.module is None:
         return []
     own = _cpp_backend.module.igemm_chunk_bytes(4)
-    variants = [Kernel("igemm", "cpp", _conv_cpp_igemm(kib << 10), min_workspace=_gemm_min_workspace("igemm"),
-                       variant=f"chunk={kib}k") for kib in (16, 128) if kib << 10 != own]
-    variants += [Kernel(f"winograd_f{m}", "cpp", _dilated_by_phases(_conv_cpp_winograd(m, kib << 10)),
-                        _winograd_supports, f"winograd_f{m}", _winograd_min_workspace(m, "cpp"), variant=f"block={kib}k")
-                 for m in (2, 4, 6) for kib in (768, 3072)]
+    variants = []
+    for k in kernels:
+        if (k.algorithm, k.backend) == ("igemm", "cpp"):
+            variants += [replace(k, run=_conv_cpp_igemm(kib << 10), variant=f"chunk={kib}k")
+                         for kib in (16, 128) if kib << 10 != own]
+        elif k.backend == "cpp" and k.algorithm.startswith("winograd_f"):
+            m = int(k.algorithm[len("winograd_f"):])
+            variants += [replace(k, run=_dilated_by_phases(_conv_cpp_winograd(m, kib << 10)), variant=f"block={kib}k")
+                         for kib in (768, 3072)]
     return variants
 
 
@@ -510,7 +515,6 @@ KERNELS = {
         Kernel("pointwise", "numba", _conv_numba_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST),
         Kernel("pointwise", "cpp", _conv_cpp_pointwise_ndhwc, _pointwise_supports, layout=CHANNELS_LAST,
                min_workspace=_gemm_min_workspace("im2col")),  # a 1x1 im2col is the same GEMM: the same packing floor
-        *_tile_variants(),
     ],
     "max_pool": _pool(_max_pool_numba, _max_pool_cpp, _max_pool_numba_ndhwc, _max_pool_cpp_ndhwc),
     "avg_pool": _pool(_avg_pool_numba, _avg_pool_cpp, _avg_pool_numba_ndhwc, _avg_pool_cpp_ndhwc),
@@ -520,6 +524,7 @@ KERNELS = {
 }
 
 
+KERNELS["conv"] += _tile_variants(KERNELS["conv"])
 _ALGORITHMS = {fam: ("auto",) + tuple(sorted({k.algorithm for k in kernels})) for fam, kernels in KERNELS.items()}
 
 

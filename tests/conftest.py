@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 # Tests tune into a private cache, never the user's (set before cnnkernels creates its cache).
 os.environ["CNNKERNELS_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnkernels-test-cache-")
 
@@ -10,3 +12,18 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("default", deadline=None, max_examples=int(os.environ.get("CNNKERNELS_EXAMPLES", "25")),
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile("default")
+
+
+@pytest.fixture
+def only_candidate(monkeypatch):
+    """only_candidate(name): calls from here on run the candidate called `name` alone (no tuning between
+    candidates; tile variants included), with the functional API's memo of earlier picks set aside."""
+    from cnnkernels import _registry, functional
+    candidates = _registry.candidates
+
+    def only(name):
+        monkeypatch.setattr(_registry, "candidates",
+                            lambda *a, **k: [c for c in candidates(*a, **{**k, "variants": True}) if c.name == name])
+        monkeypatch.setattr(functional, "_PLANS", {})
+        monkeypatch.setattr(functional, "_POOL_PLANS", {})
+    return only

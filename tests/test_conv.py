@@ -419,23 +419,14 @@ def test_depthwise_channels_last_padded_rows(dtype, kernel, stride, threads):
 TILE_VARIANTS = [k for k in _registry.KERNELS["conv"] if k.variant]
 
 
-def _only(monkeypatch, name):
-    """Convolutions from here on run the candidate called `name` alone (no tuning between candidates)."""
-    from cnnkernels import functional
-    candidates = _registry.candidates
-    monkeypatch.setattr(_registry, "candidates",
-                        lambda *a, **k: [c for c in candidates(*a, **{**k, "variants": True}) if c.name == name])
-    monkeypatch.setattr(functional, "_PLANS", {})
-
-
 @pytest.mark.parametrize("name", [k.name for k in TILE_VARIANTS])
-def test_tile_variants_match_reference(name, monkeypatch):
+def test_tile_variants_match_reference(name, only_candidate):
     """Every tile variant the exhaustive mode may pick, run alone on random geometry with up to 40 channels per
     group and maps up to 30x30 (40x40 for Winograd), where reduction chunks and tile blocks split, against the
     float64 reference."""
     kernel = next(k for k in TILE_VARIANTS if k.name == name)
     winograd = kernel.algorithm.startswith("winograd")
-    _only(monkeypatch, name)
+    only_candidate(name)
 
     @settings(max_examples=40, deadline=None)
     @given(conv_case(2, winograd=winograd, wide=True))
@@ -447,12 +438,12 @@ def test_tile_variants_match_reference(name, monkeypatch):
 
 @pytest.mark.parametrize("name", [k.name for k in TILE_VARIANTS])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tile_variants_split_work_and_match_reference(name, dtype, monkeypatch):
+def test_tile_variants_split_work_and_match_reference(name, dtype, only_candidate):
     """The variants where they change the work's split: a 160-channel 3x3 reduction (16 KiB chunks: 14 channels
     at a time in float32, 128 KiB ones: 113 on AVX2) and a 48x48 map of 64 channels (F4: 144 tiles, blocks of
     about 52 at 768 KiB), with bias and a clamp, against the float64 reference."""
     kernel = next(k for k in TILE_VARIANTS if k.name == name)
-    _only(monkeypatch, name)
+    only_candidate(name)
     rng = np.random.default_rng(3)
     C, K, H = (160, 40, 12) if kernel.algorithm == "igemm" else (64, 64, 48)
     x = rng.standard_normal((1, C, H, H)).astype(dtype)

@@ -379,23 +379,14 @@ def test_channels_last_average_3x3_stride_1_row_pairs(dtype, threads):
         ck.set_num_threads(before)
 
 
-def _only(monkeypatch, name):
-    """Pooling calls from here on run the candidate called `name` alone (no tuning between candidates)."""
-    from cnnkernels import _registry, functional
-    candidates = _registry.candidates
-    monkeypatch.setattr(_registry, "candidates", lambda *a, **k: [c for c in candidates(*a, **k) if c.name == name])
-    functional._POOL_PLANS.clear()
-    monkeypatch.setattr(functional, "_POOL_PLANS", {})
-
-
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="the C++ backend is not built")
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_channels_first_pooling_through_channels_last(nd, monkeypatch):
+def test_channels_first_pooling_through_channels_last(nd, only_candidate):
     """The candidate that runs a channels-first pooling call with the C++ channels-last kernel between two
     layout swaps (direct/cpp+nhwc, picked for rows narrower than a vector), forced on random geometry against
     the float64 reference: max with PyTorch's flat indices (dilation, ceil_mode, NaN), average
     (count_include_pad, divisor_override), adaptive average."""
-    _only(monkeypatch, "direct/cpp+nhwc")
+    only_candidate("direct/cpp+nhwc")
 
     @given(pool_case(nd, "max"), pool_case(nd, "avg"), adaptive_case(nd))
     def check(mcase, acase, adaptive):

@@ -131,8 +131,9 @@ struct BlockPlan {
 };
 
 template <class T>
+// block_bytes: V + M of a block per thread (0: kBlockTargetBytes).
 BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_bytes, bool bias,
-                      int64_t block_bytes = kBlockTargetBytes) {
+                      int64_t block_bytes) {
     BlockPlan p{};
     const int m = g.m, n = m + 2, nn = n * n;
     const int64_t groups = g.groups, Cg = g.C / groups, Kg = g.K / groups;
@@ -171,7 +172,7 @@ BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_
     const int64_t fixed = (threads * p.band_elems + (bias ? groups * p.Kpad : 0)) * s;
     // V + M of a block block_bytes per thread, never above the
     // workspace (floor: one tile per block).
-    const int64_t target = (p.priv ? 1 : threads) * block_bytes;
+    const int64_t target = (p.priv ? 1 : threads) * (block_bytes > 0 ? block_bytes : kBlockTargetBytes);
     int64_t Tb = std::max<int64_t>(1, (workspace_bytes - fixed) / (per_tile * p.nbuf));
     Tb = std::min(Tb, std::max<int64_t>(min_tiles, target / per_tile));
     Tb = std::max<int64_t>(1, std::min(Tb, tiles));
@@ -202,8 +203,8 @@ BlockPlan plan_blocks(const WinogradGeometry& g, int threads, int64_t workspace_
 int64_t winograd_workspace_bytes(const WinogradGeometry& g, int elem_size, int threads, int64_t workspace_bytes,
                                  bool bias) {
     if (g.N <= 0 || g.K <= 0 || g.OH <= 0 || g.OW <= 0) return 0;
-    return elem_size == 4 ? int64_t(plan_blocks<float>(g, threads, workspace_bytes, bias).scratch_elems() * 4)
-                          : int64_t(plan_blocks<double>(g, threads, workspace_bytes, bias).scratch_elems() * 8);
+    return elem_size == 4 ? int64_t(plan_blocks<float>(g, threads, workspace_bytes, bias, 0).scratch_elems() * 4)
+                          : int64_t(plan_blocks<double>(g, threads, workspace_bytes, bias, 0).scratch_elems() * 8);
 }
 
 int winograd_nr(int elem_size) {
@@ -271,8 +272,7 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     const bool clamp = !(std::isinf(act_min) && act_min < 0 && std::isinf(act_max) && act_max > 0);
     const T lo = T(act_min), hi = T(act_max);
 
-    const BlockPlan plan = plan_blocks<T>(g, threads, workspace_bytes, bias != nullptr,
-                                          block_bytes > 0 ? block_bytes : kBlockTargetBytes);
+    const BlockPlan plan = plan_blocks<T>(g, threads, workspace_bytes, bias != nullptr, block_bytes);
     const int64_t Cpad = plan.Cpad, Kpad = plan.Kpad, Tb = plan.Tb, nblocks = plan.nblocks;
     const int64_t cchunks = Cpad / L, kchunks = Kpad / L, Kp = winograd_kpad(Kg);
     const int64_t band_elems = plan.band_elems;
