@@ -1,6 +1,6 @@
 """The first call of a tuned layer in a new process, against the same process's steady calls.
 
-    python bench/first_call.py [--suite dense] [--threads 2] [--processes 3] [--pause 0.2] [--torch]
+    python bench/first_call.py [--suite dense] [--threads 2] [--processes 3] [--pause 0.2] [--layers a,b] [--torch]
 
 Per layer: one process tunes it into a fresh cache directory; then each of --processes new processes
 times `import cnnkernels`, the first call (fresh arrays, as an application's first inference, after
@@ -87,6 +87,7 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=3, help="measuring processes per layer (median shown)")
     parser.add_argument("--pause", type=float, default=0.2, help="seconds idle before the first call (and before "
                         "the after-pause call; 0: none)")
+    parser.add_argument("--layers", default=None, help="comma-separated layer names of the suite (default: all)")
     parser.add_argument("--torch", action="store_true", help="also PyTorch's first call, its processes "
                         "alternating with ours")
     args = parser.parse_args(argv)
@@ -98,6 +99,12 @@ def main(argv=None):
           f"{'first/steady':>12} {'after pause ms':>14} {'first/after pause':>17}")
     met = 0
     cases = SUITES[args.suite]
+    if args.layers:
+        names = args.layers.split(",")
+        unknown = sorted(set(names) - {c.name for c in cases})
+        if unknown:
+            parser.error(f"--layers: {', '.join(unknown)} not in suite {args.suite!r}")
+        cases = [c for c in cases if c.name in names]
     for case in cases:
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "CNNKERNELS_CACHE_DIR": cache, "CNNKERNELS_NUM_THREADS": str(threads)}
