@@ -50,19 +50,9 @@ struct WF32 {
             }
         }
     }
-    // out[c * ld + kk] = w[kk * w_stride + c] for c < ncols, kk < 16 (zero for kk >= live): 16 filters'
-    // runs transposed 16 weights at a time (masked at the runs' end: nothing past them is read).
+    // The weight transform's filters-to-lanes transpose (winograd_transforms.inc: has_columns16).
     static void columns16(const T* w, int64_t w_stride, int ncols, int live, T* out, int ld) {
-        for (int c0 = 0; c0 < ncols; c0 += 16) {
-            const int cols = ncols - c0 < 16 ? ncols - c0 : 16;
-            const __mmask16 mask = __mmask16((1u << cols) - 1u);
-            __m512 v[16], col[16];
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; ++i)
-                v[i] = i < live ? _mm512_maskz_loadu_ps(mask, w + i * w_stride + c0) : _mm512_setzero_ps();
-            transpose16(v, col);
-            for (int c = 0; c < cols; ++c) _mm512_storeu_ps(out + (c0 + c) * ld, col[c]);
-        }
+        transpose_rows16(w, w_stride, ncols, live, out, ld);
     }
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const T* p) { return _mm512_loadu_ps(p); }
