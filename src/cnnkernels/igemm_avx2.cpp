@@ -27,15 +27,11 @@ inline bool igemm_store_fast(typename VT::V (&)[MR][NV], typename VT::T*, int64_
 
 #include "cnnkernels/transpose8_avx2.inc"
 
-// A panel of 16 filters (IgemmPackPanel), 8 filters x 8 weights at a time (as the AVX-512 packer
-// does with 16 x 16).
-void pack_panel_f32(const float* w, int64_t R, int live, float* dst) {
-    for (int64_t r0 = 0; r0 < R; r0 += 8)
-        for (int h = 0; h < 2; ++h) {   // (both halves of a packed row, then the next 8 rows)
-            const int part = live - 8 * h < 0 ? 0 : (live - 8 * h > 8 ? 8 : live - 8 * h);
-            transpose_rows8(part ? w + 8 * h * R + r0 : w, R, R - r0 < 8 ? R - r0 : 8, part, dst + r0 * 16 + 8 * h, 16);
-        }
-}
+#include "cnnkernels/igemm_pack.inc"
+
+// Panels of 16 floats (8 filters x 8 weights at a time) and of 8 doubles (4 x 4).
+constexpr auto pack_panel_f32 = &pack_panel<float, 8, 16, transpose_rows8>;
+constexpr auto pack_panel_f64 = &pack_panel<double, 4, 8, transpose_rows4d>;
 
 template <class VT, int MR, int NV>
 void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
@@ -48,10 +44,10 @@ const IgemmIsaKernels kTable = {
     "avx2",
     {{&tile<F32x8, 1, 2>, &tile<F32x8, 2, 2>, &tile<F32x8, 3, 2>, &tile<F32x8, 4, 2>, &tile<F32x8, 5, 2>,
       &tile<F32x8, 6, 2>, nullptr, nullptr},
-     6, 16, "f32_igemm_6x16_avx2", 16 << 10, &pack_panel_f32},
+     6, 16, "f32_igemm_6x16_avx2", 16 << 10, pack_panel_f32},
     {{&tile<F64x4, 1, 2>, &tile<F64x4, 2, 2>, &tile<F64x4, 3, 2>, &tile<F64x4, 4, 2>, &tile<F64x4, 5, 2>,
       &tile<F64x4, 6, 2>, nullptr, nullptr},
-     6, 8, "f64_igemm_6x8_avx2", 16 << 10, nullptr},
+     6, 8, "f64_igemm_6x8_avx2", 16 << 10, pack_panel_f64},
 };
 
 }  // namespace

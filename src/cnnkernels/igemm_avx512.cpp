@@ -80,19 +80,14 @@ inline __attribute__((always_inline)) bool igemm_store_fast(typename VT::V (&acc
 
 #include "cnnkernels/transpose16_avx512.inc"
 
-// A panel of 32 filters (IgemmPackPanel), 16 filters x 16 weights at a time: each
-// filter's run read as one vector (masked at its end, so nothing past it is read),
-// each packed row written as one. The portable loop moves one float at a time (1
-// thread, Zen 4, median of 30): 1024->256 1x1 (1 MB) 150 -> 86 us, 256->256 3x3
+#include "cnnkernels/igemm_pack.inc"
+
+// Panels of 32 floats (16 filters x 16 weights at a time: each filter's run read as one vector, masked at
+// its end, each packed row written as one) and of 16 doubles (8 x 8). The portable loop moves one value at
+// a time (1 thread, Zen 4, float32, median of 30): 1024->256 1x1 (1 MB) 150 -> 86 us, 256->256 3x3
 // (2.25 MB) 340 -> 72 us, 512->512 3x3 (9 MB) 2940 -> 544 us.
-void pack_panel_f32(const float* w, int64_t R, int live, float* dst) {
-    for (int64_t r0 = 0; r0 < R; r0 += 16)
-        for (int h = 0; h < 2; ++h) {   // (both halves of a packed row, then the next 16 rows)
-            const int part = live - 16 * h < 0 ? 0 : (live - 16 * h > 16 ? 16 : live - 16 * h);
-            transpose_rows16(part ? w + 16 * h * R + r0 : w, R, R - r0 < 16 ? R - r0 : 16, part, dst + r0 * 32 + 16 * h,
-                             32);
-        }
-}
+constexpr auto pack_panel_f32 = &pack_panel<float, 16, 32, transpose_rows16>;
+constexpr auto pack_panel_f64 = &pack_panel<double, 8, 16, transpose_rows8d>;
 
 template <class VT, int MR, int NV>
 void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
@@ -109,10 +104,10 @@ const IgemmIsaKernels kTable = {
     "avx512",
     {{&tile<F32x16, 1, 2>, &tile<F32x16, 2, 2>, &tile<F32x16, 3, 2>, &tile<F32x16, 4, 2>, &tile<F32x16, 5, 2>,
       &tile<F32x16, 6, 2>, &tile<F32x16, 7, 2>, &tile<F32x16, 8, 2>},
-     8, 32, "f32_igemm_8x32_avx512", 128 << 10, &pack_panel_f32},
+     8, 32, "f32_igemm_8x32_avx512", 128 << 10, pack_panel_f32},
     {{&tile<F64x8, 1, 2>, &tile<F64x8, 2, 2>, &tile<F64x8, 3, 2>, &tile<F64x8, 4, 2>, &tile<F64x8, 5, 2>,
       &tile<F64x8, 6, 2>, &tile<F64x8, 7, 2>, &tile<F64x8, 8, 2>},
-     8, 16, "f64_igemm_8x16_avx512", 128 << 10, nullptr},
+     8, 16, "f64_igemm_8x16_avx512", 128 << 10, pack_panel_f64},
 };
 
 }  // namespace
