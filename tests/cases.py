@@ -3,6 +3,8 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from . import naive
+
 
 def _padding(draw, nd, kernel, dilation, stride, allow_strings=True):
     """Padding in every accepted form; returns (argument, per-dim (before, after) pairs)."""
@@ -100,6 +102,20 @@ def pool_case(draw, nd, kind):
                 count_include_pad=draw(st.booleans()),
                 divisor_override=draw(st.sampled_from([None, None, 3, -2])) if nd > 1 else None,
                 unbatched=draw(st.booleans()) and N == 1, dtype=dtype)
+
+
+def conv_terms(case, algorithm):
+    """The largest sum of |terms| over a conv_case's outputs (see assert_close). A Winograd tile mixes every
+    input of the tile with every weight of the filter before its output transform cancels them, so there the
+    terms are those of the whole filter on the largest input."""
+    b = None if case["b"] is None else np.abs(case["b"])
+    mag = naive.conv(np.abs(case["x"]), np.abs(case["w"]), b, case["stride"], case["pads"], case["dilation"],
+                     case["groups"])
+    terms = float(mag.max(initial=0.0))
+    if algorithm.startswith("winograd") or algorithm == "auto":
+        w = np.abs(case["w"]).reshape(case["w"].shape[0], -1).sum(axis=1)
+        terms = max(terms, float(np.abs(case["x"]).max(initial=0.0) * w.max(initial=0.0)))
+    return terms
 
 
 def assert_close(got, ref, dtype, rtol32=1e-5, terms=None):

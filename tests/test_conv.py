@@ -12,7 +12,7 @@ import cnnkernels as ck
 from cnnkernels import _registry
 
 from . import naive
-from .cases import assert_close, conv_case
+from .cases import assert_close, conv_case, conv_terms
 
 KERNELS = ck.available_kernels("conv2d") + [("auto", "auto")]   # auto: whatever the tuner picks
 WINOGRAD = [(a, b) for a, b in KERNELS if a.startswith("winograd")]
@@ -38,24 +38,10 @@ def _tolerance(algorithm, backend):
     return _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy]
 
 
-def _terms(case, algorithm):
-    """The largest sum of |terms| over the outputs (see assert_close). A Winograd tile mixes every input of the
-    tile with every weight of the filter before its output transform cancels them, so there the terms are
-    those of the whole filter on the largest input."""
-    b = None if case["b"] is None else np.abs(case["b"])
-    mag = naive.conv(np.abs(case["x"]), np.abs(case["w"]), b, case["stride"], case["pads"], case["dilation"],
-                     case["groups"])
-    terms = float(mag.max(initial=0.0))
-    if algorithm.startswith("winograd") or algorithm == "auto":
-        w = np.abs(case["w"]).reshape(case["w"].shape[0], -1).sum(axis=1)
-        terms = max(terms, float(np.abs(case["x"]).max(initial=0.0) * w.max(initial=0.0)))
-    return terms
-
-
 def _check(case, got, ref, algorithm, backend, terms=None):
     if case["unbatched"]:
         ref = ref[0]
-    terms = _terms(case, algorithm) if terms is None else terms
+    terms = conv_terms(case, algorithm) if terms is None else terms
     assert_close(got, ref, case["dtype"], _tolerance(algorithm, backend), terms)
 
 

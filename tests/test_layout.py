@@ -8,7 +8,7 @@ import cnnkernels as ck
 from cnnkernels import _registry
 
 from . import naive
-from .cases import assert_close, conv_case, pool_case
+from .cases import assert_close, conv_case, conv_terms, pool_case
 
 LAYOUT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 
@@ -44,7 +44,8 @@ def test_conv_channels_last(nd):
             if got is not None:
                 want = _last(ref)
                 assert_close(got, want[0] if case["unbatched"] else want, case["dtype"],
-                             _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy])
+                             _registry.ACCURACY_BOUND[_registry.find("conv", algorithm, backend).accuracy],
+                             conv_terms(case, algorithm))
     check()
 
 
