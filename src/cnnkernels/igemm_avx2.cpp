@@ -27,11 +27,15 @@ inline bool igemm_store_fast(typename VT::V (&)[MR][NV], typename VT::T*, int64_
 
 #include "cnnkernels/transpose8_avx2.inc"
 
-#include "cnnkernels/igemm_pack.inc"
+#include "cnnkernels/panel_columns.inc"
 
 // Panels of 16 floats (8 filters x 8 weights at a time) and of 8 doubles (4 x 4).
-constexpr auto pack_panel_f32 = &pack_panel<float, 8, 16, transpose_rows8>;
-constexpr auto pack_panel_f64 = &pack_panel<double, 4, 8, transpose_rows4d>;
+void pack_panel_f32(const float* w, int64_t R, int live, float* dst) {
+    panel_columns<float, 8, transpose_rows8, false>(w, R, R, live, 16, dst);
+}
+void pack_panel_f64(const double* w, int64_t R, int live, double* dst) {
+    panel_columns<double, 4, transpose_rows4d, false>(w, R, R, live, 8, dst);
+}
 
 template <class VT, int MR, int NV>
 void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
@@ -44,10 +48,10 @@ const IgemmIsaKernels kTable = {
     "avx2",
     {{&tile<F32x8, 1, 2>, &tile<F32x8, 2, 2>, &tile<F32x8, 3, 2>, &tile<F32x8, 4, 2>, &tile<F32x8, 5, 2>,
       &tile<F32x8, 6, 2>, nullptr, nullptr},
-     6, 16, "f32_igemm_6x16_avx2", 16 << 10, pack_panel_f32},
+     6, 16, "f32_igemm_6x16_avx2", 16 << 10, &pack_panel_f32},
     {{&tile<F64x4, 1, 2>, &tile<F64x4, 2, 2>, &tile<F64x4, 3, 2>, &tile<F64x4, 4, 2>, &tile<F64x4, 5, 2>,
       &tile<F64x4, 6, 2>, nullptr, nullptr},
-     6, 8, "f64_igemm_6x8_avx2", 16 << 10, pack_panel_f64},
+     6, 8, "f64_igemm_6x8_avx2", 16 << 10, &pack_panel_f64},
 };
 
 }  // namespace

@@ -80,14 +80,18 @@ inline __attribute__((always_inline)) bool igemm_store_fast(typename VT::V (&acc
 
 #include "cnnkernels/transpose16_avx512.inc"
 
-#include "cnnkernels/igemm_pack.inc"
+#include "cnnkernels/panel_columns.inc"
 
 // Panels of 32 floats (16 filters x 16 weights at a time: each filter's run read as one vector, masked at
 // its end, each packed row written as one) and of 16 doubles (8 x 8). The portable loop moves one value at
 // a time (1 thread, Zen 4, float32, median of 30): 1024->256 1x1 (1 MB) 150 -> 86 us, 256->256 3x3
 // (2.25 MB) 340 -> 72 us, 512->512 3x3 (9 MB) 2940 -> 544 us.
-constexpr auto pack_panel_f32 = &pack_panel<float, 16, 32, transpose_rows16>;
-constexpr auto pack_panel_f64 = &pack_panel<double, 8, 16, transpose_rows8d>;
+void pack_panel_f32(const float* w, int64_t R, int live, float* dst) {
+    panel_columns<float, 16, transpose_rows16, false>(w, R, R, live, 32, dst);
+}
+void pack_panel_f64(const double* w, int64_t R, int live, double* dst) {
+    panel_columns<double, 8, transpose_rows8d, false>(w, R, R, live, 16, dst);
+}
 
 template <class VT, int MR, int NV>
 void tile(const IgemmReduction& r, const typename VT::T* const* a, const typename VT::T* Bp, typename VT::T* y,
@@ -104,10 +108,10 @@ const IgemmIsaKernels kTable = {
     "avx512",
     {{&tile<F32x16, 1, 2>, &tile<F32x16, 2, 2>, &tile<F32x16, 3, 2>, &tile<F32x16, 4, 2>, &tile<F32x16, 5, 2>,
       &tile<F32x16, 6, 2>, &tile<F32x16, 7, 2>, &tile<F32x16, 8, 2>},
-     8, 32, "f32_igemm_8x32_avx512", 128 << 10, pack_panel_f32},
+     8, 32, "f32_igemm_8x32_avx512", 128 << 10, &pack_panel_f32},
     {{&tile<F64x8, 1, 2>, &tile<F64x8, 2, 2>, &tile<F64x8, 3, 2>, &tile<F64x8, 4, 2>, &tile<F64x8, 5, 2>,
       &tile<F64x8, 6, 2>, &tile<F64x8, 7, 2>, &tile<F64x8, 8, 2>},
-     8, 16, "f64_igemm_8x16_avx512", 128 << 10, pack_panel_f64},
+     8, 16, "f64_igemm_8x16_avx512", 128 << 10, &pack_panel_f64},
 };
 
 }  // namespace

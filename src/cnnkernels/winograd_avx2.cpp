@@ -17,18 +17,15 @@ namespace isa_avx2 {
 namespace {
 
 #include "cnnkernels/transpose8_avx2.inc"
+#include "cnnkernels/panel_columns.inc"
 
 struct WF32 {
     using T = float;
     using V = __m256;
     static constexpr int W = 8;
-    // The weight transform's filters-to-lanes transpose (winograd_transforms.inc: has_columns16): 16
-    // filters as two groups of 8.
-    static void columns16(const T* w, int64_t w_stride, int ncols, int live, T* out, int ld) {
-        for (int h = 0; h < 2; ++h) {
-            const int part = live - 8 * h < 0 ? 0 : (live - 8 * h > 8 ? 8 : live - 8 * h);
-            transpose_rows8(part ? w + 8 * h * w_stride : w, w_stride, ncols, part, out + 8 * h, ld);
-        }
+    // The weight transform's filters-to-lanes transpose (winograd_transforms.inc: has_columns).
+    static void columns(const T* w, int64_t w_stride, int ncols, int live, T* out, int nr) {
+        panel_columns<T, 8, transpose_rows8, true>(w, w_stride, ncols, live, nr, out);
     }
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const T* p) { return _mm256_loadu_ps(p); }

@@ -19,6 +19,7 @@ namespace isa_avx512 {
 namespace {
 
 #include "cnnkernels/transpose16_avx512.inc"
+#include "cnnkernels/panel_columns.inc"
 
 struct WF32 {
     using T = float;
@@ -50,9 +51,9 @@ struct WF32 {
             }
         }
     }
-    // The weight transform's filters-to-lanes transpose (winograd_transforms.inc: has_columns16).
-    static void columns16(const T* w, int64_t w_stride, int ncols, int live, T* out, int ld) {
-        transpose_rows16(w, w_stride, ncols, live, out, ld);
+    // The weight transform's filters-to-lanes transpose (winograd_transforms.inc: has_columns).
+    static void columns(const T* w, int64_t w_stride, int ncols, int live, T* out, int nr) {
+        panel_columns<T, 16, transpose_rows16, true>(w, w_stride, ncols, live, nr, out);
     }
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const T* p) { return _mm512_loadu_ps(p); }
@@ -70,12 +71,8 @@ struct WF64 {
     using T = double;
     using V = __m512d;
     static constexpr int W = 8;
-    // As WF32::columns16: 16 filters as two groups of 8.
-    static void columns16(const T* w, int64_t w_stride, int ncols, int live, T* out, int ld) {
-        for (int h = 0; h < 2; ++h) {
-            const int part = live - 8 * h < 0 ? 0 : (live - 8 * h > 8 ? 8 : live - 8 * h);
-            transpose_rows8d(part ? w + 8 * h * w_stride : w, w_stride, ncols, part, out + 8 * h, ld);
-        }
+    static void columns(const T* w, int64_t w_stride, int ncols, int live, T* out, int nr) {   // as WF32's
+        panel_columns<T, 8, transpose_rows8d, true>(w, w_stride, ncols, live, nr, out);
     }
     static V zero() { return _mm512_setzero_pd(); }
     static V load(const T* p) { return _mm512_loadu_pd(p); }
