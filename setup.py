@@ -11,7 +11,7 @@ from setuptools import setup
 
 ParallelCompile("NPY_NUM_BUILD_JOBS", default=2).install()
 
-compile_args = ["-O3", "-fopenmp"]
+compile_args = ["-O3"]
 if os.environ.get("CNNKERNELS_NATIVE") == "1":  # opt-in: the result only runs on this CPU kind
     compile_args.append("-march=native")
 
@@ -26,7 +26,7 @@ ext = Pybind11Extension(
     include_dirs=["src"],
     depends=sorted(glob("src/cnnkernels/*.h") + glob("src/cnnkernels/*.inc")),
     extra_compile_args=compile_args,
-    extra_link_args=["-fopenmp"],
+    extra_link_args=["-pthread"],
     cxx_std=17,
     optional=os.environ.get("CNNKERNELS_REQUIRE_CPP") != "1",
 )

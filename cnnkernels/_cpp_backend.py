@@ -4,7 +4,7 @@ try:
     missing_reason = None
 except ImportError as exc:  # not built (no compiler at install time) or broken
     module = None
-    missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler and OpenMP"
+    missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler"
 
 
 def _prewarm_mb():
@@ -32,9 +32,9 @@ if module is not None:
     # much; CNNKERNELS_PREWARM_MB=0 turns it off. 30 MB (the most glibc's mmap threshold follows), not 16: the
     # 16.8 MB transformed weights of a 512-channel Winograd F2 layer then come from it, not from fresh pages
     # (1 thread, first call in a warm process, alternating processes: 7.36 -> 4.92 ms; resident memory after
-    # import 50 -> 64 MB). No OpenMP threads are started here (fork safety, scratch.cpp).
+    # import 50 -> 64 MB). No kernel threads are started here (scratch.cpp).
     prewarmed_bytes = _prewarm_mb() << 20
     module.prewarm_heap(prewarmed_bytes)
 
-# The bindings refuse thread counts above this (OpenMP aborts the process when it cannot create threads).
+# The bindings refuse thread counts above this (checks.h).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0

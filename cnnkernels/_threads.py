@@ -1,4 +1,4 @@
-"""One thread count for every backend: Numba's pool, C++ OpenMP and the BLAS that Numba's np.dot calls."""
+"""One thread count for every backend: Numba's pool, the C++ kernels' pool and the BLAS that Numba's np.dot calls."""
 import ctypes
 import os
 import threading
@@ -45,40 +45,10 @@ def set_num_threads(n):
     _num_threads = int(n)
 
 
-# libgomp (the OpenMP runtime of the C++ kernels, and PyTorch's) is not fork-safe: in a child forked after the
-# parent's OpenMP threads started, the first parallel region of 2+ threads waits forever for threads that were not
-# copied. Such a child runs the C++ kernels on one thread instead (with a warning), not into a hang.
-_openmp_threads_started = False
-_forked_after_openmp = False
-
-
 def cpp_threads(limit):
-    """Threads for a C++ kernel call: the thread count, at most `limit` (what the bindings accept); 1 in a
-    process forked after its parent ran C++ kernels on several threads."""
-    global _openmp_threads_started, _forked_after_openmp
-    if _forked_after_openmp:
-        if _forked_after_openmp is True:
-            import warnings
-            warnings.warn("cnnkernels: this process was forked after its parent ran multi-threaded C++ kernels; "
-                          "OpenMP cannot start threads in such a child, so the C++ kernels run on one thread here "
-                          "(use multiprocessing's 'spawn' or 'forkserver' start method for threaded workers)",
-                          RuntimeWarning, stacklevel=3)
-            _forked_after_openmp = "warned"
-        return 1
-    n = min(get_num_threads(), limit)
-    if n > 1:
-        _openmp_threads_started = True
-    return n
-
-
-def _after_fork_in_child():
-    global _forked_after_openmp
-    if _openmp_threads_started:
-        _forked_after_openmp = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    """Threads for a C++ kernel call: the thread count, at most `limit` (what the bindings accept). (The C++
+    kernels' pool is fork-safe: a forked child starts its own workers.)"""
+    return min(get_num_threads(), limit)
 
 
 _numba_started = False
@@ -183,7 +153,7 @@ def quiet_blas_workers():
     """Put the OpenBLAS worker threads already loaded in this process to sleep, keeping their thread count.
 
     OpenBLAS starts its workers when numpy is imported and they busy-wait for a while (~70 ms here) before
-    sleeping; our OpenMP worker then waits for a core, and each of the first parallel regions of a process took
+    sleeping; our kernel worker then waited for a core (measured with OpenMP workers), and each of the first parallel regions of a process took
     7-8 ms instead of 0.15 ms (a first conv2d right after `import numpy, cnnkernels` took 6-16 ms instead of
     ~1 ms). Lowering the count to 1 sends them to sleep; restoring it does not wake them.
     """

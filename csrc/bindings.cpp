@@ -11,9 +11,6 @@
 #include <limits>
 #include <string>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cnnkernels/conv_direct.h"
 #include "cnnkernels/geometry.h"
@@ -219,15 +216,7 @@ py::dict info() {
 #else
     d["compiler"] = std::string("unknown");
 #endif
-#ifdef _OPENMP
-    d["openmp"] = true;
-    d["openmp_version"] = int(_OPENMP);
-    d["openmp_max_threads"] = omp_get_max_threads();
-#else
-    d["openmp"] = false;
-    d["openmp_version"] = 0;
-    d["openmp_max_threads"] = 1;
-#endif
+    d["threads"] = std::string("cnnkernels pool (src/cnnkernels/thread_pool.h)");
     // Kernels are compiled for every ISA and chosen at run time (isa.h).
     const ck::IsaKernels& k = ck::active_isa_kernels();
     d["isa"] = std::string(k.isa);
@@ -362,7 +351,7 @@ PYBIND11_MODULE(_cpp, m) {
             return ck::parallel_region_seconds(t, int(rounds));
         },
         py::arg("threads"), py::arg("rounds"),
-        "Median seconds of `rounds` empty OpenMP parallel regions: ~1 us when the threads have cores, "
+        "Median seconds of `rounds` empty jobs every kernel thread must join: ~1 us when the threads have cores, "
         "milliseconds when other processes hold them.");
     m.def(
         "prewarm_heap",
@@ -376,5 +365,5 @@ PYBIND11_MODULE(_cpp, m) {
         py::arg("bytes"),
         "Fault in `bytes` of heap on the calling thread and return them to malloc, so the first kernel call of the "
         "process does not pay for fresh memory (see scratch.h).");
-    m.def("info", &info, "Build information: compiler, OpenMP, ISA in use (isa) and usable on this CPU (isa_available).");
+    m.def("info", &info, "Build information: compiler, threads, ISA in use (isa) and usable on this CPU (isa_available).");
 }

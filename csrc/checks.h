@@ -18,8 +18,8 @@ using i64 = int64_t;
 using Triple = std::array<i64, 3>;
 
 
-// Thread counts above this are almost certainly a bug, and the OpenMP runtime
-// aborts the process if it cannot create the threads.
+// Thread counts above this are almost certainly a bug (each one a kernel thread that lives as long as
+// the process).
 constexpr i64 kMaxThreads = 256;
 // Index arithmetic in the kernels stays far below this, so it cannot overflow.
 constexpr __int128 kIndexLimit = (__int128)1 << 62;

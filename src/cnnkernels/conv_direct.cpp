@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "cnnkernels/thread_pool.h"
+
 namespace cnnkernels {
 
 namespace {
@@ -86,9 +88,9 @@ void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
 
     // One (n, k) output volume per task: tasks write disjoint memory, and the
     // volume is revisited for every (c, tap) so it should stay cache-resident.
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int64_t n = 0; n < N; ++n) {
-        for (int64_t k = 0; k < K; ++k) {
+    parallel_for(threads, N * K, [&](int64_t task, int) {
+        const int64_t n = task / K, k = task % K;
+        {
             T* __restrict yv = y + (n * K + k) * out_vol;
             const T b0 = bias ? bias[k] : T(0);
             std::fill(yv, yv + out_vol, b0);
@@ -120,7 +122,7 @@ void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
                     yv[i] = hi < v ? hi : v;
                 }
         }
-    }
+    });
 }
 
 template void conv_direct<float>(const ConvGeometry&, const float*, const float*, const float*, float*, int, double, double);

@@ -10,6 +10,7 @@
 #include "cnnkernels/pool_kernels.h"
 #include "cnnkernels/pool_windows.h"
 #include "cnnkernels/transpose.h"
+#include "cnnkernels/thread_pool.h"
 
 namespace cnnkernels {
 namespace {
@@ -78,22 +79,17 @@ void for_output_planes(const ConvGeometry& g, const T* x, const T* bias, T* y, T
     const int64_t C = g.C, K = g.K, mult = K / C, D = g.in[0], OD = g.out[0];
     const int64_t in_plane = g.in[1] * g.in[2], out_plane = g.out[1] * g.out[2];
     const int64_t jobs = g.N * K * OD;
-#pragma omp parallel num_threads(threads)
-    {
-        auto state = make_state();
-#pragma omp for schedule(static)
-        for (int64_t job = 0; job < jobs; ++job) {
-            const int64_t od = job % OD, k = (job / OD) % K, n = job / (OD * K);
-            T* yp = y + job * out_plane;
-            const T b = bias ? bias[k] : T(0);
-            const int64_t id = od * g.stride[0] - g.pad[0];
-            if (id < 0 || id >= D) {
-                std::fill(yp, yp + out_plane, b < lo ? lo : (b > hi ? hi : b));
-                continue;
-            }
-            plane(state, x + ((n * C + k / mult) * D + id) * in_plane, yp, k, b);
+    parallel_for_state(threads, jobs, make_state, [&](auto& state, int64_t job) {
+        const int64_t od = job % OD, k = (job / OD) % K, n = job / (OD * K);
+        T* yp = y + job * out_plane;
+        const T b = bias ? bias[k] : T(0);
+        const int64_t id = od * g.stride[0] - g.pad[0];
+        if (id < 0 || id >= D) {
+            std::fill(yp, yp + out_plane, b < lo ? lo : (b > hi ? hi : b));
+            return;
         }
-    }
+        plane(state, x + ((n * C + k / mult) * D + id) * in_plane, yp, k, b);
+    });
 }
 
 // Widest plane (in vectors) that runs flattened with column masks; wider ones run row by row
@@ -143,13 +139,15 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
     const int64_t Wt = (TW - 1) * s + KK;                 // padded pixels of a tile's rows
     const int64_t ldp = (Wt * max_cw + 15) / 16 * 16;  // ring slot stride, whole 64-byte lines
     const auto kern = f.dw_padded_row_cl[(KK == 5) * 2 + (s == 2)];
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<T> storage(static_cast<size_t>(KK * ldp + 64 / int64_t(sizeof(T))));
-        T* const ring = align64(storage.data());
+    struct Ring {   // per thread: the ring of padded rows, and the rows of one output row
+        std::vector<T> storage;
         const T* rows[5];
-#pragma omp for schedule(static)
-        for (int64_t job = 0; job < jobs; ++job) {
+    };
+    auto make_ring = [&] { return Ring{std::vector<T>(static_cast<size_t>(KK * ldp + 64 / int64_t(sizeof(T)))), {}}; };
+    parallel_for_state(threads, jobs, make_ring, [&](Ring& state, int64_t job) {
+        T* const ring = align64(state.storage.data());
+        const T** const rows = state.rows;
+        {
             // Channel blocks innermost: a thread's run of jobs covers whole pixels, so it reads
             // x contiguously (split by blocks, each thread's prefetchers also pulled in the
             // other's channels: no gain from the second thread at 128 channels).
@@ -161,7 +159,7 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
             const int64_t id = od * g.stride[0] - g.pad[0];
             if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
                 fill_clamped_bias_cl(yb, oh0 * OW, oh1 * OW, K, cw, bias ? bias + c0 : nullptr, lo, hi);
-                continue;
+                return;
             }
             const T* const xp = x + (n * D + id) * H * W * K + c0;
             for (int64_t ow0 = 0; ow0 < OW; ow0 += TW) {
@@ -189,7 +187,7 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
                 }
             }
         }
-    }
+    });
 }
 
 // Depthwise NCHW 3x3 / 5x5, stride 2, dilation 1, output rows of a vector or more, finite weights
@@ -510,20 +508,19 @@ void depthwise_ndhwc(const ConvGeometry& g, const T* x, const T* w, const T* bia
         const bool by_columns = split && (OH > 16 || KH == 5) && W >= (KH / 2 + 1) * threads;
         const int64_t pieces = !split ? 1 : by_columns ? threads : std::min<int64_t>(OH, threads);
         const int64_t BR = by_columns ? OH : (OH + pieces - 1) / pieces, jobs = planes * pieces;
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t job = 0; job < jobs; ++job) {
+        parallel_for(threads, jobs, [&](int64_t job, int) {
             const int64_t piece = job % pieces, od = (job / pieces) % OD, n = job / (pieces * OD);
             const int64_t id = od * g.stride[0] - g.pad[0];
             T* const yp = y + (n * OD + od) * OH * OW * K;
             const int64_t oh0 = by_columns ? 0 : piece * BR, oh1 = std::min(OH, oh0 + BR);
-            if (oh0 >= oh1) continue;
+            if (oh0 >= oh1) return;
             if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
                 if (!by_columns || piece == 0) fill_clamped_bias_cl(yp, oh0 * OW, oh1 * OW, K, K, bias, lo, hi);
-                continue;
+                return;
             }
             f.dw_strips_cl[KH == 5](DwInPlaceCL<T>{x + (n * D + id) * H * W * K, H, W, K, taps, bias, lo, hi, yp,
                                                    oh0, oh1, by_columns ? piece : 0, by_columns ? pieces : 1});
-        }
+        });
         return;
     }
     if (KD == 1 && KH == KW && (KH == 3 || KH == 5) && g.stride[2] == s && (s == 1 || (s == 2 && aliasing)) &&

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cnnkernels/pool_kernels.h"
+#include "cnnkernels/thread_pool.h"
 
 namespace cnnkernels {
 
@@ -12,15 +13,14 @@ template <class T>
 void add_clamp_inplace(T* y, const T* r, int64_t n, bool clamp, T lo, T hi, int threads) {
     // Below ~64K elements a second thread costs more than it saves.
     const int workers = n >= (int64_t(1) << 16) ? threads : 1;
-#pragma omp parallel for schedule(static) num_threads(workers) if (workers > 1)
-    for (int64_t i = 0; i < n; ++i) {
+    parallel_for(workers, n, [&](int64_t i, int) {
         T v = y[i] + r[i];
         if (clamp) {
             v = lo > v ? lo : v;  // comparisons with NaN are false: NaN stays NaN
             v = hi < v ? hi : v;
         }
         y[i] = v;
-    }
+    });
 }
 
 template void add_clamp_inplace<float>(float*, const float*, int64_t, bool, float, float, int);
@@ -78,9 +78,9 @@ Digest bytes_digest(const void* p, int64_t n, int float_kind, int threads) {
     const uint32_t* x = static_cast<const uint32_t*>(p);
     const int64_t words = n / 4, pieces = std::max<int64_t>(1, (words + kPieceWords - 1) / kPieceWords);
     std::vector<PieceDigest> parts(static_cast<size_t>(pieces));
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && pieces > 2)
-    for (int64_t i = 0; i < pieces; ++i)
+    parallel_for(pieces > 2 ? threads : 1, pieces, [&](int64_t i, int) {
         parts[size_t(i)] = digest_piece(x + i * kPieceWords, std::min(kPieceWords, words - i * kPieceWords), i, mask);
+    });
     Digest d{uint64_t(n), 0, true};
     for (const PieceDigest& part : parts) {
         d.h0 = fold(d.h0, part.h0);

@@ -10,10 +10,7 @@
 #include "cnnkernels/gemm_kernels.h"
 #include "cnnkernels/isa.h"
 #include "cnnkernels/scratch.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "cnnkernels/thread_pool.h"
 
 namespace cnnkernels {
 namespace {
@@ -218,20 +215,14 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     std::vector<T> col_bias_pad(ep.col_bias ? size_t(panels_n * nr) : 0, T(0));
     if (ep.col_bias) std::copy(ep.col_bias, ep.col_bias + N, col_bias_pad.begin());
 
-#pragma omp parallel num_threads(workers) if (workers > 1)
-    {
-        int me = 0;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-#endif
+    parallel_for(workers, tiles, [&](int64_t t, int me) {
         T* const Ap = pack_base + size_t(me) * size_t(per_thread);
         T* const Bp = Ap + a_elems;
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tiles; ++t) {
+        {
             const int64_t tm = t / tiles_n, tn = t % tiles_n;
             const int64_t i0 = (tm * panels_m / tiles_m) * mr, i1 = std::min(M, ((tm + 1) * panels_m / tiles_m) * mr);
             const int64_t j0 = (tn * panels_n / tiles_n) * nr, j1 = std::min(N, ((tn + 1) * panels_n / tiles_n) * nr);
-            if (i0 >= i1 || j0 >= j1) continue;
+            if (i0 >= i1 || j0 >= j1) return;
             for (int64_t p0 = 0; p0 < K; p0 += blk.kc) {
                 const int64_t kc = std::min(blk.kc, K - p0);
                 TileEpilogue<T> te;
@@ -262,7 +253,7 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
                 }
             }
         }
-    }
+    });
 }
 
 // C = epilogue(A B) for B of N <= kGemvMaxCols columns (stride ldb) with the ISA's narrow-product
@@ -283,8 +274,7 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
     constexpr int64_t kRows = 64;  // rows per block, their sums kept on the stack for the epilogue
     const int64_t blocks = cdiv(M, kRows);
     if (double(M) * double(K) * double(N) < double(1 << 16)) threads = 1;  // waking the others costs more
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && blocks > 1)
-    for (int64_t b = 0; b < blocks; ++b) {
+    parallel_for(threads, blocks, [&](int64_t b, int) {
         const int64_t i0 = b * kRows, m = std::min(kRows, M - i0);
         T sums[kRows * kGemvMaxCols];
         gemv(m, N, K, A + i0 * lda, lda, X, sums, N);
@@ -296,7 +286,7 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
                 if (ep.col_bias) v += ep.col_bias[j];
                 C[(i0 + i) * ldc + j] = apply_scalar(v, ep);
             }
-    }
+    });
 }
 
 }  // namespace

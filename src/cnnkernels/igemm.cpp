@@ -6,10 +6,8 @@
 
 #include "cnnkernels/isa.h"
 #include "cnnkernels/scratch.h"
+#include "cnnkernels/thread_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace cnnkernels {
 
@@ -307,41 +305,36 @@ void conv_igemm(const ConvGeometry& g, const T* x, const T* packed, const T* bia
         }
     };
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-    T* const slab = p.private_slab ? thread_scratch_of<T>(ScratchSlot::kDriver, size_t(p.slab_elems)) : shared_slab;
     for (int64_t s = 0; s < slabs; ++s)
         for (int64_t chunk = 0; chunk < p.chunks; ++chunk) {
             const int64_t u0 = s * p.units_per_slab, nu = std::min(p.units_per_slab, p.units - u0);
             const int64_t c0 = chunk * p.cc, cc = std::min(p.cc, p.Cg - c0);
-            // Input of unit u (channel c0 on) as the tiles read it.
-            auto unit_base = [&](int64_t u) -> const T* {
-                if (p.in_place) return x + ((u / G) * g.C + (u % G) * p.Cg + c0) * p.ISP;
-                return slab + (u - u0) * p.cc * p.plane;
-            };
-            auto pad = [&](int64_t q) {
+            auto pad = [&](int64_t q, T* slab) {
                 const int64_t u = u0 + q / cc, c = q % cc;
                 const T* src = x + ((u / G) * g.C + (u % G) * p.Cg + c0 + c) * p.ISP;
                 pad_plane<T>(g, p, src, slab + ((q / cc) * p.cc + c) * p.plane);
             };
-            if (p.private_slab) {
-                for (int64_t q = 0; q < nu * cc; ++q) pad(q);
-            } else if (!p.in_place) {
-#pragma omp for schedule(static)
-                for (int64_t q = 0; q < nu * cc; ++q) pad(q);
-            }
+            if (!p.private_slab && !p.in_place) parallel_for(threads, nu * cc, [&](int64_t q, int) { pad(q, shared_slab); });
+            // The slab a thread's tiles read: with private slabs, its own, padded whole by it first.
+            auto slab_of_thread = [&]() -> T* {
+                if (!p.private_slab) return shared_slab;
+                T* const own = thread_scratch_of<T>(ScratchSlot::kDriver, size_t(p.slab_elems));
+                for (int64_t q = 0; q < nu * cc; ++q) pad(q, own);
+                return own;
+            };
             const int64_t tasks = nu * panels * blocks;
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < tasks; ++t) {
+            parallel_for_state(threads, tasks, slab_of_thread, [&](T* slab, int64_t t) {
                 int64_t pn, b;
                 const int64_t u = u0 + t / (panels * blocks), r = t % (panels * blocks);
                 if (weight_major) { pn = r / blocks; b = r % blocks; }
                 else { b = r / panels; pn = r % panels; }
                 const int64_t t0 = b * tiles / blocks, t1 = (b + 1) * tiles / blocks;
-                run_tiles(unit_base(u), u, chunk, pn, t0, t1, weight_major);
-            }
+                // Input of unit u (channel c0 on) as the tiles read it.
+                const T* const base = p.in_place ? x + ((u / G) * g.C + (u % G) * p.Cg + c0) * p.ISP
+                                                 : slab + (u - u0) * p.cc * p.plane;
+                run_tiles(base, u, chunk, pn, t0, t1, weight_major);
+            });
         }
-    }
 }
 
 template void igemm_pack_weights<float>(int64_t, int64_t, int64_t, const float*, float*);

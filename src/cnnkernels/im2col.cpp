@@ -7,10 +7,8 @@
 
 #include "cnnkernels/gemm.h"
 #include "cnnkernels/scratch.h"
+#include "cnnkernels/thread_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace cnnkernels {
 
@@ -295,9 +293,9 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
             if (inner_threads > 1 && R > 1) {
                 // Parallel over groups of kw rows (they share the phase split).
                 const int64_t KWr = g.kernel[2], groups_r = R / KWr;
-#pragma omp parallel for schedule(static) num_threads(inner_threads)
-                for (int64_t q = 0; q < groups_r; ++q)
+                parallel_for(inner_threads, groups_r, [&](int64_t q, int) {
                     im2col_slice<T>(g, xg, p0, np, q * KWr, (q + 1) * KWr, col + q * KWr * np);
+                });
             } else {
                 im2col_slice<T>(g, xg, p0, np, 0, R, col);
             }
@@ -308,15 +306,7 @@ void conv_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
                       scratch + size_t(worker) * size_t(per_worker) + size_t(col_elems_w), pack_elems_w);
     };
     if (outer) {
-#pragma omp parallel num_threads(threads)
-        {
-            int me = 0;
-#ifdef _OPENMP
-            me = omp_get_thread_num();
-#endif
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < tasks; ++t) run(t, me, 1);
-        }
+        parallel_for(threads, tasks, [&](int64_t t, int me) { run(t, me, 1); });
     } else {
         for (int64_t t = 0; t < tasks; ++t) run(t, 0, threads);
     }

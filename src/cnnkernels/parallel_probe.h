@@ -1,10 +1,10 @@
-// A measure of how promptly the OpenMP threads meet.
+// A measure of how promptly the kernels' threads meet.
 #pragma once
 
 namespace cnnkernels {
 
-// Median seconds of `rounds` empty parallel regions of `threads` threads (each
-// ends in the implicit barrier). About a microsecond when every thread has a
+// Median seconds of `rounds` empty jobs of `threads` threads in which every
+// thread must take part (thread_pool.h, no stealing). About a microsecond when every thread has a
 // core; milliseconds when another process holds a core, which is when timing
 // multi-threaded kernels says little about them. Preconditions: threads >= 1,
 // rounds >= 1.

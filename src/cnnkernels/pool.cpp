@@ -9,6 +9,7 @@
 #include "cnnkernels/isa.h"
 #include "cnnkernels/pool_kernels.h"
 #include "cnnkernels/pool_windows.h"
+#include "cnnkernels/thread_pool.h"
 
 namespace cnnkernels {
 
@@ -70,8 +71,7 @@ void max_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
     const int64_t rows = planes * OD * OH;
     if (rows <= 0 || OW <= 0) return;
     const T neg_inf = -std::numeric_limits<T>::infinity();
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t row = 0; row < rows; ++row) {
+    parallel_for(threads, rows, [&](int64_t row, int) {
         const int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
         const T* __restrict xp = x + plane * in_plane;
         T* __restrict yr = y + row * OW;
@@ -101,7 +101,7 @@ void max_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
             yr[ow] = best;
             if (ir) ir[ow] = idx;
         }
-    }
+    });
 }
 
 }  // namespace
@@ -234,18 +234,13 @@ void sep_planes(const PoolGeometry& g, bool is_max, const std::vector<int64_t>& 
     proto.is_max = is_max;
     const auto fn = pool_fns<T>(active_pool_kernels()).sep_plane;
     const size_t scratch = size_t(sep_plane_scratch(proto.KH, proto.KW, W, OW, proto.sw, proto.pad_w));
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<T> buf(scratch);
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < g.planes; ++p) {
-            SepPlane<T> a = proto;
-            a.x = x + p * H * W;
-            a.y = y + p * OH * OW;
-            a.scratch = buf.data();
-            fn(a);
-        }
-    }
+    parallel_for_state(threads, g.planes, [&] { return std::vector<T>(scratch); }, [&](std::vector<T>& buf, int64_t p) {
+        SepPlane<T> a = proto;
+        a.x = x + p * H * W;
+        a.y = y + p * OH * OW;
+        a.scratch = buf.data();
+        fn(a);
+    });
 }
 
 template <class T>
@@ -325,8 +320,7 @@ void avg_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
     const int64_t in_plane = in[0] * H * W;
     const int64_t rows = planes * OD * OH;
     if (rows <= 0 || OW <= 0) return;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t row = 0; row < rows; ++row) {
+    parallel_for(threads, rows, [&](int64_t row, int) {
         const int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
         const T* __restrict xp = x + plane * in_plane;
         T* __restrict yr = y + row * OW;
@@ -345,7 +339,7 @@ void avg_scan(int64_t planes, const int64_t in[3], const int64_t out[3], const s
             // reliance on the FP environment.
             yr[ow] = div == T(0) ? std::numeric_limits<T>::quiet_NaN() : sum / div;
         }
-    }
+    });
 }
 
 // Fast path: one ISA row-kernel call per output row (plane, od, oh), vectorized
@@ -482,11 +476,10 @@ void adaptive_avg_pool(int64_t planes, const int64_t in[3], const int64_t out[3]
         const auto fn = pool_fns<T>(active_pool_kernels()).plane_mean;
         const int64_t chunk = 64;
         const int64_t jobs = (planes + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t j = 0; j < jobs; ++j) {
+        parallel_for(threads, jobs, [&](int64_t j, int) {
             const int64_t p0 = j * chunk, p1 = std::min(planes, p0 + chunk);
             fn(x + p0 * n, n, p1 - p0, div, y + p0);
-        }
+        });
         return;
     }
     bool divisible = true;
@@ -536,11 +529,10 @@ void adaptive_avg_pool_ndhwc(int64_t N, const int64_t in[3], const int64_t out[3
         const auto fn = pool_fns<T>(active_pool_kernels()).channel_mean;
         // Channel chunks of 256 (whole register blocks), enough of them to feed every thread.
         const int64_t chunk = std::min<int64_t>(C, 256), per_image = (C + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t j = 0; j < N * per_image; ++j) {
+        parallel_for(threads, N * per_image, [&](int64_t j, int) {
             const int64_t img = j / per_image, c0 = (j % per_image) * chunk;
             fn(x + img * n * C, n, C, c0, std::min(C, c0 + chunk), div, y + img * C);
-        }
+        });
         return;
     }
     PoolGeometry g{};

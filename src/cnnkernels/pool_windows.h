@@ -2,13 +2,12 @@
 // included by the ISA translation units): per-column window tables for the row
 // kernels of pool_kernels.h and a row loop that avoids per-row divisions.
 #pragma once
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "cnnkernels/geometry.h"
+#include "cnnkernels/thread_pool.h"
 
 namespace cnnkernels {
 
@@ -107,37 +106,31 @@ inline ColTable adaptive_columns(int64_t o0, int64_t o1, int64_t OW, int64_t W) 
 }
 
 // Calls f(state, plane, od, oh, blk, row) for every job of planes x OD x OH rows x nb
-// channel blocks (row = (plane*OD + od)*OH + oh), split statically over the threads;
-// state = make_state() once per thread; each thread decomposes its first job once
-// and then counts.
+// channel blocks (row = (plane*OD + od)*OH + oh), in pieces over the threads (thread_pool.h);
+// state = make_state() once per thread; each piece decomposes its first job once and
+// then counts.
 template <class S, class F>
 void for_rows(int64_t planes, int64_t OD, int64_t OH, int64_t nb, int threads, S&& make_state, F&& f) {
     const int64_t jobs = planes * OD * OH * nb;
     if (jobs <= 0) return;
-#pragma omp parallel num_threads(threads)
-    {
-        const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        const int64_t j0 = jobs * tid / nt, j1 = jobs * (tid + 1) / nt;
-        if (j0 < j1) {
-            auto state = make_state();
-            int64_t blk = j0 % nb, row = j0 / nb;
-            int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
-            for (int64_t j = j0; j < j1; ++j) {
-                f(state, plane, od, oh, blk, row);
-                if (++blk == nb) {
-                    blk = 0;
-                    ++row;
-                    if (++oh == OH) {
-                        oh = 0;
-                        if (++od == OD) {
-                            od = 0;
-                            ++plane;
-                        }
+    parallel_ranges_state(threads, jobs, make_state, [&](auto& state, int64_t j0, int64_t j1) {
+        int64_t blk = j0 % nb, row = j0 / nb;
+        int64_t oh = row % OH, od = (row / OH) % OD, plane = row / (OH * OD);
+        for (int64_t j = j0; j < j1; ++j) {
+            f(state, plane, od, oh, blk, row);
+            if (++blk == nb) {
+                blk = 0;
+                ++row;
+                if (++oh == OH) {
+                    oh = 0;
+                    if (++od == OD) {
+                        od = 0;
+                        ++plane;
                     }
                 }
             }
         }
-    }
+    });
 }
 
 }  // namespace cnnkernels

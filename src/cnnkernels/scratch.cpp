@@ -61,9 +61,8 @@ void prewarm_heap(size_t bytes) {
     std::free(first);
     volatile char* p = static_cast<volatile char*>(std::malloc(bytes));
     if (p == nullptr) return;
-    // On the calling thread only: starting the OpenMP threads here would leave a process that forks after
-    // `import cnnkernels` (multiprocessing's default on Linux) with children whose first parallel region
-    // waits forever for threads that were not copied (libgomp is not fork-safe).
+    // On the calling thread only: no kernel threads are started at import (they cost a core's worth of
+    // spinning after each job, and an importing process may never run a threaded kernel).
     for (size_t i = 0; i < bytes; i += 4096) p[i] = 0;
     std::free(const_cast<char*>(p));
 }

@@ -11,7 +11,7 @@ enum class ScratchSlot { kDriver = 0, kGemmPack = 1, kTileSums = 2 };
 // valid until that thread's next thread_scratch call for the same slot (its
 // contents are then undefined). Grow-only: the memory stays with the thread.
 // Why: a fresh multi-MiB allocation per call is served by mmap and first-touched
-// by the OpenMP workers, and those page faults cost more than the kernel
+// by the pool's workers, and those page faults cost more than the kernel
 // (64->64 56x56 Winograd F4, 2 threads, Zen 4: 1.65 ms per call vs 0.50 ms with
 // the memory reused). Per calling thread, so concurrent calls from several
 // Python threads (the GIL is released) never share a block.

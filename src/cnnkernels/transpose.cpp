@@ -1,4 +1,5 @@
 #include "cnnkernels/transpose.h"
+#include "cnnkernels/thread_pool.h"
 
 #include <emmintrin.h>
 #include <xmmintrin.h>
@@ -56,8 +57,7 @@ void swap_last_axes(const void* src, void* dst, int64_t B, int64_t R, int64_t C,
     const int64_t row_tiles = (R + kTile - 1) / kTile, jobs = B * row_tiles;
     // Below ~64K elements a second thread costs more than it saves.
     const int workers = B * R * C >= (int64_t(1) << 16) ? threads : 1;
-#pragma omp parallel for schedule(static) num_threads(workers) if (workers > 1)
-    for (int64_t job = 0; job < jobs; ++job) {
+    parallel_for(workers, jobs, [&](int64_t job, int) {
         const int64_t b = job / row_tiles, r0 = job % row_tiles * kTile, r1 = std::min(R, r0 + kTile);
         const U* const sb = s + b * R * C;
         U* const db = d + b * R * C;
@@ -72,7 +72,7 @@ void swap_last_axes(const void* src, void* dst, int64_t B, int64_t R, int64_t C,
             for (int64_t c = c0; c < c1; ++c)
                 for (int64_t r = c < cb ? rb : r0; r < r1; ++r) db[c * R + r] = sb[r * C + c];
         }
-    }
+    });
 }
 
 template void swap_last_axes<4>(const void*, void*, int64_t, int64_t, int64_t, int);

@@ -27,10 +27,8 @@
 #include "cnnkernels/scratch.h"
 #include "cnnkernels/winograd_kernels.h"
 #include "cnnkernels/winograd_matrices.h"
+#include "cnnkernels/thread_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace cnnkernels {
 namespace {
@@ -238,8 +236,7 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
     const bool baked = equals_baked(G, n, 3, n, baked_g);
     const bool stream = reinterpret_cast<uintptr_t>(U) % 64 == 0 && NR * int64_t(sizeof(T)) % 64 == 0 &&
                         u_bytes > (int64_t(1) << 20) && pages_resident(U, size_t(u_bytes));
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && groups * chunks * panels > 1)
-    for (int64_t item = 0; item < groups * chunks * panels; ++item) {
+    parallel_for(threads, groups * chunks * panels, [&](int64_t item, int) {
         const int64_t g = item / (chunks * panels), jp = (item / chunks) % panels;
         const int64_t c = item % chunks * kWinoWeightChannels, nc = std::min<int64_t>(kWinoWeightChannels, Cg - c);
         const int live = int(std::max<int64_t>(0, std::min<int64_t>(NR, Kg - jp * NR)));
@@ -247,7 +244,7 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
         const WinoWeightJob<T> job{live ? w + ((g * Kg + jp * NR) * Cg + c) * 9 : w, Cg * 9, live, NR, n, int(nc), G,
                                    U + g * nn * Kp * Cg + jp * NR * Cg + c * NR, Kp * Cg, stream, baked};
         fn(job);
-    }
+    });
 }
 
 template <class T>
@@ -400,38 +397,24 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
     const int64_t total_blocks = N * groups * nblocks;
     // Per thread (set by its input transforms, read after the region): whether a tile was not finite.
     const std::unique_ptr<bool[]> nonfinite_of(new bool[size_t(threads)]());
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int me = 0;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-#endif
-        bool* const nonfinite = &nonfinite_of[size_t(me)];
-        T* const band = bandbase + me * band_elems;
-        if (priv) {
-            T* const V = vbase + me * v_elems;
-            T* const M = mbase + me * m_elems;
-#pragma omp for schedule(static)
-            for (int64_t bi = 0; bi < total_blocks; ++bi) {
-                const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, V, M);
-                for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band, nonfinite);
-                for (int64_t it = 0; it < gemm_items; ++it) phase_b(k, it);
-                for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it);
-            }
-        } else {
-            T* const V = vbase;
-            T* const M = mbase;
-            for (int64_t bi = 0; bi < total_blocks; ++bi) {
-                const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, V, M);
-#pragma omp for schedule(static)
-                for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band, nonfinite);
-#pragma omp for schedule(static)
-                for (int64_t it = 0; it < gemm_items; ++it) phase_b(k, it);
-                // No barrier after C: the next block's phase A touches neither
-                // M nor y, and its barrier comes before phase B rewrites M.
-#pragma omp for schedule(static) nowait
-                for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it);
-            }
+    if (priv) {   // a block per item, on the thread's own V and M
+        parallel_for(threads, total_blocks, [&](int64_t bi, int me) {
+            const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks,
+                                       vbase + me * v_elems, mbase + me * m_elems);
+            T* const band = bandbase + me * band_elems;
+            bool* const nonfinite = &nonfinite_of[size_t(me)];
+            for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band, nonfinite);
+            for (int64_t it = 0; it < gemm_items; ++it) phase_b(k, it);
+            for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it);
+        });
+    } else {   // block by block, each phase over all threads on the shared V and M
+        for (int64_t bi = 0; bi < total_blocks; ++bi) {
+            const Block k = make_block(bi / (groups * nblocks), (bi / nblocks) % groups, bi % nblocks, vbase, mbase);
+            parallel_for(threads, cchunks * k.nseg, [&](int64_t it, int me) {
+                phase_a(k, it, bandbase + me * band_elems, &nonfinite_of[size_t(me)]);
+            });
+            parallel_for(threads, gemm_items, [&](int64_t it, int) { phase_b(k, it); });
+            parallel_for(threads, kchunks * k.nseg, [&](int64_t it, int) { phase_c(k, it); });
         }
     }
     for (int t = 0; t < threads; ++t)

@@ -1,0 +1,114 @@
+"""The C++ kernels' thread pool (src/cnnkernels/thread_pool.h): right answers whatever the threads do.
+
+Each job is split into one part per thread; a thread takes pieces of its own part, then of the others', and
+the caller returns once every piece is done, so a worker that wakes late (or never) finds nothing left. These
+tests run the threaded kernels where that matters: several callers at once (one gets the pool, the others run
+alone), more threads than cores, workers asleep after an idle pause, and thread counts changing between calls.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+
+from . import naive
+from .cases import assert_close
+
+pytestmark = pytest.mark.skipif(ck.info()["cpp"] is None, reason="C++ backend not built")
+
+# (algorithm, input shape, weight shape, padding, stride, groups): every C++ conv driver and its split of work.
+_CONVS = [
+    ("direct", (2, 3, 11, 13), (5, 3, 3, 3), 1, 1, 1),
+    ("im2col", (2, 8, 17, 15), (12, 8, 3, 3), 1, 2, 1),
+    ("igemm", (1, 32, 20, 22), (40, 32, 3, 3), 1, 1, 1),
+    ("igemm", (3, 16, 9, 9), (24, 8, 1, 1), 0, 1, 2),
+    ("winograd_f4", (1, 24, 30, 26), (20, 24, 3, 3), 1, 1, 1),
+    ("winograd_f2", (2, 16, 12, 40), (16, 16, 3, 3), 1, 1, 1),
+    ("depthwise", (2, 24, 19, 21), (24, 1, 3, 3), 1, 1, 24),
+]
+
+
+def _case(i, rng):
+    algorithm, xs, ws, padding, stride, groups = _CONVS[i]
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    ref = naive.conv(x.astype(np.float64), w.astype(np.float64), None, (stride, stride),
+                     ((padding, padding), (padding, padding)), (1, 1), groups)
+    run = lambda: ck.conv2d(x, w, stride=stride, padding=padding, groups=groups, algorithm=algorithm,  # noqa: E731
+                            backend="cpp")
+    return run, ref
+
+
+@pytest.fixture
+def threads():
+    before = ck.get_num_threads()
+    yield ck.set_num_threads
+    ck.set_num_threads(before)
+
+
+def _pool_ref(x):
+    return naive.max_pool(x.astype(np.float64), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), False)[0]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_every_driver_at_more_threads_than_cores(threads, n):
+    threads(n)
+    rng = np.random.default_rng(n)
+    for i in range(len(_CONVS)):
+        run, ref = _case(i, rng)
+        for _ in range(3):
+            assert_close(run(), ref, np.float32, rtol32=1e-4)
+    x = rng.standard_normal((2, 8, 33, 35)).astype(np.float32)
+    assert_close(ck.max_pool2d(x, 3, stride=2, padding=1), _pool_ref(x), np.float32)
+
+
+def test_callers_on_several_python_threads_at_once(threads):
+    """The GIL is released in the kernels: while one caller's job holds the pool, the others run alone."""
+    threads(2)
+    rng = np.random.default_rng(7)
+    cases = [_case(i, rng) for i in range(len(_CONVS))]
+    errors = []
+
+    def work(k):
+        try:
+            for r in range(6):
+                run, ref = cases[(k + r) % len(cases)]
+                assert_close(run(), ref, np.float32, rtol32=1e-4)
+        except Exception as exc:   # surfaced below
+            errors.append(exc)
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors, errors
+
+
+def test_calls_after_the_workers_went_to_sleep(threads):
+    """A worker sleeps after a few ms without work; the next call wakes it (or finishes without it)."""
+    threads(2)
+    rng = np.random.default_rng(3)
+    for i in range(len(_CONVS)):
+        run, ref = _case(i, rng)
+        time.sleep(0.02)
+        assert_close(run(), ref, np.float32, rtol32=1e-4)
+
+
+def test_thread_count_changing_between_calls(threads):
+    rng = np.random.default_rng(11)
+    cases = [_case(i, rng) for i in range(len(_CONVS))]
+    for n in (2, 1, 4, 3, 2, 1):
+        threads(n)
+        for run, ref in cases:
+            assert_close(run(), ref, np.float32, rtol32=1e-4)
+
+
+def test_parallel_probe_waits_for_every_thread():
+    """The contention probe's job is the one that waits for each thread to run its own item (no stealing):
+    it must come back (not hang) at any thread count, and report a time."""
+    from cnnkernels import _cpp_backend
+    for n in (1, 2, 3):
+        s = _cpp_backend.module.parallel_region_seconds(n, 3)
+        assert 0 <= s < 5
