@@ -7,6 +7,18 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
     missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler"
 
 
+def _worker_doze_seconds():
+    import os
+    raw = os.environ.get("CNNKERNELS_WORKER_DOZE", "").strip() or "1"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"environment variable CNNKERNELS_WORKER_DOZE must be seconds in [0, 3600], got {raw!r}")
+    return seconds
+
+
 def _prewarm_mb():
     import os
     raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "30"
@@ -32,9 +44,19 @@ if module is not None:
     # much; CNNKERNELS_PREWARM_MB=0 turns it off. 30 MB (the most glibc's mmap threshold follows), not 16: the
     # 16.8 MB transformed weights of a 512-channel Winograd F2 layer then come from it, not from fresh pages
     # (1 thread, first call in a warm process, alternating processes: 7.36 -> 4.92 ms; resident memory after
-    # import 50 -> 64 MB). No kernel threads are started here (scratch.cpp).
+    # import 50 -> 64 MB).
     prewarmed_bytes = _prewarm_mb() << 20
     module.prewarm_heap(prewarmed_bytes)
+    # The kernel threads start now, not at the first call: a thread started (or woken from sleep) takes 1.4-4
+    # ms to run on these VMs, so a first call at 2 threads ran on one. Idle, they look for work every 50 us for
+    # CNNKERNELS_WORKER_DOZE seconds (default 1; 0: sleep at once), ~15% of a core meanwhile, then sleep
+    # (thread_pool.cpp). A forked child starts its own.
+    module.set_worker_doze(_worker_doze_seconds())
+    from ._threads import get_num_threads as _threads_now
+    try:
+        module.start_workers(min(_threads_now(), module.info()["max_threads_argument"]))
+    except ValueError:   # a bad thread variable: the first call reports it
+        pass
 
 # The bindings refuse thread counts above this (checks.h).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0

@@ -20,6 +20,7 @@
 #include "cnnkernels/transpose.h"
 #include "cnnkernels/isa.h"
 #include "cnnkernels/parallel_probe.h"
+#include "cnnkernels/thread_pool.h"
 #include "cnnkernels/pool.h"
 #include "cnnkernels/scratch.h"
 #include "checks.h"
@@ -353,6 +354,22 @@ PYBIND11_MODULE(_cpp, m) {
         py::arg("threads"), py::arg("rounds"),
         "Median seconds of `rounds` empty jobs every kernel thread must join: ~1 us when the threads have cores, "
         "milliseconds when other processes hold them.");
+    m.def(
+        "start_workers",
+        [](i64 threads) {
+            const int t = check_threads(threads);
+            py::gil_scoped_release nogil;
+            ck::start_pool_workers(t);
+        },
+        py::arg("threads"), "Start the kernel threads a call on `threads` threads uses, now rather than at that call.");
+    m.def(
+        "set_worker_doze",
+        [](double seconds) {
+            if (!(seconds >= 0 && seconds <= 3600))
+                throw py::value_error("seconds must be in [0, 3600], got " + std::to_string(seconds));
+            ck::set_worker_doze_us(i64(seconds * 1e6));
+        },
+        py::arg("seconds"), "How long an idle kernel thread looks for work every 50 us before it sleeps.");
     m.def(
         "prewarm_heap",
         [](i64 bytes) {

@@ -5,6 +5,9 @@ the caller returns once every piece is done, so a worker that wakes late (or nev
 tests run the threaded kernels where that matters: several callers at once (one gets the pool, the others run
 alone), more threads than cores, workers asleep after an idle pause, and thread counts changing between calls.
 """
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -112,3 +115,48 @@ def test_parallel_probe_waits_for_every_thread():
     for n in (1, 2, 3):
         s = _cpp_backend.module.parallel_region_seconds(n, 3)
         assert 0 <= s < 5
+
+
+_TASKS = """
+import os, numpy
+before = len(os.listdir("/proc/self/task"))
+import cnnkernels
+print(len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+@pytest.mark.parametrize("threads,started", [("1", 0), ("2", 1), ("3", 2)])
+def test_import_starts_the_kernel_threads(threads, started):
+    """At import, so that a first call finds them awake (a thread started at the call ran late)."""
+    out = subprocess.run([sys.executable, "-c", _TASKS], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CNNKERNELS_NUM_THREADS": threads})
+    assert int(out.stdout) == started, out.stderr
+
+
+def test_worker_doze_setting_is_validated():
+    for bad in ("abc", "-1", "3601", "nan"):
+        out = subprocess.run([sys.executable, "-c", "import cnnkernels"], capture_output=True, text=True,
+                             env={**os.environ, "CNNKERNELS_WORKER_DOZE": bad})
+        assert out.returncode != 0 and "CNNKERNELS_WORKER_DOZE must be seconds in [0, 3600]" in out.stderr, bad
+    out = subprocess.run([sys.executable, "-c", "import cnnkernels"], capture_output=True, text=True,
+                         env={**os.environ, "CNNKERNELS_WORKER_DOZE": "0"})
+    assert out.returncode == 0, out.stderr
+    from cnnkernels import _cpp_backend
+    with pytest.raises(ValueError, match="seconds must be in"):
+        _cpp_backend.module.set_worker_doze(-1.0)
+
+
+def test_kernels_right_when_workers_sleep_at_once(threads):
+    """CNNKERNELS_WORKER_DOZE=0's path: workers sleep right after their spin, and each call wakes them."""
+    from cnnkernels import _cpp_backend
+    threads(2)
+    rng = np.random.default_rng(5)
+    _cpp_backend.module.set_worker_doze(0.0)
+    try:
+        for i in range(len(_CONVS)):
+            run, ref = _case(i, rng)
+            time.sleep(0.005)
+            assert_close(run(), ref, np.float32, rtol32=1e-4)
+    finally:
+        _cpp_backend.module.set_worker_doze(_cpp_backend._worker_doze_seconds())

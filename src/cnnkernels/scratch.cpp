@@ -61,8 +61,7 @@ void prewarm_heap(size_t bytes) {
     std::free(first);
     volatile char* p = static_cast<volatile char*>(std::malloc(bytes));
     if (p == nullptr) return;
-    // On the calling thread only: no kernel threads are started at import (they cost a core's worth of
-    // spinning after each job, and an importing process may never run a threaded kernel).
+    // On the calling thread only: this heap (the main arena) is the one the caller's np.empty draws from.
     for (size_t i = 0; i < bytes; i += 4096) p[i] = 0;
     std::free(const_cast<char*>(p));
 }

@@ -10,11 +10,13 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CK_SPIN_PAUSE() _mm_pause()
+// Spin-waits re-read memory without the x86 `pause` instruction: on a VM, a run of pauses makes the hypervisor
+// take the CPU away (pause-loop exiting), and a spinning worker then answered a new job 2 ms late instead of
+// in 0.6 us (wake.py in the session notes).
+#if defined(__GNUC__)
+#define CK_SPIN_WAIT() asm volatile("" ::: "memory")
 #else
-#define CK_SPIN_PAUSE() std::this_thread::yield()
+#define CK_SPIN_WAIT() std::atomic_signal_fence(std::memory_order_seq_cst)
 #endif
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -26,9 +28,15 @@ namespace cnnkernels {
 
 namespace {
 
-// How long a worker watches for the next job before it sleeps: back-to-back calls (the layers of a network,
-// a benchmark loop) then find it awake; after that it costs nothing. (libgomp spins for a similar while.)
+// How long a worker spins for the next job before it dozes: back-to-back calls (the layers of a network,
+// a benchmark loop) then find it awake. (libgomp spins for a similar while.)
 constexpr auto kSpin = std::chrono::microseconds(2000);
+// Then it dozes: it looks again every kDozeStep for up to the doze time (set_worker_doze_us). Why: a thread
+// that sleeps longer than ~0.2 ms leaves its virtual CPU halted, and on the VMs we run on a halted CPU is
+// resumed at the host's next tick: a sleeping worker took 1.4-4 ms to start on a new job, one looking every
+// 50 us 0.01-0.12 ms (wake.cpp in the session notes). Looks 100 us apart already left a 3.9 ms tail. Cost: ~15% of one core while dozing (measured here).
+constexpr auto kDozeStep = std::chrono::microseconds(50);
+std::atomic<int64_t> g_doze_us{1000000};
 
 struct alignas(64) Part {
     std::atomic<int64_t> next{0};
@@ -111,18 +119,21 @@ void Pool::worker_loop(int tid) {
     t_in_worker = true;
     uint64_t seen = 0;
     for (;;) {
-        // Wait for a job newer than the last one seen: spin a while, then sleep.
-        const auto until = std::chrono::steady_clock::now() + kSpin;
+        // Wait for a job newer than the last one seen: spin a while, doze a while, then sleep.
+        const auto idle_from = std::chrono::steady_clock::now();
+        const auto doze_until = idle_from + std::chrono::microseconds(g_doze_us.load(std::memory_order_relaxed));
         int spins = 0;
         while (epoch.load(std::memory_order_acquire) == seen) {
-            CK_SPIN_PAUSE();
-            if (++spins % 256 == 0 && std::chrono::steady_clock::now() > until) {
-                std::unique_lock<std::mutex> lock(sleep_mutex);
-                sleepers.fetch_add(1);
-                wake.wait(lock, [&] { return epoch.load() != seen; });
-                sleepers.fetch_sub(1);
-                break;
-            }
+            CK_SPIN_WAIT();
+            if (++spins % 256 == 0 && std::chrono::steady_clock::now() > idle_from + kSpin) break;
+        }
+        while (epoch.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < doze_until)
+            std::this_thread::sleep_for(kDozeStep);
+        if (epoch.load(std::memory_order_acquire) == seen) {
+            std::unique_lock<std::mutex> lock(sleep_mutex);
+            sleepers.fetch_add(1);
+            wake.wait(lock, [&] { return epoch.load() != seen; });
+            sleepers.fetch_sub(1);
         }
         seen = epoch.load(std::memory_order_acquire);
         inside.fetch_add(1);   // seq_cst with `open` below and in run(): Dekker's handshake
@@ -166,11 +177,11 @@ void Pool::run(int threads, int64_t n, bool steal, PoolBody body, void* ctx) {
     // Pieces other threads took are in progress on awake threads: a short wait. (steal = false: each
     // thread's whole part, however late it wakes.)
     for (int spins = 0; job.done.load(std::memory_order_acquire) < n; ++spins) {
-        CK_SPIN_PAUSE();
+        CK_SPIN_WAIT();
         if (spins > 4096) std::this_thread::yield();
     }
     open.store(false);
-    while (inside.load() != 0) CK_SPIN_PAUSE();   // a worker that came late leaves without reading the job
+    while (inside.load() != 0) CK_SPIN_WAIT();   // a worker that came late leaves without reading the job
 }
 
 }  // namespace
@@ -192,6 +203,15 @@ bool PoolClaims::next(int64_t& begin, int64_t& end) {
         return true;
     }
     return false;
+}
+
+void set_worker_doze_us(int64_t us) { g_doze_us.store(std::max<int64_t>(0, us), std::memory_order_relaxed); }
+
+void start_pool_workers(int threads) {
+    if (threads <= 1 || t_in_worker) return;
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.run_mutex);
+    p.start_workers(threads - 1);
 }
 
 void pool_run(int threads, int64_t n, bool steal, PoolBody body, void* ctx) {

@@ -41,6 +41,13 @@ using PoolBody = void (*)(void* ctx, PoolClaims& claims);
 // Preconditions: n >= 0, threads >= 1.
 void pool_run(int threads, int64_t n, bool steal, PoolBody body, void* ctx);
 
+// How long an idle worker keeps looking for work every 50 us before it sleeps (default 1 s): a sleeping
+// one takes milliseconds to wake on a VM (thread_pool.cpp). 0: sleep after the 2 ms spin.
+void set_worker_doze_us(int64_t us);
+
+// Starts the workers a job of `threads` threads needs, now (they then spin, doze and sleep as after a job).
+void start_pool_workers(int threads);
+
 // f(begin, end, tid) for pieces [begin, end) covering [0, n) once.
 template <class F>
 void parallel_ranges(int threads, int64_t n, F&& f) {
