@@ -4,7 +4,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -54,12 +56,30 @@ struct PoolJob {
     int threads = 1;
     bool steal = true;
     Part* parts = nullptr;   // one per thread
+    uint64_t id = 0;         // the epoch that announced it: a worker runs a job once
     alignas(64) std::atomic<int64_t> done{0};
+    std::atomic<bool> failed{false};   // a piece threw: no more pieces are handed out
+    std::mutex error_mutex;
+    std::exception_ptr error;          // the first exception, rethrown by the caller
+
+    // Runs the body for thread `tid`; an exception stops the job (the other threads find no pieces left).
+    void run_body(int tid) noexcept {
+        try {
+            PoolClaims claims(*this, tid);
+            body(ctx, claims);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+            failed.store(true);
+            for (int t = 0; t < threads; ++t) parts[t].next.store(parts[t].end);
+        }
+    }
 };
 
 namespace {
 
-thread_local bool t_in_worker = false;
+// A pool worker, or a caller inside its job: a job started from there runs inline (the pool is taken).
+thread_local bool t_in_job = false;
 
 struct Pool {
     std::mutex run_mutex;   // one job at a time; a caller finding it held runs alone
@@ -83,9 +103,14 @@ std::atomic<Pool*> g_pool{nullptr};
 std::mutex g_pool_create;
 
 #ifdef CK_HAVE_ATFORK
-// A forked child has none of the parent's workers: it starts with a new, empty pool (the old one is left
-// behind, as its mutexes may be held by threads that do not exist here).
-void reset_pool_in_child() { g_pool.store(new Pool(), std::memory_order_relaxed); }
+// A forked child has none of the parent's workers: it starts with no pool and makes a new one at its first
+// threaded call (the old one is left behind, as its mutexes may be held by threads that do not exist here).
+void reset_pool_in_child() {
+    g_pool.store(nullptr, std::memory_order_relaxed);
+    new (&g_pool_create) std::mutex();   // could have been held by another thread at the fork
+}
+// Registered when the library loads, so no fork can come between a pool's creation and the registration.
+const int g_atfork_registered = pthread_atfork(nullptr, nullptr, reset_pool_in_child);
 #endif
 
 Pool& pool() {
@@ -95,9 +120,6 @@ Pool& pool() {
     p = g_pool.load(std::memory_order_relaxed);
     if (!p) {
         p = new Pool();   // never freed: workers block on its members until the process ends
-#ifdef CK_HAVE_ATFORK
-        pthread_atfork(nullptr, nullptr, reset_pool_in_child);
-#endif
         g_pool.store(p, std::memory_order_release);
     }
     return *p;
@@ -116,8 +138,8 @@ int Pool::start_workers(int wanted) {
 }
 
 void Pool::worker_loop(int tid) {
-    t_in_worker = true;
-    uint64_t seen = 0;
+    t_in_job = true;
+    uint64_t seen = 0, served = 0;
     for (;;) {
         // Wait for a job newer than the last one seen: spin a while, doze a while, then sleep.
         const auto idle_from = std::chrono::steady_clock::now();
@@ -137,9 +159,11 @@ void Pool::worker_loop(int tid) {
         }
         seen = epoch.load(std::memory_order_acquire);
         inside.fetch_add(1);   // seq_cst with `open` below and in run(): Dekker's handshake
-        if (open.load() && tid < job.threads) {
-            PoolClaims claims(job, tid);
-            job.body(job.ctx, claims);
+        // (A worker may meet a job before its epoch is bumped, under the previous `seen`: `served` keeps it
+        // from entering the same job twice.)
+        if (open.load() && job.id != served && tid < job.threads) {
+            served = job.id;
+            job.run_body(tid);
         }
         inside.fetch_sub(1);
     }
@@ -166,22 +190,29 @@ void Pool::run(int threads, int64_t n, bool steal, PoolBody body, void* ctx) {
     job.threads = threads;
     job.steal = steal;
     job.done.store(0, std::memory_order_relaxed);
+    job.failed.store(false, std::memory_order_relaxed);
+    job.error = nullptr;
+    job.id = epoch.load(std::memory_order_relaxed) + 1;   // only this thread bumps epoch (run_mutex)
     open.store(true);
     epoch.fetch_add(1);
     if (sleepers.load() > 0) {
         { std::lock_guard<std::mutex> lock(sleep_mutex); }   // a worker between its check and its wait gets the notify
         wake.notify_all();
     }
-    PoolClaims mine(job, 0);
-    body(ctx, mine);
+    job.run_body(0);
     // Pieces other threads took are in progress on awake threads: a short wait. (steal = false: each
     // thread's whole part, however late it wakes.)
-    for (int spins = 0; job.done.load(std::memory_order_acquire) < n; ++spins) {
+    for (int spins = 0; job.done.load(std::memory_order_acquire) < n && !job.failed.load(); ++spins) {
         CK_SPIN_WAIT();
         if (spins > 4096) std::this_thread::yield();
     }
     open.store(false);
-    while (inside.load() != 0) CK_SPIN_WAIT();   // a worker that came late leaves without reading the job
+    // A worker that came late leaves without reading the job; after a failure, others finish their piece.
+    for (int spins = 0; inside.load() != 0; ++spins) {
+        CK_SPIN_WAIT();
+        if (spins > 4096) std::this_thread::yield();
+    }
+    if (job.error) std::rethrow_exception(job.error);
 }
 
 }  // namespace
@@ -208,7 +239,7 @@ bool PoolClaims::next(int64_t& begin, int64_t& end) {
 void set_worker_doze_us(int64_t us) { g_doze_us.store(std::max<int64_t>(0, us), std::memory_order_relaxed); }
 
 void start_pool_workers(int threads) {
-    if (threads <= 1 || t_in_worker) return;
+    if (threads <= 1 || t_in_job) return;
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.run_mutex);
     p.start_workers(threads - 1);
@@ -217,10 +248,14 @@ void start_pool_workers(int threads) {
 void pool_run(int threads, int64_t n, bool steal, PoolBody body, void* ctx) {
     if (n <= 0) return;
     threads = int(std::min<int64_t>(threads, n));
-    if (threads > 1 && !t_in_worker) {
+    if (threads > 1 && !t_in_job) {
         Pool& p = pool();
         std::unique_lock<std::mutex> lock(p.run_mutex, std::try_to_lock);
         if (lock.owns_lock()) {
+            struct InJob {   // (reset however run() ends)
+                InJob() { t_in_job = true; }
+                ~InJob() { t_in_job = false; }
+            } in_job;
             p.run(threads, n, steal, body, ctx);
             return;
         }
