@@ -25,6 +25,9 @@
 #include <pthread.h>
 #define CK_HAVE_ATFORK 1
 #endif
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 namespace cnnkernels {
 
@@ -33,6 +36,16 @@ namespace {
 // How long a worker spins for the next job before it dozes: back-to-back calls (the layers of a network,
 // a benchmark loop) then find it awake. (libgomp spins for a similar while.)
 constexpr auto kSpin = std::chrono::microseconds(2000);
+
+// Cores this process may run on. Workers past that count (tid >= cores) do not spin when idle: they would take
+// the cores the working threads need (libgomp throttles its spinning likewise); they doze at once.
+int usable_cores() {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+    return std::max(1, int(std::thread::hardware_concurrency()));
+}
 // Then it dozes: it looks again every kDozeStep for up to the doze time (set_worker_doze_us). Why: a thread
 // that sleeps longer than ~0.2 ms leaves its virtual CPU halted, and on the VMs we run on a halted CPU is
 // resumed at the host's next tick: a sleeping worker took 1.4-4 ms to start on a new job, one looking every
@@ -93,6 +106,7 @@ struct Pool {
     std::condition_variable wake;
     std::atomic<int> sleepers{0};
     int workers = 0;   // started (tids 1..workers); guarded by run_mutex
+    const int cores = usable_cores();
 
     int start_workers(int wanted);
     void worker_loop(int tid);
@@ -140,6 +154,7 @@ int Pool::start_workers(int wanted) {
 void Pool::worker_loop(int tid) {
     t_in_job = true;
     uint64_t seen = 0, served = 0;
+    const bool may_spin = tid < cores;
     for (;;) {
         // Wait for a job newer than the last one seen: spin a while, doze a while, then sleep.
         const auto idle_from = std::chrono::steady_clock::now();
@@ -147,7 +162,7 @@ void Pool::worker_loop(int tid) {
         int spins = 0;
         while (epoch.load(std::memory_order_acquire) == seen) {
             CK_SPIN_WAIT();
-            if (++spins % 256 == 0 && std::chrono::steady_clock::now() > idle_from + kSpin) break;
+            if (++spins % 256 == 0 && (!may_spin || std::chrono::steady_clock::now() > idle_from + kSpin)) break;
         }
         while (epoch.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < doze_until)
             std::this_thread::sleep_for(kDozeStep);
