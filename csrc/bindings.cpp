@@ -363,6 +363,17 @@ PYBIND11_MODULE(_cpp, m) {
         },
         py::arg("threads"), "Start the kernel threads a call on `threads` threads uses, now rather than at that call.");
     m.def(
+        "_pool_selftest",
+        [](i64 threads, i64 n, i64 throw_at, i64 item_us) {
+            const int t = check_threads(threads);
+            if (n < 0 || n > (i64(1) << 20) || item_us < 0 || item_us > 10000)
+                throw py::value_error("n must be in [0, 2**20] and item_us in [0, 10000]");
+            py::gil_scoped_release nogil;
+            return ck::pool_selftest(t, n, throw_at, int(item_us));
+        },
+        py::arg("threads"), py::arg("n"), py::arg("throw_at"), py::arg("item_us"),
+        "Test hook of the kernel threads: the sum of the indices of the n items run; item throw_at raises.");
+    m.def(
         "set_worker_doze",
         [](double seconds) {
             if (!(seconds >= 0 && seconds <= 3600))

@@ -160,3 +160,20 @@ def test_kernels_right_when_workers_sleep_at_once(threads):
             assert_close(run(), ref, np.float32, rtol32=1e-4)
     finally:
         _cpp_backend.module.set_worker_doze(_cpp_backend._worker_doze_seconds())
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_every_item_runs_once_and_a_throwing_item_stops_the_job(n_threads):
+    """The pool's own check: the indices of the items run sum to n(n-1)/2 (each once, none lost), also with
+    items long enough for every thread to take part; an exception in any item (the caller's or a worker's)
+    reaches the caller and leaves the pool working."""
+    from cnnkernels import _cpp_backend
+    test = _cpp_backend.module._pool_selftest
+    for n, item_us in ((1, 0), (7, 0), (1000, 0), (64, 50), (3, 2000)):
+        assert test(n_threads, n, -1, item_us) == n * (n - 1) // 2
+    for throw_at in (0, 63, 40):          # the caller's part first, then a worker's
+        with pytest.raises(RuntimeError, match=f"item {throw_at} threw"):
+            test(n_threads, 64, throw_at, 50)
+        assert test(n_threads, 64, -1, 20) == 64 * 63 // 2
+    run, ref = _case(4, np.random.default_rng(1))
+    assert_close(run(), ref, np.float32, rtol32=1e-4)

@@ -8,6 +8,8 @@
 #include <memory>
 #include <new>
 #include <mutex>
+#include <string>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -249,6 +251,17 @@ bool PoolClaims::next(int64_t& begin, int64_t& end) {
         return true;
     }
     return false;
+}
+
+int64_t pool_selftest(int threads, int64_t n, int64_t throw_at, int item_us) {
+    std::atomic<int64_t> sum{0};
+    parallel_for(threads, n, [&](int64_t i, int) {
+        if (i == throw_at) throw std::runtime_error("pool self-test: item " + std::to_string(i) + " threw");
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(item_us);
+        while (std::chrono::steady_clock::now() < until) CK_SPIN_WAIT();
+        sum.fetch_add(i);
+    });
+    return sum.load();
 }
 
 void set_worker_doze_us(int64_t us) { g_doze_us.store(std::max<int64_t>(0, us), std::memory_order_relaxed); }

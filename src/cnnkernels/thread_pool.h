@@ -48,6 +48,10 @@ void set_worker_doze_us(int64_t us);
 // Starts the workers a job of `threads` threads needs, now (they then spin, doze and sleep as after a job).
 void start_pool_workers(int threads);
 
+// Test hook: a job of n items on `threads` threads, each item spinning `item_us` microseconds; item `throw_at`
+// (none when negative) throws std::runtime_error. Returns the sum of the indices of the items run.
+int64_t pool_selftest(int threads, int64_t n, int64_t throw_at, int item_us);
+
 // f(begin, end, tid) for pieces [begin, end) covering [0, n) once.
 template <class F>
 void parallel_ranges(int threads, int64_t n, F&& f) {
