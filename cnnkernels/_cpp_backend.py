@@ -7,28 +7,25 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
     missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler"
 
 
-def _worker_doze_seconds():
+def _env_setting(name, default, parse, lo, hi, expected):
+    """A number from environment variable `name` (`default` when unset or blank), checked to lie in [lo, hi]."""
     import os
-    raw = os.environ.get("CNNKERNELS_WORKER_DOZE", "").strip() or "1"
+    raw = os.environ.get(name, "").strip() or default
     try:
-        seconds = float(raw)
+        value = parse(raw)
     except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 3600:
-        raise ValueError(f"environment variable CNNKERNELS_WORKER_DOZE must be seconds in [0, 3600], got {raw!r}")
-    return seconds
+        value = None
+    if value is None or not lo <= value <= hi:   # (NaN fails the range too)
+        raise ValueError(f"environment variable {name} must be {expected}, got {raw!r}")
+    return value
+
+
+def _worker_doze_seconds():
+    return _env_setting("CNNKERNELS_WORKER_DOZE", "1", float, 0, 3600, "seconds in [0, 3600]")
 
 
 def _prewarm_mb():
-    import os
-    raw = os.environ.get("CNNKERNELS_PREWARM_MB", "").strip() or "30"
-    try:
-        mb = int(raw)
-    except ValueError:
-        mb = -1
-    if not 0 <= mb <= 30:
-        raise ValueError(f"environment variable CNNKERNELS_PREWARM_MB must be an int in [0, 30], got {raw!r}")
-    return mb
+    return _env_setting("CNNKERNELS_PREWARM_MB", "30", int, 0, 30, "an int in [0, 30]")
 
 
 prewarmed_bytes = 0    # heap faulted in at import (below), which np.empty of up to this size may reuse
