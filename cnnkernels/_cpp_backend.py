@@ -28,6 +28,9 @@ def _prewarm_mb():
     return _env_setting("CNNKERNELS_PREWARM_MB", "30", int, 0, 30, "an int in [0, 30]")
 
 
+# The bindings refuse thread counts above this (checks.h).
+max_threads = module.info()["max_threads_argument"] if module is not None else 0
+
 prewarmed_bytes = 0    # heap faulted in at import (below), which np.empty of up to this size may reuse
 if module is not None:
     # pybind11 sets up its numpy support (importing numpy internals, parsing numpy's version) at the first
@@ -49,11 +52,8 @@ if module is not None:
     # CNNKERNELS_WORKER_DOZE seconds (default 1; 0: sleep at once), ~15% of a core meanwhile, then sleep
     # (thread_pool.cpp). A forked child starts its own.
     module.set_worker_doze(_worker_doze_seconds())
-    from ._threads import get_num_threads as _threads_now
+    from ._threads import cpp_threads
     try:
-        module.start_workers(min(_threads_now(), module.info()["max_threads_argument"]))
+        module.start_workers(cpp_threads(max_threads))
     except ValueError:   # a bad thread variable: the first call reports it
         pass
-
-# The bindings refuse thread counts above this (checks.h).
-max_threads = module.info()["max_threads_argument"] if module is not None else 0

@@ -90,38 +90,36 @@ void conv_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
     // volume is revisited for every (c, tap) so it should stay cache-resident.
     parallel_for(threads, N * K, [&](int64_t task, int) {
         const int64_t n = task / K, k = task % K;
-        {
-            T* __restrict yv = y + (n * K + k) * out_vol;
-            const T b0 = bias ? bias[k] : T(0);
-            std::fill(yv, yv + out_vol, b0);
-            const int64_t grp = k / Kg;
-            const T* __restrict wk = w + k * Cg * KD * KH * KW;
-            for (int64_t c = 0; c < Cg; ++c) {
-                const T* __restrict xc = x + (n * C + grp * Cg + c) * in_plane;
-                for (int64_t kd = 0; kd < KD; ++kd) {
-                    for (int64_t od = dlo[kd]; od < dhi[kd]; ++od) {
-                        const int64_t id = od * sd - pd + kd * dd;
-                        for (int64_t kh = 0; kh < KH; ++kh) {
-                            const T* __restrict wt = wk + ((c * KD + kd) * KH + kh) * KW;
-                            for (int64_t oh = hlo[kh]; oh < hhi[kh]; ++oh) {
-                                const int64_t ih = oh * sh - ph + kh * dh;
-                                const T* __restrict xr = xc + (id * H + ih) * W;
-                                T* __restrict yr = yv + (od * OH + oh) * OW;
-                                accumulate_row<T>(yr, xr, wt, KW, sw, dw, pw, wlo, whi, fused_lo, fused_hi);
-                            }
+        T* __restrict yv = y + (n * K + k) * out_vol;
+        const T b0 = bias ? bias[k] : T(0);
+        std::fill(yv, yv + out_vol, b0);
+        const int64_t grp = k / Kg;
+        const T* __restrict wk = w + k * Cg * KD * KH * KW;
+        for (int64_t c = 0; c < Cg; ++c) {
+            const T* __restrict xc = x + (n * C + grp * Cg + c) * in_plane;
+            for (int64_t kd = 0; kd < KD; ++kd) {
+                for (int64_t od = dlo[kd]; od < dhi[kd]; ++od) {
+                    const int64_t id = od * sd - pd + kd * dd;
+                    for (int64_t kh = 0; kh < KH; ++kh) {
+                        const T* __restrict wt = wk + ((c * KD + kd) * KH + kh) * KW;
+                        for (int64_t oh = hlo[kh]; oh < hhi[kh]; ++oh) {
+                            const int64_t ih = oh * sh - ph + kh * dh;
+                            const T* __restrict xr = xc + (id * H + ih) * W;
+                            T* __restrict yr = yv + (od * OH + oh) * OW;
+                            accumulate_row<T>(yr, xr, wt, KW, sw, dw, pw, wlo, whi, fused_lo, fused_hi);
                         }
                     }
                 }
             }
-            // Activation while the volume is still in cache; comparisons that
-            // are false for NaN keep NaN.
-            if (clamp)
-                for (int64_t i = 0; i < out_vol; ++i) {
-                    T v = yv[i];
-                    v = lo > v ? lo : v;
-                    yv[i] = hi < v ? hi : v;
-                }
         }
+        // Activation while the volume is still in cache; comparisons that
+        // are false for NaN keep NaN.
+        if (clamp)
+            for (int64_t i = 0; i < out_vol; ++i) {
+                T v = yv[i];
+                v = lo > v ? lo : v;
+                yv[i] = hi < v ? hi : v;
+            }
     });
 }
 

@@ -147,44 +147,42 @@ void depthwise_ndhwc_padded(const ConvGeometry& g, const PoolFns<T>& f, const T*
     parallel_for_state(threads, jobs, make_ring, [&](Ring& state, int64_t job) {
         T* const ring = align64(state.storage.data());
         const T** const rows = state.rows;
-        {
-            // Channel blocks innermost: a thread's run of jobs covers whole pixels, so it reads
-            // x contiguously (split by blocks, each thread's prefetchers also pulled in the
-            // other's channels: no gain from the second thread at 128 channels).
-            const int64_t b = job % nbk, band = (job / nbk) % nbands;
-            const int64_t od = (job / (nbands * nbk)) % OD, n = job / (nbands * nbk * OD);
-            const int64_t c0 = b * nv / nbk * L, cw = std::min(K, (b + 1) * nv / nbk * L) - c0;
-            const int64_t oh0 = band * BR, oh1 = std::min(OH, oh0 + BR);
-            T* const yb = y + (n * OD + od) * OH * OW * K + c0;
-            const int64_t id = od * g.stride[0] - g.pad[0];
-            if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
-                fill_clamped_bias_cl(yb, oh0 * OW, oh1 * OW, K, cw, bias ? bias + c0 : nullptr, lo, hi);
-                return;
-            }
-            const T* const xp = x + (n * D + id) * H * W * K + c0;
-            for (int64_t ow0 = 0; ow0 < OW; ow0 += TW) {
-                // The tile's padded columns [pc0, pc0 + wt); input columns [c_lo, c_hi) - pw + pc0.
-                const int64_t tw = std::min(TW, OW - ow0), pc0 = ow0 * s, wt = (tw - 1) * s + KK;
-                const int64_t c_lo = std::min(wt, std::max<int64_t>(0, pw - pc0));
-                const int64_t c_hi = std::max(c_lo, std::min(wt, pw + W - pc0));
-                // Padded row r (input row r - ph) lives in slot r % KK; next_row: the first not yet copied.
-                int64_t next_row = oh0 * s;
-                for (int64_t oh = oh0; oh < oh1; ++oh) {
-                    for (; next_row < oh * s + KK; ++next_row) {
-                        const int64_t ih = next_row - ph;
-                        T* const d = ring + (next_row % KK) * ldp;
-                        if (ih < 0 || ih >= H) {
-                            std::fill(d, d + wt * cw, T(0));
-                            continue;
-                        }
-                        std::fill(d, d + c_lo * cw, T(0));
-                        f.copy_rows(xp + (ih * W + pc0 + c_lo - pw) * K, K, d + c_lo * cw, cw, c_hi - c_lo, cw);
-                        std::fill(d + c_hi * cw, d + wt * cw, T(0));
+        // Channel blocks innermost: a thread's run of jobs covers whole pixels, so it reads
+        // x contiguously (split by blocks, each thread's prefetchers also pulled in the
+        // other's channels: no gain from the second thread at 128 channels).
+        const int64_t b = job % nbk, band = (job / nbk) % nbands;
+        const int64_t od = (job / (nbands * nbk)) % OD, n = job / (nbands * nbk * OD);
+        const int64_t c0 = b * nv / nbk * L, cw = std::min(K, (b + 1) * nv / nbk * L) - c0;
+        const int64_t oh0 = band * BR, oh1 = std::min(OH, oh0 + BR);
+        T* const yb = y + (n * OD + od) * OH * OW * K + c0;
+        const int64_t id = od * g.stride[0] - g.pad[0];
+        if (id < 0 || id >= D) {  // the whole plane reads depth padding: clamp(bias)
+            fill_clamped_bias_cl(yb, oh0 * OW, oh1 * OW, K, cw, bias ? bias + c0 : nullptr, lo, hi);
+            return;
+        }
+        const T* const xp = x + (n * D + id) * H * W * K + c0;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += TW) {
+            // The tile's padded columns [pc0, pc0 + wt); input columns [c_lo, c_hi) - pw + pc0.
+            const int64_t tw = std::min(TW, OW - ow0), pc0 = ow0 * s, wt = (tw - 1) * s + KK;
+            const int64_t c_lo = std::min(wt, std::max<int64_t>(0, pw - pc0));
+            const int64_t c_hi = std::max(c_lo, std::min(wt, pw + W - pc0));
+            // Padded row r (input row r - ph) lives in slot r % KK; next_row: the first not yet copied.
+            int64_t next_row = oh0 * s;
+            for (int64_t oh = oh0; oh < oh1; ++oh) {
+                for (; next_row < oh * s + KK; ++next_row) {
+                    const int64_t ih = next_row - ph;
+                    T* const d = ring + (next_row % KK) * ldp;
+                    if (ih < 0 || ih >= H) {
+                        std::fill(d, d + wt * cw, T(0));
+                        continue;
                     }
-                    for (int64_t r = 0; r < KK; ++r) rows[r] = ring + ((oh * s + r) % KK) * ldp;
-                    kern(DwPaddedRowCL<T>{rows, cw, tw, taps + c0, K, bias ? bias + c0 : nullptr, lo, hi,
-                                          yb + (oh * OW + ow0) * K});
+                    std::fill(d, d + c_lo * cw, T(0));
+                    f.copy_rows(xp + (ih * W + pc0 + c_lo - pw) * K, K, d + c_lo * cw, cw, c_hi - c_lo, cw);
+                    std::fill(d + c_hi * cw, d + wt * cw, T(0));
                 }
+                for (int64_t r = 0; r < KK; ++r) rows[r] = ring + ((oh * s + r) % KK) * ldp;
+                kern(DwPaddedRowCL<T>{rows, cw, tw, taps + c0, K, bias ? bias + c0 : nullptr, lo, hi,
+                                      yb + (oh * OW + ow0) * K});
             }
         }
     });

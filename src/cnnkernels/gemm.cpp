@@ -218,38 +218,36 @@ void gemm_core(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T
     parallel_for(workers, tiles, [&](int64_t t, int me) {
         T* const Ap = pack_base + size_t(me) * size_t(per_thread);
         T* const Bp = Ap + a_elems;
-        {
-            const int64_t tm = t / tiles_n, tn = t % tiles_n;
-            const int64_t i0 = (tm * panels_m / tiles_m) * mr, i1 = std::min(M, ((tm + 1) * panels_m / tiles_m) * mr);
-            const int64_t j0 = (tn * panels_n / tiles_n) * nr, j1 = std::min(N, ((tn + 1) * panels_n / tiles_n) * nr);
-            if (i0 >= i1 || j0 >= j1) return;
-            for (int64_t p0 = 0; p0 < K; p0 += blk.kc) {
-                const int64_t kc = std::min(blk.kc, K - p0);
-                TileEpilogue<T> te;
-                te.load_c = p0 > 0 || ep.accumulate;
-                te.clamp = ep.clamp && p0 + kc >= K;
-                te.lo = ep.lo;
-                te.hi = ep.hi;
-                if (b_trans)
-                    pack_bt<T>(kc, j1 - j0, B + j0 * ldb + p0, ldb, nr, Bp);
-                else
-                    pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
-                // A panels of this tile and K block: packed now, or from Apk.
-                const T* at = Apk ? Apk + p0 * Mpad + i0 * kc : strided_a ? A + i0 * lda + p0 : Ap;
-                if (!Apk && !strided_a) pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
-                // B micro-panel (kc x nr) stays in L1 across the A panels.
-                for (int64_t j = j0; j < j1; j += nr) {
-                    const T* bp = Bp + ((j - j0) / nr) * nr * kc;
-                    const int n = int(std::min<int64_t>(nr, j1 - j));
-                    for (int64_t i = i0; i < i1; i += mr) {
-                        const int m = int(std::min<int64_t>(mr, i1 - i));
-                        te.bias = (p0 == 0 && ep.bias) ? ep.bias + i : nullptr;
-                        te.col_bias = (p0 == 0 && ep.col_bias) ? col_bias_pad.data() + j : nullptr;
-                        if (strided_a)
-                            uk.fn_sa(kc, at + (i - i0) * lda, lda, bp, C + i * ldc + j, ldc, m, n, te);
-                        else
-                            uk.fn(kc, at + ((i - i0) / mr) * mr * kc, 0, bp, C + i * ldc + j, ldc, m, n, te);
-                    }
+        const int64_t tm = t / tiles_n, tn = t % tiles_n;
+        const int64_t i0 = (tm * panels_m / tiles_m) * mr, i1 = std::min(M, ((tm + 1) * panels_m / tiles_m) * mr);
+        const int64_t j0 = (tn * panels_n / tiles_n) * nr, j1 = std::min(N, ((tn + 1) * panels_n / tiles_n) * nr);
+        if (i0 >= i1 || j0 >= j1) return;
+        for (int64_t p0 = 0; p0 < K; p0 += blk.kc) {
+            const int64_t kc = std::min(blk.kc, K - p0);
+            TileEpilogue<T> te;
+            te.load_c = p0 > 0 || ep.accumulate;
+            te.clamp = ep.clamp && p0 + kc >= K;
+            te.lo = ep.lo;
+            te.hi = ep.hi;
+            if (b_trans)
+                pack_bt<T>(kc, j1 - j0, B + j0 * ldb + p0, ldb, nr, Bp);
+            else
+                pack_b<T>(kc, j1 - j0, B + p0 * ldb + j0, ldb, nr, Bp);
+            // A panels of this tile and K block: packed now, or from Apk.
+            const T* at = Apk ? Apk + p0 * Mpad + i0 * kc : strided_a ? A + i0 * lda + p0 : Ap;
+            if (!Apk && !strided_a) pack_a<T>(i1 - i0, kc, A + i0 * lda + p0, lda, mr, Ap);
+            // B micro-panel (kc x nr) stays in L1 across the A panels.
+            for (int64_t j = j0; j < j1; j += nr) {
+                const T* bp = Bp + ((j - j0) / nr) * nr * kc;
+                const int n = int(std::min<int64_t>(nr, j1 - j));
+                for (int64_t i = i0; i < i1; i += mr) {
+                    const int m = int(std::min<int64_t>(mr, i1 - i));
+                    te.bias = (p0 == 0 && ep.bias) ? ep.bias + i : nullptr;
+                    te.col_bias = (p0 == 0 && ep.col_bias) ? col_bias_pad.data() + j : nullptr;
+                    if (strided_a)
+                        uk.fn_sa(kc, at + (i - i0) * lda, lda, bp, C + i * ldc + j, ldc, m, n, te);
+                    else
+                        uk.fn(kc, at + ((i - i0) / mr) * mr * kc, 0, bp, C + i * ldc + j, ldc, m, n, te);
                 }
             }
         }

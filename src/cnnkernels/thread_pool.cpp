@@ -39,6 +39,14 @@ namespace {
 // a benchmark loop) then find it awake. (libgomp spins for a similar while.)
 constexpr auto kSpin = std::chrono::microseconds(2000);
 
+// Then it dozes: it looks again every kDozeStep for up to the doze time (set_worker_doze_us). Why: a thread
+// that sleeps longer than ~0.2 ms leaves its virtual CPU halted, and on the VMs we run on a halted CPU is
+// resumed at the host's next tick: a sleeping worker took 1.4-4 ms to start on a new job, one looking every
+// 50 us 0.01-0.12 ms (wake.cpp in the session notes). Looks 100 us apart already left a 3.9 ms tail.
+// Cost: ~15% of one core while dozing (measured here).
+constexpr auto kDozeStep = std::chrono::microseconds(50);
+std::atomic<int64_t> g_doze_us{1000000};
+
 // Cores this process may run on. Workers past that count (tid >= cores) do not spin when idle: they would take
 // the cores the working threads need (libgomp throttles its spinning likewise); they doze at once.
 int usable_cores() {
@@ -48,12 +56,15 @@ int usable_cores() {
 #endif
     return std::max(1, int(std::thread::hardware_concurrency()));
 }
-// Then it dozes: it looks again every kDozeStep for up to the doze time (set_worker_doze_us). Why: a thread
-// that sleeps longer than ~0.2 ms leaves its virtual CPU halted, and on the VMs we run on a halted CPU is
-// resumed at the host's next tick: a sleeping worker took 1.4-4 ms to start on a new job, one looking every
-// 50 us 0.01-0.12 ms (wake.cpp in the session notes). Looks 100 us apart already left a 3.9 ms tail. Cost: ~15% of one core while dozing (measured here).
-constexpr auto kDozeStep = std::chrono::microseconds(50);
-std::atomic<int64_t> g_doze_us{1000000};
+
+// The caller's waits (on threads that are awake): spin, then yield the core if it takes long.
+template <class Done>
+void spin_until(Done done) {
+    for (int spins = 0; !done(); ++spins) {
+        CK_SPIN_WAIT();
+        if (spins > 4096) std::this_thread::yield();
+    }
+}
 
 struct alignas(64) Part {
     std::atomic<int64_t> next{0};
@@ -219,16 +230,10 @@ void Pool::run(int threads, int64_t n, bool steal, PoolBody body, void* ctx) {
     job.run_body(0);
     // Pieces other threads took are in progress on awake threads: a short wait. (steal = false: each
     // thread's whole part, however late it wakes.)
-    for (int spins = 0; job.done.load(std::memory_order_acquire) < n && !job.failed.load(); ++spins) {
-        CK_SPIN_WAIT();
-        if (spins > 4096) std::this_thread::yield();
-    }
+    spin_until([&] { return job.done.load(std::memory_order_acquire) >= n || job.failed.load(); });
     open.store(false);
     // A worker that came late leaves without reading the job; after a failure, others finish their piece.
-    for (int spins = 0; inside.load() != 0; ++spins) {
-        CK_SPIN_WAIT();
-        if (spins > 4096) std::this_thread::yield();
-    }
+    spin_until([&] { return inside.load() == 0; });
     if (job.error) std::rethrow_exception(job.error);
 }
 
