@@ -10,7 +10,7 @@ import threading
 import time
 from collections import defaultdict
 
-from . import _registry
+from . import _prepared, _registry
 from ._arrays import memory_limit
 from ._threads import cpp_threads, get_num_threads
 from ._tuning_cache import TuningCache, fingerprint
@@ -247,6 +247,7 @@ def _tune(fam, kernels, geometry, call):
 
     warm_excluded = 0.0
     warmed_here = set()
+    prepared = defaultdict(_prepared.notes)   # per candidate: the prepared weights it used and made
 
     def spent():   # tuning time so far, first-in-process warm-up calls excluded
         return time.perf_counter() - start - warm_excluded
@@ -256,16 +257,17 @@ def _tune(fam, kernels, geometry, call):
         time in the process, excluded from the budget) and for per-weights preparation such as Winograd's
         weight transform (counted), neither of which later calls repeat."""
         nonlocal warm_excluded
-        if kernel.name not in warmed_here:
+        with prepared[kernel.name]:
+            if kernel.name not in warmed_here:
+                t0 = time.perf_counter()
+                call(kernel)
+                if kernel.name not in _warmed:
+                    warm_excluded += time.perf_counter() - t0
+                    _warmed.add(kernel.name)
+                warmed_here.add(kernel.name)
             t0 = time.perf_counter()
             call(kernel)
-            if kernel.name not in _warmed:
-                warm_excluded += time.perf_counter() - t0
-                _warmed.add(kernel.name)
-            warmed_here.add(kernel.name)
-        t0 = time.perf_counter()
-        call(kernel)
-        return time.perf_counter() - t0
+            return time.perf_counter() - t0
 
     for kernel in order:
         rel = rel_speed(kernel)
@@ -327,6 +329,8 @@ def _tune(fam, kernels, geometry, call):
     if len(close) > 1:
         rounds(close, 40 if exhaustive else 20, 0.9)
         fastest = min(close, key=lambda k: min(samples[k.name]))
+    # The losers' prepared weights (a Winograd U is 1.8-4x the weights) would otherwise stay while the weights do.
+    _prepared.forget(set().union(*(n.made for n in prepared.values())) - prepared[fastest.name].used)
     timings = {k.name: (min(samples[k.name]) if k.name in samples else None) for k in kernels}
     for name in timings:
         status.setdefault(name, "timed")

@@ -7,7 +7,7 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
     missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler"
 
 
-def _env_setting(name, default, parse, lo, hi, expected):
+def env_setting(name, default, parse, lo, hi, expected):
     """A number from environment variable `name` (`default` when unset or blank), checked to lie in [lo, hi]."""
     import os
     raw = os.environ.get(name, "").strip() or default
@@ -21,11 +21,11 @@ def _env_setting(name, default, parse, lo, hi, expected):
 
 
 def _worker_doze_seconds():
-    return _env_setting("CNNKERNELS_WORKER_DOZE", "1", float, 0, 3600, "seconds in [0, 3600]")
+    return env_setting("CNNKERNELS_WORKER_DOZE", "1", float, 0, 3600, "seconds in [0, 3600]")
 
 
 def _prewarm_mb():
-    return _env_setting("CNNKERNELS_PREWARM_MB", "30", int, 0, 30, "an int in [0, 30]")
+    return env_setting("CNNKERNELS_PREWARM_MB", "30", int, 0, 30, "an int in [0, 30]")
 
 
 # The bindings refuse thread counts above this (checks.h).

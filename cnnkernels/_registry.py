@@ -4,7 +4,6 @@ Every runner takes already-validated 5-D C-contiguous arrays (see cnnkernels.num
 preconditions); the C++ bindings check them again, so nothing reaches C++ unchecked.
 """
 import os
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -13,6 +12,7 @@ import numpy as np
 from . import _cpp_backend
 from ._arrays import large_empty
 from ._geometry import ConvGeometry
+from ._prepared import prepared_weights
 from ._threads import cpp_threads, get_num_threads, numba_threads, single_threaded_blas
 from .winograd import transforms  # at import: lazily, its import was ~0.3 ms of a Winograd layer's first call
 
@@ -96,82 +96,6 @@ def _conv_cpp(algorithm):
 
 
 # --- Winograd ------------------------------------------------------------------
-
-_PREPARED = OrderedDict()   # (kind, pointer, shape, dtype, *details) -> _Prepared
-_PREPARED_SIZE = 64
-
-
-class _Prepared:
-    """Weights prepared for a kernel (transformed, packed) and what is needed to trust them: the weight
-    array itself (held, so its memory cannot be reused by another array while the entry lives), a check of
-    its contents (to notice in-place edits) and whether every weight is finite."""
-    __slots__ = ("weights", "check", "data", "finite")
-
-    def __init__(self, w, data):
-        self.weights, self.data = w, data
-        self.check, self.finite = _contents_check(w)
-
-    def valid_for(self, w):
-        # Read-only weights (cnnkernels.nn layers make theirs read-only in prepare()) cannot have been
-        # edited in place; others are checked again, one read of the weights.
-        return not w.flags.writeable or self.check.matches(w)
-
-
-def _contents_check(w):
-    """(a check that the weights still hold these contents, whether every weight is finite). With the C++
-    extension: a 128-bit digest that any change of one weight changes (elementwise.h: bytes_digest), one
-    threaded read and no copy (a copy cost a weight-sized fresh allocation on the first call: 3.8 ms of a
-    512->512 layer's 9.6 ms first call). Without it: a copy, compared exactly."""
-    if _Digest.applies(w):
-        digest, finite = _Digest.of(w)
-        return _Digest(digest), finite
-    return _ExactCopy(w), bool(np.isfinite(w.sum()))
-
-
-class _Digest:
-    __slots__ = ("digest",)
-
-    def __init__(self, digest):
-        self.digest = digest
-
-    @staticmethod
-    def applies(w):
-        return _cpp_backend.module is not None and w.flags.c_contiguous and w.dtype in (np.float32, np.float64)
-
-    @staticmethod
-    def of(w, check_finite=True):
-        h0, h1, finite = _cpp_backend.module.weights_digest(w, _cpp_threads(), check_finite)
-        return (h0, h1), finite
-
-    def matches(self, w):
-        # Weights with these contents were found finite when prepared: the re-check needs only the digest.
-        return self.applies(w) and self.of(w, check_finite=False)[0] == self.digest
-
-
-class _ExactCopy:
-    __slots__ = ("copy",)
-
-    def __init__(self, w):
-        self.copy = w.copy()
-
-    def matches(self, w):
-        return np.array_equal(self.copy, w)
-
-
-def prepared_weights(kind, w, details, make):
-    """``make()``'s preparation of the weights ``w``, computed once and reused while their contents are
-    unchanged (see _Prepared)."""
-    key = (kind, w.ctypes.data, w.shape, w.dtype.str) + details
-    hit = _PREPARED.get(key)
-    if hit is not None and hit.valid_for(w):
-        _PREPARED.move_to_end(key)
-        return hit
-    entry = _Prepared(w, make())
-    _PREPARED[key] = entry
-    if len(_PREPARED) > _PREPARED_SIZE:
-        _PREPARED.popitem(last=False)
-    return entry
-
 
 def winograd_weights(w, m, groups, backend="numba"):
     """Transformed weights for F(m x m, 3 x 3) (a _Prepared; .data is U). The C++ backend's U is packed

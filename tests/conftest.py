@@ -27,3 +27,16 @@ def only_candidate(monkeypatch):
         monkeypatch.setattr(functional, "_PLANS", {})
         monkeypatch.setattr(functional, "_POOL_PLANS", {})
     return only
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty tuning cache in tmp_path for the test."""
+    from cnnkernels import _autotune
+    monkeypatch.setenv("CNNKERNELS_CACHE_DIR", str(tmp_path))
+    # This process's picks persist even on a busy machine (other tests run beside these ones);
+    # test_busy_machine_pick_is_provisional covers the busy case.
+    monkeypatch.setattr(_autotune, "_contended", lambda: False)
+    _autotune.reset_cache()
+    yield tmp_path
+    _autotune.reset_cache()

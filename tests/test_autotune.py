@@ -20,17 +20,6 @@ X = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
 W = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
 
 
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNKERNELS_CACHE_DIR", str(tmp_path))
-    # This process's picks persist even on a busy machine (other tests run beside these ones);
-    # test_busy_machine_pick_is_provisional covers the busy case.
-    monkeypatch.setattr(_autotune, "_contended", lambda: False)
-    _autotune.reset_cache()
-    yield tmp_path
-    _autotune.reset_cache()
-
-
 def test_miss_then_hit(fresh_cache):
     first = ck.explain("conv2d", X, W, padding=1, verbose=False)
     assert first["source"] == "tuned"

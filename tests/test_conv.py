@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cnnkernels as ck
-from cnnkernels import _registry
+from cnnkernels import _prepared, _registry
 
 from . import naive
 from .cases import assert_close, conv_case, conv_terms
@@ -1003,13 +1003,13 @@ def test_prepared_weights_without_the_extension_compare_a_copy(monkeypatch):
     entry, one edited weight gives a new, correct result."""
     from cnnkernels import _cpp_backend
     monkeypatch.setattr(_cpp_backend, "module", None)
-    monkeypatch.setattr(_registry, "_PREPARED", type(_registry._PREPARED)())
+    monkeypatch.setattr(_prepared, "CACHE", _prepared.PreparedCache())
     rng = np.random.default_rng(17)
     x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
     w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
     before = ck.conv2d(x, w, padding=1, algorithm="winograd_f2", backend="numba")
-    (entry,) = _registry._PREPARED.values()
-    w5 = w.reshape(entry.weights.shape)                   # the kernels' 5-D view of the same weights
+    (entry,) = _prepared.CACHE.values()
+    w5 = w.reshape(5, 4, 1, 3, 3)                         # the kernels' 5-D view of the same weights
     assert type(entry.check).__name__ == "_ExactCopy" and entry.valid_for(w5) and entry.finite
     w[4, 3, 2, 2] += 1.0
     assert not entry.valid_for(w5)

@@ -1,0 +1,129 @@
+"""Prepared weights (Winograd-transformed, GEMM-packed): reused while the weights live, within a byte budget,
+dropped with the weights, and only the autotuner's pick keeps its own."""
+import gc
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+from cnnkernels import _cpp_backend, _prepared
+
+from . import naive
+
+needs_cpp = pytest.mark.skipif(_cpp_backend.module is None, reason="C++ backend not built")
+rng = np.random.default_rng(23)
+X = rng.standard_normal((1, 8, 10, 10)).astype(np.float32)
+
+
+@pytest.fixture
+def cache(monkeypatch):
+    fresh = _prepared.PreparedCache()
+    monkeypatch.setattr(_prepared, "CACHE", fresh)
+    return fresh
+
+
+def _weights(n):
+    return [rng.standard_normal((8, 8, 3, 3)).astype(np.float32) for _ in range(n)]
+
+
+def _check(y, w):
+    ref = naive.conv(X, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert np.abs(y - ref).max() < 1e-4 * np.abs(ref).max()
+
+
+def test_many_live_weights_are_prepared_once(cache):
+    """100 layers (more than the 64 entries the cache once held) called twice: the second pass makes nothing."""
+    weights = _weights(100)
+    for w in weights:
+        ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="cpp" if _cpp_backend.module else "numba")
+    assert len(cache) == 100
+    with _prepared.notes() as noted:
+        for w in weights:
+            _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f4",
+                             backend="cpp" if _cpp_backend.module else "numba"), w)
+    assert len(noted.used) == 100 and not noted.made
+
+
+def test_entries_go_with_their_weights(cache):
+    weights = _weights(3)
+    for w in weights:
+        ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba")
+    assert len(cache) == 3 and cache.nbytes > 0
+    del w
+    weights.pop()
+    gc.collect()
+    assert len(cache) == 2
+    # an entry belongs to the array owning the memory: the (temporary) view passed may go, the entry stays
+    stacked = rng.standard_normal((2, 8, 8, 3, 3)).astype(np.float32)
+    ck.conv2d(X, stacked[1], padding=1, algorithm="winograd_f2", backend="numba")
+    gc.collect()
+    assert len(cache) == 3
+    weights.clear()
+    gc.collect()
+    assert len(cache) == 1
+    del stacked
+    gc.collect()
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_budget_drops_the_least_recently_used(cache, monkeypatch):
+    weights = _weights(4)
+    ck.conv2d(X, weights[0], padding=1, algorithm="winograd_f2", backend="numba")
+    one = cache.nbytes
+    monkeypatch.setattr(_prepared, "BUDGET_BYTES", 2 * one)
+    for w in weights[1:]:
+        ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba")
+    assert len(cache) == 2 and cache.nbytes == 2 * one
+    with _prepared.notes() as noted:   # the two most recent are kept; the oldest are made again, correctly
+        for w in weights[::-1]:
+            _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba"), w)
+    assert len(noted.made) == 2
+    monkeypatch.setattr(_prepared, "BUDGET_BYTES", 0)   # nothing kept, every call still right
+    for w in _weights(1) * 2:
+        _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba"), w)
+        assert len(cache) == 0 and cache.nbytes == 0
+
+
+def _kind(choice):
+    """The prepared-weights kind (and Winograd m) a kernel name uses, or None."""
+    algorithm, backend = choice.split("[")[0].split("/")
+    if algorithm == "igemm":
+        return ("igemm",)
+    if algorithm.startswith("winograd_f"):
+        return (f"winograd/{backend}", int(algorithm[len("winograd_f"):]))
+    return None
+
+
+@needs_cpp
+@pytest.mark.parametrize("mode", ["on", "exhaustive"])
+def test_tuning_keeps_only_the_picks_preparation(cache, fresh_cache, monkeypatch, mode):
+    from cnnkernels import _autotune
+    monkeypatch.setattr(_autotune, "_mode", mode)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    with _prepared.notes() as noted:
+        info = ck.explain("conv2d", X, w, padding=1, verbose=False)
+    assert info["source"] == "tuned"
+    assert len(noted.made) >= 2, noted.made    # (so there were losers' preparations to drop)
+    left = {key[:1] + key[4:5] if key[0].startswith("winograd") else key[:1] for key in cache.entries}
+    want = _kind(info["choice"])
+    assert left == ({want} if want else set()), (info["choice"], left)
+
+
+def test_in_place_edit_is_noticed(cache):
+    w = _weights(1)[0]
+    ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba")
+    w[3, 2, 1, 1] += 2.0
+    _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba"), w)
+
+
+def test_budget_setting_is_validated():
+    for bad in ("abc", "-1", "1048577", "1.5"):
+        out = subprocess.run([sys.executable, "-c", "import cnnkernels"], capture_output=True, text=True,
+                             env={**os.environ, "CNNKERNELS_PREPARED_MB": bad})
+        assert out.returncode != 0 and "CNNKERNELS_PREPARED_MB must be an int in [0, 1048576]" in out.stderr, bad
+    out = subprocess.run([sys.executable, "-c", "from cnnkernels import _prepared; print(_prepared.BUDGET_BYTES)"],
+                         capture_output=True, text=True, env={**os.environ, "CNNKERNELS_PREPARED_MB": "3"})
+    assert out.returncode == 0 and int(out.stdout) == 3 << 20, out.stderr
