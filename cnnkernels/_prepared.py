@@ -2,7 +2,9 @@
 
 An entry lives as long as the weights it was made from: it holds a weak reference to the array that owns the
 weights' memory and is dropped when that array goes (so dropping a model frees its prepared weights, and no
-other array can meet the entry at the same address). All entries together are held to a budget,
+other array can meet the entry at the same address). Memory NumPy does not own (a PyTorch tensor's, passed as
+weights: each call wraps it in new arrays) is held by the entry instead, so that a later call on the same
+tensor finds it. All entries together are held to a budget,
 CNNKERNELS_PREPARED_MB (default 1024), least recently used dropped first: a count bound of 64 entries made
 two ResNet-50s called in turn (43 entries each) prepare their weights again on every call (45 -> 61 ms a call).
 The autotuner drops what its losing candidates made (notes()).
@@ -21,8 +23,8 @@ BUDGET_BYTES = _cpp_backend.env_setting("CNNKERNELS_PREPARED_MB", "1024", int, 0
                                         "an int in [0, 1048576]") << 20
 
 
-def _owner(w):
-    """The ndarray owning w's memory (w itself or the last ndarray in its chain of bases)."""
+def _last_array(w):
+    """The last ndarray in w's chain of bases (w itself when it has none)."""
     while isinstance(w.base, np.ndarray):
         w = w.base
     return w
@@ -30,14 +32,20 @@ def _owner(w):
 
 class Prepared:
     """One preparation of weights: the prepared data, a check that the weights still hold the contents it was
-    made from (in-place edits), whether every weight is finite, and the weak reference to the weights' owner."""
-    __slots__ = ("data", "check", "finite", "owner", "nbytes", "__weakref__")
+    made from (in-place edits), whether every weight is finite, and the weak reference to the weights' owning
+    array (or, for memory NumPy does not own, a hold on the weights, counted in the budget)."""
+    __slots__ = ("data", "check", "finite", "owner", "held", "nbytes")
 
     def __init__(self, w, data, on_owner_gone):
         self.data = data
         self.check, self.finite = _contents_check(w)
-        self.owner = weakref.ref(_owner(w), on_owner_gone)
         self.nbytes = data.nbytes + getattr(self.check, "nbytes", 0)
+        array = _last_array(w)
+        if array.base is None:
+            self.owner, self.held = weakref.ref(array, on_owner_gone), None
+        else:
+            self.owner, self.held = None, w
+            self.nbytes += w.nbytes
 
     def valid_for(self, w):
         # Read-only weights (cnnkernels.nn layers make theirs read-only in prepare()) cannot have been
@@ -126,7 +134,7 @@ class PreparedCache:
     def _owner_gone(self, key, ref):
         with self.lock:
             entry = self.entries.get(key)
-            if entry is not None and entry.owner is ref:
+            if entry is not None and entry.owner is ref:   # (not a later entry under the same key)
                 self._drop(key)
 
     def _drop(self, key):

@@ -69,6 +69,28 @@ def test_entries_go_with_their_weights(cache):
     assert len(cache) == 0 and cache.nbytes == 0
 
 
+def test_memory_numpy_does_not_own_is_held(cache):
+    """Weights in memory NumPy does not own (a PyTorch tensor's; here a bytearray's), wrapped in new arrays at
+    every call: the entry holds them, so the next call finds it."""
+    w = _weights(1)[0]
+    buf = bytearray(w.tobytes())
+
+    def wrapped():
+        return np.frombuffer(buf, np.float32).reshape(w.shape)
+    ck.conv2d(X, wrapped(), padding=1, algorithm="winograd_f4", backend="numba")
+    gc.collect()
+    assert len(cache) == 1
+    with _prepared.notes() as noted:
+        _check(ck.conv2d(X, wrapped(), padding=1, algorithm="winograd_f4", backend="numba"), w)
+    assert noted.used and not noted.made
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(w.copy())
+    ck.conv2d(X, t, padding=1, algorithm="winograd_f4", backend="numba")
+    with _prepared.notes() as noted:
+        _check(ck.conv2d(X, t, padding=1, algorithm="winograd_f4", backend="numba"), w)
+    assert noted.used and not noted.made
+
+
 def test_budget_drops_the_least_recently_used(cache, monkeypatch):
     weights = _weights(4)
     ck.conv2d(X, weights[0], padding=1, algorithm="winograd_f2", backend="numba")
