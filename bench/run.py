@@ -100,7 +100,10 @@ def bench_layer(case, threads, repeats):
              "rel_err": errors[k], "vs_torch": (times["torch"] / t) if "torch" in times else None,
              "vs_ort": (times["onnxruntime"] / t) if "onnxruntime" in times else None,
              **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0,
-                 "eligible": sorted(tuning["candidates"]), "vs_ours_nchw": vs_nchw} if k == "auto/auto" else {})}
+                 "eligible": sorted(tuning["candidates"]), "vs_ours_nchw": vs_nchw,
+                 # what the tuner itself measured and decided per candidate (explains a pick that lost)
+                 "tuning_ms": {c: None if t is None else t * 1e3 for c, t in tuning["candidates"].items()},
+                 "tuning_status": tuning.get("status", {})} if k == "auto/auto" else {})}
             for k, t in times.items()]
 
 
@@ -119,6 +122,20 @@ def _fastest_vs_torch(rows, layer, keep):
     """The best ratio to torch among the layer's rows whose kernel name passes keep (None if none)."""
     return max((r["vs_torch"] for r in rows if r["layer"] == layer and keep(r["kernel"]) and r["vs_torch"]),
                default=None)
+
+
+def _off_pick_line(threads, auto, forced, ratio):
+    """A pick over 5% slower than the fastest kernel: both kernels' times in the suite's rounds and in the tuning."""
+    fastest = min(forced, key=forced.get)
+    tuned = auto.get("tuning_ms") or {}
+
+    def tuning(k):
+        t = tuned.get(k)
+        return (f"{t:.3f} ms" if t is not None else "not timed") + \
+            (f" ({auto['tuning_status'][k]})" if k in auto.get("tuning_status", {}) else "")
+    return (f"{threads} thr    {auto['layer']}: picked {auto['pick']} {ratio:.2f}x the fastest, {fastest} "
+            f"({forced.get(auto['pick'], auto['ms']):.3f} against {forced[fastest]:.3f} ms); in the tuning "
+            f"{auto['pick']} {tuning(auto['pick'])}, {fastest} {tuning(fastest)}")
 
 
 def summarize(rows):
@@ -172,7 +189,7 @@ def summarize(rows):
             if g and all(best):
                 lines.append(f"{threads} thr  {cat:<12} Numba alone (fastest Numba kernel per layer) vs torch "
                              f"geomean {g:.2f}x")
-        close, worst, calls_close, costs = 0, 1.0, 0, []
+        close, worst, calls_close, costs, off = 0, 1.0, 0, [], []
         for a in autos:
             # The fastest kernel the tuner may pick: its candidates under the precision policy (the
             # default policy excludes Winograd F6, for its error).
@@ -184,6 +201,8 @@ def summarize(rows):
             # call itself (dispatch included, its own timing, so noise too) is reported beside it.
             ratio = forced.get(a.get("pick"), a["ms"]) / fastest
             close += ratio <= 1.05
+            if ratio > 1.05:
+                off.append(_off_pick_line(threads, a, forced, ratio))
             calls_close += a["ms"] / fastest <= 1.05
             worst = max(worst, ratio)
             if a["tune_s"]:
@@ -195,6 +214,7 @@ def summarize(rows):
                                                   f"{max(c for c, _ in costs):.2f} s, within max(0.3 s, 30x the pick's "
                                                   f"time) on {sum(ok for _, ok in costs)}/{len(costs)} layers"
                                                   if costs else ""))
+            lines.extend(off)
     # Thread scaling of the auto pick on the large layers (over 1 GFLOP, where a second core has work enough):
     # timed in alternate rounds (thread_scaling) where measured, beside the ratio of the two passes' medians.
     counts = sorted({r["threads"] for r in rows})

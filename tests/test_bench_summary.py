@@ -19,8 +19,14 @@ def _rows(layer, pick, times, auto_ms):
 def test_pick_quality_uses_the_picked_kernels_forced_time():
     rows = (_rows("a", "x/cpp", {"x/cpp": 1.0, "y/cpp": 1.02}, 1.3)     # right pick, noisy auto timing
             + _rows("b", "y/cpp", {"x/cpp": 1.0, "y/cpp": 1.2}, 1.2))   # a pick 1.2x slower than the fastest
-    line = next(l for l in run.summarize(rows) if "autotuner" in l)
+    lines = run.summarize(rows)
+    line = next(l for l in lines if "autotuner" in l)
     assert "on 1/2 layers (auto calls themselves: 0/2), worst 1.20x" in line, line
+    # the pick that lost gets a line with what the tuner had measured
+    rows[-1].update(tuning_ms={"x/cpp": 1.4, "y/cpp": 1.1}, tuning_status={"x/cpp": "timed", "y/cpp": "timed"})
+    (off,) = [l for l in run.summarize(rows) if "picked" in l]
+    assert off == ("1 thr    b: picked y/cpp 1.20x the fastest, x/cpp (1.200 against 1.000 ms); in the tuning "
+                   "y/cpp 1.100 ms (timed), x/cpp 1.400 ms (timed)"), off
 
 
 def test_channels_last_rows_are_compared_with_our_channels_first_ones():
