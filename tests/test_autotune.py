@@ -350,3 +350,29 @@ def test_one_slow_first_sample_does_not_prune_the_winner(monkeypatch):
     entry = _autotune._tune("conv", [fast, other], None, call)
     assert entry["choice"] == "fast/x", entry
     assert entry["timings"]["fast/x"] < 0.002
+
+
+def test_a_spike_beyond_confirm_on_the_first_timed_call_does_not_prune_the_winner(monkeypatch):
+    """The fastest candidate's first timed call waits 12 ms (a thread descheduled on a VM: 4-10 ms), 4.8x the
+    other's time and 12x its own, beyond _CONFIRM: its first (warm-up) call, 1 ms, counts as a sample,
+    so it is not pruned and is picked."""
+    import time
+    from types import SimpleNamespace
+    fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
+    other = SimpleNamespace(name="other/x", algorithm="other", backend="x")
+    calls = []
+
+    def call(kernel):
+        calls.append(kernel.name)
+        spike = kernel is fast and calls.count("fast/x") == 2   # its first timed call
+        duration = 0.012 if spike else (0.001 if kernel is fast else 0.0025)
+        now = time.perf_counter()
+        while time.perf_counter() - now < duration:
+            pass
+    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: other)
+    monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
+    monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "other/x": 1.0})
+    monkeypatch.setattr(_autotune, "_CONFIRM", 4.0)   # (so the spike is beyond it with room to spare)
+    entry = _autotune._tune("conv", [fast, other], None, call)
+    assert entry["choice"] == "fast/x", entry
+    assert entry["timings"]["fast/x"] < 0.002 and entry["status"]["fast/x"] == "timed"
