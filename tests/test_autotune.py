@@ -328,9 +328,9 @@ def test_tuning_rounds_outlast_a_short_burst_of_load(monkeypatch):
     assert entry["tuning_seconds"] < 0.3
 
 
-def test_one_slow_first_sample_does_not_prune_the_winner(monkeypatch):
-    """The fastest candidate's first timed call is slowed 8x (a burst of load): it would be pruned as over 2x
-    the other's time, but within _CONFIRM x it is timed once more, stays in the race and is picked."""
+def _race(monkeypatch, slow_calls, slow_s, first):
+    """Tune "fast/x" (1 ms a call) against "other/x" (2.5 ms), fast's calls numbered slow_calls (its first call,
+    the warm-up, is 1) taking slow_s instead, `first` timed first; the cache entry."""
     import time
     from types import SimpleNamespace
     fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
@@ -339,15 +339,22 @@ def test_one_slow_first_sample_does_not_prune_the_winner(monkeypatch):
 
     def call(kernel):
         calls.append(kernel.name)
-        slow_once = kernel is fast and calls.count("fast/x") == 2   # its first timed call (the first warms up)
-        duration = 0.008 if slow_once else (0.001 if kernel is fast else 0.0025)
+        slowed = kernel is fast and calls.count("fast/x") in slow_calls
+        duration = slow_s if slowed else (0.001 if kernel is fast else 0.0025)
         now = time.perf_counter()
         while time.perf_counter() - now < duration:
             pass
-    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: fast)
+    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: fast if first == "fast" else other)
     monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
     monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "other/x": 1.0})
-    entry = _autotune._tune("conv", [fast, other], None, call)
+    return _autotune._tune("conv", [fast, other], None, call)
+
+
+def test_one_slow_first_sample_does_not_prune_the_winner(monkeypatch):
+    """The fastest candidate's first two calls (warm-up and first timed) are slowed 8x (a burst of load): it
+    would be pruned as over 2x the other's time, but within _CONFIRM x it is timed once more, stays in the race
+    and is picked."""
+    entry = _race(monkeypatch, {1, 2}, 0.008, "fast")
     assert entry["choice"] == "fast/x", entry
     assert entry["timings"]["fast/x"] < 0.002
 
@@ -356,23 +363,7 @@ def test_a_spike_beyond_confirm_on_the_first_timed_call_does_not_prune_the_winne
     """The fastest candidate's first timed call waits 12 ms (a thread descheduled on a VM: 4-10 ms), 4.8x the
     other's time and 12x its own, beyond _CONFIRM: its first (warm-up) call, 1 ms, counts as a sample,
     so it is not pruned and is picked."""
-    import time
-    from types import SimpleNamespace
-    fast = SimpleNamespace(name="fast/x", algorithm="fast", backend="x")
-    other = SimpleNamespace(name="other/x", algorithm="other", backend="x")
-    calls = []
-
-    def call(kernel):
-        calls.append(kernel.name)
-        spike = kernel is fast and calls.count("fast/x") == 2   # its first timed call
-        duration = 0.012 if spike else (0.001 if kernel is fast else 0.0025)
-        now = time.perf_counter()
-        while time.perf_counter() - now < duration:
-            pass
-    monkeypatch.setattr(_autotune._registry, "heuristic", lambda fam, kernels, g: other)
-    monkeypatch.setattr(_autotune, "_kernel_class", lambda fam, g: "test")
-    monkeypatch.setitem(_autotune._RELATIVE_SPEED, "test", {"fast/x": 1.0, "other/x": 1.0})
     monkeypatch.setattr(_autotune, "_CONFIRM", 4.0)   # (so the spike is beyond it with room to spare)
-    entry = _autotune._tune("conv", [fast, other], None, call)
+    entry = _race(monkeypatch, {2}, 0.012, "other")
     assert entry["choice"] == "fast/x", entry
     assert entry["timings"]["fast/x"] < 0.002 and entry["status"]["fast/x"] == "timed"
