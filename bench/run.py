@@ -102,7 +102,7 @@ def bench_layer(case, threads, repeats):
              **({"pick": tuning["choice"], "tune_s": tuning.get("tuning_seconds") or 0.0,
                  "eligible": sorted(tuning["candidates"]), "vs_ours_nchw": vs_nchw,
                  # what the tuner itself measured and decided per candidate (explains a pick that lost)
-                 "tuning_ms": {c: None if t is None else t * 1e3 for c, t in tuning["candidates"].items()},
+                 "tuning_ms": {c: None if s is None else s * 1e3 for c, s in tuning["candidates"].items()},
                  "tuning_status": tuning.get("status", {})} if k == "auto/auto" else {})}
             for k, t in times.items()]
 

@@ -6,12 +6,12 @@ other array can meet the entry at the same address). Memory NumPy does not own (
 weights: each call wraps it in new arrays) is held by the entry instead, so that a later call on the same
 tensor finds it. All entries together are held to a budget,
 CNNKERNELS_PREPARED_MB (default 1024), least recently used dropped first: a count bound of 64 entries made
-two ResNet-50s called in turn (43 entries each) prepare their weights again on every call (45 -> 61 ms a call).
+two ResNet-50s called in turn (43 entries each) prepare their weights again on every call (1.42-1.56x the time).
 The autotuner drops what its losing candidates made (notes()).
 """
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from functools import partial
 
 import numpy as np
@@ -39,7 +39,7 @@ class Prepared:
     def __init__(self, w, data, on_owner_gone):
         self.data = data
         self.check, self.finite = _contents_check(w)
-        self.nbytes = data.nbytes + getattr(self.check, "nbytes", 0)
+        self.nbytes = data.nbytes + self.check.nbytes
         array = _last_array(w)
         if array.base is None:
             self.owner, self.held = weakref.ref(array, on_owner_gone), None
@@ -48,9 +48,11 @@ class Prepared:
             self.nbytes += w.nbytes
 
     def valid_for(self, w):
-        # Read-only weights (cnnkernels.nn layers make theirs read-only in prepare()) cannot have been
-        # edited in place; others are checked again, one read of the weights.
-        return not w.flags.writeable or self.check.matches(w)
+        # Weights whose owning array is read-only (cnnkernels.nn layers make theirs read-only in prepare())
+        # cannot have been edited in place; others are checked again, one read of the weights (a read-only
+        # view of writeable memory too: the memory may be edited through its owner).
+        owner = _last_array(w)
+        return (owner.base is None and not owner.flags.writeable) or self.check.matches(w)
 
 
 def _contents_check(w):
@@ -66,6 +68,7 @@ def _contents_check(w):
 
 class _Digest:
     __slots__ = ("digest",)
+    nbytes = 0
 
     def __init__(self, digest):
         self.digest = digest
@@ -102,13 +105,16 @@ class PreparedCache:
     def __init__(self):
         self.entries = OrderedDict()
         self.nbytes = 0
-        # Re-entrant: an owner's end (its weak reference's callback) may come from any release of an array,
-        # including one made while this thread holds the lock.
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
+        # (key, weak reference) of owners gone, settled under the lock: an owner's end may come at any release
+        # of an array, in any thread (or in this one inside the lock), so its callback never waits for the lock.
+        self.gone = deque()
 
     def get(self, key, w):
         with self.lock:
+            dropped = self._settle()
             hit = self.entries.get(key)
+        del dropped   # (entries are freed outside the lock: a held tensor's release runs PyTorch's code)
         if hit is None or not hit.valid_for(w):   # (the digest, outside the lock)
             return None
         with self.lock:
@@ -119,34 +125,51 @@ class PreparedCache:
     def make(self, key, w, data):
         entry = Prepared(w, data, partial(self._owner_gone, key))
         with self.lock:
-            self._drop(key)
+            dropped = self._settle()
+            dropped.append(self._drop(key))
             self.entries[key] = entry
             self.nbytes += entry.nbytes
             while self.nbytes > BUDGET_BYTES and self.entries:
-                self._drop(next(iter(self.entries)))
+                dropped.append(self._drop(next(iter(self.entries))))
         return entry
 
     def forget(self, keys):
         with self.lock:
-            for key in keys:
-                self._drop(key)
+            dropped = self._settle() + [self._drop(key) for key in keys]
+        del dropped
 
     def _owner_gone(self, key, ref):
-        with self.lock:
+        self.gone.append((key, ref))
+        if self.lock.acquire(blocking=False):   # (else the lock's holder, or the next call, settles it)
+            try:
+                dropped = self._settle()
+            finally:
+                self.lock.release()
+            del dropped
+
+    def _settle(self):
+        dropped = []
+        while self.gone:
+            key, ref = self.gone.popleft()
             entry = self.entries.get(key)
             if entry is not None and entry.owner is ref:   # (not a later entry under the same key)
-                self._drop(key)
+                dropped.append(self._drop(key))
+        return dropped
 
     def _drop(self, key):
         entry = self.entries.pop(key, None)
         if entry is not None:
             self.nbytes -= entry.nbytes
+        return entry
 
     def __len__(self):
-        return len(self.entries)
+        with self.lock:
+            dropped = self._settle()
+            return len(self.entries)
 
     def values(self):
         with self.lock:
+            dropped = self._settle()
             return list(self.entries.values())
 
 

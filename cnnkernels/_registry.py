@@ -98,7 +98,7 @@ def _conv_cpp(algorithm):
 # --- Winograd ------------------------------------------------------------------
 
 def winograd_weights(w, m, groups, backend="numba"):
-    """Transformed weights for F(m x m, 3 x 3) (a _Prepared; .data is U). The C++ backend's U is packed
+    """Transformed weights for F(m x m, 3 x 3) (a _prepared.Prepared; .data is U). The C++ backend's U is packed
     for its GEMM micro-kernel, hence its own entry."""
     def make():
         _, G, _ = transforms(m)

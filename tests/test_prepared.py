@@ -69,6 +69,18 @@ def test_entries_go_with_their_weights(cache):
     assert len(cache) == 0 and cache.nbytes == 0
 
 
+def test_owner_gone_while_the_cache_is_locked_is_settled_later(cache):
+    """An owner may go at any release of an array, also while some thread holds the cache's lock: its callback
+    does not wait for the lock; the next use of the cache drops the entry."""
+    w = _weights(1)[0]
+    ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba")
+    with cache.lock:
+        del w
+        gc.collect()
+        assert len(cache.entries) == 1 and len(cache.gone) == 1
+    assert len(cache) == 0 and cache.nbytes == 0 and not cache.gone
+
+
 def test_memory_numpy_does_not_own_is_held(cache):
     """Weights in memory NumPy does not own (a PyTorch tensor's; here a bytearray's), wrapped in new arrays at
     every call: the entry holds them, so the next call finds it."""
@@ -98,11 +110,16 @@ def test_budget_drops_the_least_recently_used(cache, monkeypatch):
     monkeypatch.setattr(_prepared, "BUDGET_BYTES", 2 * one)
     for w in weights[1:]:
         ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba")
-    assert len(cache) == 2 and cache.nbytes == 2 * one
-    with _prepared.notes() as noted:   # the two most recent are kept; the oldest are made again, correctly
-        for w in weights[::-1]:
+    assert len(cache) == 2 and cache.nbytes == 2 * one    # weights 2 and 3
+    with _prepared.notes() as noted:
+        for w in weights[2], weights[0]:   # 2 is used, so 3 is now the least recently used and goes
             _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba"), w)
-    assert len(noted.made) == 2
+    assert len(noted.made) == 1
+    with _prepared.notes() as noted:
+        _check(ck.conv2d(X, weights[2], padding=1, algorithm="winograd_f2", backend="numba"), weights[2])
+        assert not noted.made
+        _check(ck.conv2d(X, weights[3], padding=1, algorithm="winograd_f2", backend="numba"), weights[3])
+        assert len(noted.made) == 1
     monkeypatch.setattr(_prepared, "BUDGET_BYTES", 0)   # nothing kept, every call still right
     for w in _weights(1) * 2:
         _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f2", backend="numba"), w)
@@ -139,6 +156,18 @@ def test_in_place_edit_is_noticed(cache):
     ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba")
     w[3, 2, 1, 1] += 2.0
     _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba"), w)
+    # a read-only view of writeable weights: edits through the owner are noticed too
+    view = w.view()
+    view.flags.writeable = False
+    ck.conv2d(X, view, padding=1, algorithm="winograd_f4", backend="numba")
+    w[1, 0, 0, 2] -= 3.0
+    _check(ck.conv2d(X, view, padding=1, algorithm="winograd_f4", backend="numba"), w)
+    # read-only weights owning their memory are trusted without a check
+    w.flags.writeable = False
+    with _prepared.notes() as noted:
+        ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba")
+    (key,) = noted.used
+    assert cache.entries[key].valid_for(w[:, :, None]) and not noted.made
 
 
 def test_budget_setting_is_validated():
