@@ -367,3 +367,19 @@ def test_a_spike_beyond_confirm_on_the_first_timed_call_does_not_prune_the_winne
     entry = _race(monkeypatch, {2}, 0.012, "other")
     assert entry["choice"] == "fast/x", entry
     assert entry["timings"]["fast/x"] < 0.002 and entry["status"]["fast/x"] == "timed"
+
+
+def test_cache_file_keeps_the_most_recently_tuned(fresh_cache, monkeypatch):
+    """The file is bounded (every write rewrites it): past MAX_ENTRIES the oldest tuned go, never the one
+    being written; a lookup of a dropped key is a miss (tuned again)."""
+    from cnnkernels import _tuning_cache
+    monkeypatch.setattr(_tuning_cache, "MAX_ENTRIES", 5)
+    cache = _tuning_cache.TuningCache(str(fresh_cache))
+    for i in range(8):
+        cache.put(f"k{i}", {"choice": "direct/cpp", "when": 100.0 + i})
+    with open(fresh_cache / "tuning.json") as f:
+        assert sorted(json.load(f)["entries"]) == ["k3", "k4", "k5", "k6", "k7"]
+    cache.put("old", {"choice": "direct/cpp", "when": 1.0})   # written now, though tuned long ago (an import)
+    fresh = _tuning_cache.TuningCache(str(fresh_cache))
+    assert sorted(fresh.entries()) == ["k4", "k5", "k6", "k7", "old"]
+    assert fresh.get("k3") is None and fresh.get("k7")["when"] == 107.0
