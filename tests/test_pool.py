@@ -68,6 +68,28 @@ def adaptive_case(draw, nd):
     return x, out, dtype
 
 
+def _avg_terms(x, out):
+    """The largest mean of |x| over an adaptive window (assert_close's terms): with NaNs in every other window,
+    the one finite output can cancel far below its terms (a 13x2 window of standard-normal values averaging
+    -4.8e-04, its float32 rounding 1.3e-08, failed a bound of 1e-5 x that output)."""
+    mag, _ = naive.adaptive_pool(np.abs(np.nan_to_num(x)), out, "avg")
+    return float(mag.max(initial=0.0))
+
+
+def test_adaptive_avg_window_cancelling_far_below_its_terms():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 1, 13, 8)).astype(np.float32)
+    x[..., :4] = np.nan                                   # of the 6 windows over 8 columns, only window 3
+    x[..., 6:] = np.nan                                   # (columns 4-5) holds no NaN
+    window = x[..., 4:6].astype(np.float64)
+    x[..., 4:6] = (window - window.mean() + 1e-4).astype(np.float32)   # its average cancels to ~1e-4
+    ref, _ = naive.adaptive_pool(x, (1, 6), "avg")
+    for backend in BACKENDS:
+        got = ck.adaptive_avg_pool2d(x, (1, 6), backend=backend)
+        assert np.isfinite(got).sum() == 1 and abs(got[0, 0, 0, 3] - 1e-4) < 1e-6
+        assert_close(got, ref, np.float32, terms=_avg_terms(x, (1, 6)))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_adaptive_pools_match_reference(nd, backend):
@@ -75,7 +97,7 @@ def test_adaptive_pools_match_reference(nd, backend):
     def check(case):
         x, out, dtype = case
         ref, _ = naive.adaptive_pool(x, out, "avg")
-        assert_close(ADAPTIVE_AVG[nd](x, out, backend=backend), ref, dtype)
+        assert_close(ADAPTIVE_AVG[nd](x, out, backend=backend), ref, dtype, terms=_avg_terms(x, out))
         ref, ref_idx = naive.adaptive_pool(x, out, "max")
         y, idx = ADAPTIVE_MAX[nd](x, out, return_indices=True, backend=backend)
         assert_close(y, ref, dtype)
