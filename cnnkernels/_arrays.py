@@ -105,6 +105,7 @@ def memory_limit():
 
 # Up to this (or the heap prewarmed at import, if more), np.empty: malloc reuses freed or prewarmed heap.
 _OWN_MAPPING_MIN_BYTES = 8 << 20
+_MADV_POPULATE_WRITE = 23   # Linux's value; Python's mmap names it from 3.12 on
 
 
 def large_empty(shape, dtype, warm_bytes=0):
@@ -127,6 +128,13 @@ def large_empty(shape, dtype, warm_bytes=0):
         buf.madvise(mmap.MADV_NOHUGEPAGE)
     except (OSError, ValueError):    # no such mapping or advice here: NumPy's memory
         return _empty_on_a_line(shape, dtype, nbytes)
+    # Fault the pages in with one call rather than one fault per 4 KiB page at the first write (and the weight
+    # transform then writes resident pages with streaming stores): 512->512 7x7 F(4x4)'s first call, 1 thread,
+    # processes alternating: 24.2-32.4 ms -> 20.5-25.2 ms. Linux 5.14+; elsewhere the pages fault as before.
+    try:
+        buf.madvise(getattr(mmap, "MADV_POPULATE_WRITE", _MADV_POPULATE_WRITE))
+    except (OSError, ValueError):
+        pass
     return np.frombuffer(buf, dtype, count).reshape(shape)
 
 

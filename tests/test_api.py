@@ -385,6 +385,22 @@ def test_forked_children_run_threaded_kernels():
         assert out.stdout.split() == ["child", "True", "0"], (mode, out.stdout, out.stderr)
 
 
+def test_large_empty_faults_its_pages_in_at_once():
+    """Its own mapping is populated when made (one call instead of a fault per page at the first write)."""
+    import platform
+    release = tuple(int(p) for p in platform.release().split(".")[:2] if p.isdigit())
+    if not sys.platform.startswith("linux") or release < (5, 14) or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+        pytest.skip("MADV_POPULATE_WRITE needs Linux 5.14+")
+    from cnnkernels._arrays import large_empty
+
+    def resident_bytes():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    before = resident_bytes()
+    a = large_empty(((40 << 20) // 4,), np.float32)
+    assert resident_bytes() - before >= 0.9 * a.nbytes
+
+
 @pytest.mark.parametrize("shape,dtype,warm", [((3, 5), np.float32, 0), ((2, 36, 256, 160), np.float32, 0),
                                               ((1, 16, 64, 1100), np.float64, 0),
                                               ((2, 36, 256, 160), np.float32, 30 << 20)])
