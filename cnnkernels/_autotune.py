@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from . import _prepared, _registry
 from ._arrays import memory_limit
-from ._threads import cpp_threads, get_num_threads
+from ._threads import get_num_threads
 from ._tuning_cache import TuningCache, fingerprint
 
 MODES = ("off", "on", "exhaustive")
@@ -211,7 +211,7 @@ def _lookup(tuned, key):
 def _contended():
     """Whether this process's threads lack cores right now (another process holds one)."""
     from . import _cpp_backend
-    threads = cpp_threads(_cpp_backend.max_threads)
+    threads = _cpp_backend.kernel_threads()
     if threads < 2 or _cpp_backend.module is None:
         return False   # one thread: other processes slow every candidate alike
     return _cpp_backend.module.parallel_region_seconds(threads, 9) > CONTENDED_REGION_S
@@ -258,10 +258,11 @@ def _tune(fam, kernels, geometry, call):
     def timed(kernel):
         """One timed call, after a first call for this key: that one pays for compiling (the first time in the
         process, excluded from the budget) and for per-weights preparation such as Winograd's weight transform
-        (counted), neither of which later calls repeat. Returns the samples: the timed call's, and the first
-        call's too where there was one (it can only be slower than a later call, but on these VMs a call at 2
-        threads now and then waits 4-10 ms for a descheduled thread: the first pass's one timed sample of a
-        0.6 ms kernel came out at 4.5 ms, over _CONFIRM x the best, and the fastest candidate was pruned)."""
+        (counted), neither of which later calls repeat. Adds the samples to `samples` and returns their least:
+        the timed call's, and the first call's too where there was one (it can only be slower than a later
+        call, but on these VMs a call at 2 threads now and then waits 4-10 ms for a descheduled thread: the
+        first pass's one timed sample of a 0.6 ms kernel came out at 4.5 ms, over _CONFIRM x the best, and the
+        fastest candidate was pruned)."""
         nonlocal warm_excluded
         first = []
         with prepared[kernel.name]:
@@ -275,7 +276,9 @@ def _tune(fam, kernels, geometry, call):
                 warmed_here.add(kernel.name)
             t0 = time.perf_counter()
             call(kernel)
-            return [time.perf_counter() - t0] + first
+            new = [time.perf_counter() - t0] + first
+        samples.setdefault(kernel.name, []).extend(new)
+        return min(new)
 
     for kernel in order:
         rel = rel_speed(kernel)
@@ -291,16 +294,13 @@ def _tune(fam, kernels, geometry, call):
         if samples and spent() > budget():
             status[kernel.name] = "skipped: budget"
             continue
-        samples[kernel.name] = timed(kernel)
-        t = min(samples[kernel.name])
+        t = timed(kernel)
         if t < best:
             best, best_speed = t, rel
     for k in order:
         t = min(samples[k.name]) if k.name in samples else None
         if t is not None and _PRUNE * best < t <= _CONFIRM * best and spent() + _PREDICTION_MARGIN * t <= budget():
-            new = timed(k)
-            samples[k.name] += new
-            best = min(best, *new)
+            best = min(best, timed(k))
     alive = [k for k in order if k.name in samples and min(samples[k.name]) <= _PRUNE * best]
     for k in order:
         if k.name in samples and k not in alive:
@@ -327,9 +327,7 @@ def _tune(fam, kernels, geometry, call):
                 return
             shuffle(group)
             for k in group:
-                new = timed(k)
-                samples[k.name] += new
-                best = min(best, *new)
+                best = min(best, timed(k))
 
     # Noise only ever adds time, so each candidate's minimum is its estimate.
     rounds(alive, 40 if exhaustive else 20, 0.5)

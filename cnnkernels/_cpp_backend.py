@@ -7,6 +7,9 @@ except ImportError as exc:  # not built (no compiler at install time) or broken
     missing_reason = f"the C++ extension cnnkernels._cpp could not be imported ({exc}); reinstall with a C++17 compiler"
 
 
+from ._threads import cpp_threads
+
+
 def env_setting(name, default, parse, lo, hi, expected):
     """A number from environment variable `name` (`default` when unset or blank), checked to lie in [lo, hi]."""
     import os
@@ -31,6 +34,12 @@ def _prewarm_mb():
 # The bindings refuse thread counts above this (checks.h).
 max_threads = module.info()["max_threads_argument"] if module is not None else 0
 
+
+def kernel_threads():
+    """The thread count a C++ kernel call runs on now."""
+    return cpp_threads(max_threads)
+
+
 prewarmed_bytes = 0    # heap faulted in at import (below), which np.empty of up to this size may reuse
 if module is not None:
     # pybind11 sets up its numpy support (importing numpy internals, parsing numpy's version) at the first
@@ -52,8 +61,7 @@ if module is not None:
     # CNNKERNELS_WORKER_DOZE seconds (default 1; 0: sleep at once), ~15% of a core meanwhile, then sleep
     # (thread_pool.cpp). A forked child starts its own.
     module.set_worker_doze(_worker_doze_seconds())
-    from ._threads import cpp_threads
     try:
-        module.start_workers(cpp_threads(max_threads))
+        module.start_workers(kernel_threads())
     except ValueError:   # a bad thread variable: the first call reports it
         pass

@@ -17,7 +17,6 @@ from functools import partial
 import numpy as np
 
 from . import _cpp_backend
-from ._threads import cpp_threads
 
 BUDGET_BYTES = _cpp_backend.env_setting("CNNKERNELS_PREPARED_MB", "1024", int, 0, 1 << 20,
                                         "an int in [0, 1048576]") << 20
@@ -79,8 +78,7 @@ class _Digest:
 
     @staticmethod
     def of(w, check_finite=True):
-        h0, h1, finite = _cpp_backend.module.weights_digest(w, cpp_threads(_cpp_backend.max_threads),
-                                                            check_finite)
+        h0, h1, finite = _cpp_backend.module.weights_digest(w, _cpp_backend.kernel_threads(), check_finite)
         return (h0, h1), finite
 
     def matches(self, w):

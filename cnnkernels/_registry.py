@@ -13,7 +13,7 @@ from . import _cpp_backend
 from ._arrays import large_empty
 from ._geometry import ConvGeometry
 from ._prepared import prepared_weights
-from ._threads import cpp_threads, get_num_threads, numba_threads, single_threaded_blas
+from ._threads import get_num_threads, numba_threads, single_threaded_blas
 from .winograd import transforms  # at import: lazily, its import was ~0.3 ms of a Winograd layer's first call
 
 BACKENDS = ("auto", "numba", "cpp")
@@ -58,8 +58,7 @@ class BackendUnavailableError(RuntimeError):
     """The requested backend is not built or cannot be loaded on this machine."""
 
 
-def _cpp_threads():
-    return cpp_threads(_cpp_backend.max_threads)
+_cpp_threads = _cpp_backend.kernel_threads
 
 
 def _numba():

@@ -199,12 +199,11 @@ def add_relu_(out, residual):
     """out = relu(out + residual), in place in ``out`` (a residual block's sum and activation in one pass,
     threads sharing it, with the C++ backend; numpy's in-place add and maximum otherwise)."""
     from . import _cpp_backend
-    from ._registry import _cpp_threads
     if (_cpp_backend.module is not None and type(out) is np.ndarray and type(residual) is np.ndarray
             and out.dtype == residual.dtype and out.dtype in (np.float32, np.float64) and out.shape == residual.shape
             and out.flags.c_contiguous and residual.flags.c_contiguous and out.flags.writeable
             and (out is residual or not np.shares_memory(out, residual))):
-        _cpp_backend.module.add_clamp_(out, residual, 0.0, np.inf, _cpp_threads())
+        _cpp_backend.module.add_clamp_(out, residual, 0.0, np.inf, _cpp_backend.kernel_threads())
         return out
     np.add(out, residual, out=out)
     return np.maximum(out, 0, out=out)
