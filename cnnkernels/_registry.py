@@ -18,8 +18,10 @@ from .winograd import transforms  # at import: lazily, its import was ~0.3 ms of
 
 BACKENDS = ("auto", "numba", "cpp")
 
-# Bound on the im2col column buffer (the C++ core issue makes this configurable).
-WORKSPACE_BYTES = int(os.environ.get("CNNKERNELS_WORKSPACE_MB", "64")) * 2**20
+# Bound on every kernel's scratch memory (README "Workspace"), checked at import: unchecked, a non-number failed
+# the import with int()'s message and 0 or a negative number failed every later call in the bindings.
+WORKSPACE_BYTES = _cpp_backend.env_setting("CNNKERNELS_WORKSPACE_MB", "64", int, 1, 1 << 20,
+                                           "an int in [1, 1048576] (MiB)") << 20
 
 
 # Accuracy classes: the max abs error, relative to the max abs output, each is held to on

@@ -1,4 +1,5 @@
 """Every convolution kernel against the float64 reference, across random geometry."""
+import os
 import re
 import subprocess
 import sys
@@ -825,6 +826,27 @@ def test_auto_skips_kernels_over_the_workspace_limit(monkeypatch):
     assert names and not any(n.startswith("winograd_f4") or n.startswith("winograd_f6") for n in names), names
     assert_close(ck.conv2d(x, w, padding=1), naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), np.float32,
                  _tolerance("auto", "auto"))
+
+
+def test_workspace_setting_is_validated(tmp_path):
+    for bad in ("abc", "0", "-1", "1048577", "1.5"):
+        out = subprocess.run([sys.executable, "-c", "import cnnkernels"], capture_output=True, text=True,
+                             env={**os.environ, "CNNKERNELS_WORKSPACE_MB": bad})
+        assert out.returncode != 0 and "CNNKERNELS_WORKSPACE_MB must be an int in [1, 1048576] (MiB)" in out.stderr, bad
+    # the least setting still computes a layer whose im2col columns are 3.7x it (kernels are sliced or skipped)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 256, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((64, 256, 3, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", w)
+    code = ("import sys, numpy as np, cnnkernels as ck; from cnnkernels import _registry; d = sys.argv[1]; "
+            "assert _registry.WORKSPACE_BYTES == 1 << 20; "
+            "np.save(d + '/y.npy', ck.conv2d(np.load(d + '/x.npy'), np.load(d + '/w.npy'), padding=1))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env={**os.environ, "CNNKERNELS_WORKSPACE_MB": "1", "CNNKERNELS_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert_close(np.load(tmp_path / "y.npy"), naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+                 np.float32, _tolerance("auto", "auto"))
 
 
 @pytest.mark.skipif(_registry._cpp_backend.module is None, reason="C++ backend not built")
