@@ -194,16 +194,17 @@ def _out_key(out):
 
 
 _KEY_SCALARS = frozenset({type(None), bool, int, str})
+_TUPLE_SCALARS = frozenset({type(None), int, str})
 
 
 def _key_tuple(t):
-    """Whether a tuple argument may be part of a memo key: nested tuples of ints, bools, strings and None only
-    (an integral float would hash equal to its int and skip the validation that refuses it)."""
+    """Whether a tuple argument may be part of a memo key: nested tuples of ints, strings and None only. (An
+    integral float or a bool would hash equal to its int and skip the validation that refuses it.)"""
     for e in t:
         if type(e) is tuple:
             if not _key_tuple(e):
                 return False
-        elif type(e) not in _KEY_SCALARS:
+        elif type(e) not in _TUPLE_SCALARS:
             return False
     return True
 
@@ -218,6 +219,8 @@ def _plan_key(*parts):
         t = type(p)
         if t is np.ndarray:
             append((p.shape, p.dtype, p.strides))
+        elif t is bool:   # (True == 1: stride=True must not meet the plan of stride=1)
+            append((bool, p))
         elif t in _KEY_SCALARS or (t is tuple and _key_tuple(p)):
             append(p)
         else:
@@ -501,7 +504,8 @@ def _memoised_pool(fn):
         out_key = _out_key(out)
         if type(input) is np.ndarray and out_key is not False:
             rest = sorted((k, v) for k, v in kwargs.items() if k != "out")
-            key = _plan_key(fn.__name__, input, *args, *rest, out_key)
+            # (the count of positional arguments: a tuple ("padding", 1) passed as one is not padding=1)
+            key = _plan_key(fn.__name__, input, len(args), *args, *rest, out_key)
             plan = _POOL_PLANS.get(key) if key is not None else None
             if plan is not None:
                 return plan(input, out)

@@ -189,6 +189,24 @@ def test_memoised_calls_still_refuse_bad_arguments():
         ck.max_pool2d(x, (2, 2), stride=(2.0, 2), ceil_mode=True)
 
 
+def test_memoised_calls_tell_bools_and_positions_apart():
+    """True == 1 and hashes like it, and a pooling call's keyword pairs must not meet a positional tuple: a
+    repeat must be refused or computed exactly as a first call would be."""
+    x = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    for _ in range(2):
+        ck.conv2d(x, w, stride=1, groups=1, padding=(1, 0))
+        ck.max_pool2d(x, 2, ceil_mode=False, return_indices=False)
+        ck.avg_pool2d(x, 3, padding=1)
+    bad = [lambda: ck.conv2d(x, w, stride=True), lambda: ck.conv2d(x, w, groups=True),
+           lambda: ck.conv2d(x, w, padding=(True, False)), lambda: ck.max_pool2d(x, 2, ceil_mode=0),
+           lambda: ck.max_pool2d(x, 2, return_indices=0), lambda: ck.avg_pool2d(x, 3, ("padding", 1))]
+    for call in bad:
+        for _ in range(2):
+            with pytest.raises(TypeError):
+                call()
+
+
 def test_repeated_calls_use_fresh_data_and_settings():
     """The memo of validated calls must never serve stale data, layouts or kernel choices."""
     rng = np.random.default_rng(11)
