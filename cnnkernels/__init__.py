@@ -13,6 +13,15 @@ from .functional import *  # noqa: F401,F403
 __version__ = "0.1.0"
 
 
+def freeze(weight):
+    """A read-only copy of ``weight`` that the kernels trust: its prepared forms (Winograd-transformed, packed)
+    are reused without re-reading the weights on every call, as for prepared ``cnnkernels.nn`` layers. Other
+    weights, read-only ones included, are compared with their preparation's digest at each call (one read)."""
+    from ._arrays import as_array
+    from ._prepared import freeze as _freeze
+    return _freeze(as_array(weight, "weight"))
+
+
 def info():
     """What this installation runs on: backends, the C++ build, threads."""
     from . import _cpp_backend

@@ -47,11 +47,33 @@ class Prepared:
             self.nbytes += w.nbytes
 
     def valid_for(self, w):
-        # Weights whose owning array is read-only (cnnkernels.nn layers make theirs read-only in prepare())
-        # cannot have been edited in place; others are checked again, one read of the weights (a read-only
-        # view of writeable memory too: the memory may be edited through its owner).
-        owner = _last_array(w)
-        return (owner.base is None and not owner.flags.writeable) or self.check.matches(w)
+        # Frozen weights (freeze()) are trusted; any others are checked again, one read of the weights. A
+        # read-only array is no promise: NumPy lets its owner be made writeable, edited and made read-only again.
+        return is_frozen(w) or self.check.matches(w)
+
+
+# id -> weak reference of each array that freeze() made the read-only owner of weights.
+_frozen = {}
+
+
+def freeze(w, copy=True):
+    """A read-only view of weights whose owner only cnnkernels holds, so they are trusted unchecked (a view of a
+    read-only owner cannot be made writeable). copy=False makes ``w`` itself that owner (cnnkernels.nn: a
+    layer's own arrays); the caller must then hold no other reference through which to edit it."""
+    owner = np.array(w, order="C") if copy else w
+    if owner.base is not None or not owner.flags.c_contiguous:
+        owner = np.array(owner, order="C")
+    owner.flags.writeable = False
+    key = id(owner)
+    _frozen[key] = weakref.ref(owner, lambda ref: _frozen.pop(key, None) if _frozen.get(key) is ref else None)
+    return owner.view()
+
+
+def is_frozen(w):
+    """Whether w's owning array is one freeze() made and is still read-only."""
+    owner = _last_array(w)
+    ref = _frozen.get(id(owner))
+    return ref is not None and ref() is owner and not owner.flags.writeable
 
 
 def _contents_check(w):

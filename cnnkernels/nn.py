@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import functional as F
+from ._prepared import freeze, is_frozen
 
 
 class Module:
@@ -114,17 +115,18 @@ class _ConvNd(Module):
         self.frozen = False       # set by prepare(): parameters are made read-only when used
 
     def prepare(self):
-        """Inference: the parameters become read-only at the next call (assign new arrays or use
-        load_state_dict to change them), which lets the Winograd kernels trust their cached transformed
-        weights without comparing the weights on every call."""
+        """Inference: at the next call the parameters become read-only views of arrays the layer keeps to
+        itself (assign new arrays or use load_state_dict to change them), which lets the kernels trust their
+        prepared (transformed, packed) weights without comparing the weights on every call."""
         self.frozen = True
         return super().prepare()
 
     def forward(self, x):
         if self.frozen:
-            for p in (self.weight, self.bias):
-                if p is not None and p.flags.writeable:
-                    p.flags.writeable = False
+            for name in ("weight", "bias"):
+                p = self._params[name]
+                if p is not None and not is_frozen(p):
+                    setattr(self, name, freeze(p, copy=False))   # (the layer's own array: no copy)
         if self.transposed:
             fn = getattr(F, f"conv_transpose{self.nd}d")
             return fn(x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,

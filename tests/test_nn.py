@@ -115,6 +115,9 @@ def test_prepared_conv_freezes_its_weights_and_follows_new_ones():
     assert not conv.weight.flags.writeable and not conv.bias.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
         conv.weight[0] = 0
+    with pytest.raises(ValueError):      # (a view of the layer's own read-only array)
+        conv.weight.flags.writeable = True
+    assert ck._prepared.is_frozen(conv.weight)
     state = {"weight": conv.weight * 2, "bias": conv.bias * 2}
     conv.load_state_dict(state)
     np.testing.assert_allclose(conv(x), 2 * first, rtol=1e-4, atol=1e-4)

@@ -162,12 +162,43 @@ def test_in_place_edit_is_noticed(cache):
     ck.conv2d(X, view, padding=1, algorithm="winograd_f4", backend="numba")
     w[1, 0, 0, 2] -= 3.0
     _check(ck.conv2d(X, view, padding=1, algorithm="winograd_f4", backend="numba"), w)
-    # read-only weights owning their memory are trusted without a check
+    # read-only weights are checked too: NumPy lets their owner be made writeable, edited and read-only again
     w.flags.writeable = False
+    ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba")
+    w.flags.writeable = True
+    w[0, 5, 2, 0] *= -4.0
+    w.flags.writeable = False
+    _check(ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba"), w)
+
+
+@pytest.mark.parametrize("backend", ["numba", pytest.param("cpp", marks=needs_cpp)])
+@pytest.mark.parametrize("algorithm", ["winograd_f4", "igemm"])
+def test_frozen_weights_are_trusted_and_cannot_be_edited(cache, backend, algorithm):
+    if algorithm == "igemm" and backend == "numba":
+        pytest.skip("the Numba implicit GEMM prepares nothing")
+    w = _weights(1)[0]
+    frozen = ck.freeze(w)
+    assert not frozen.flags.writeable and np.array_equal(frozen, w) and not np.shares_memory(frozen, w)
+    with pytest.raises(ValueError):
+        frozen.flags.writeable = True
+    w[0, 0, 0, 0] += 1.0    # the original stays the user's, apart from the frozen copy
+    _check(ck.conv2d(X, frozen, padding=1, algorithm=algorithm, backend=backend), frozen)
+    (key,) = cache.entries
+    entry = cache.entries[key]
+
+    class Unchecked:
+        nbytes = 0
+
+        def matches(self, w):
+            raise AssertionError("frozen weights were checked")
+    entry.check = Unchecked()
     with _prepared.notes() as noted:
-        ck.conv2d(X, w, padding=1, algorithm="winograd_f4", backend="numba")
-    (key,) = noted.used
-    assert cache.entries[key].valid_for(w[:, :, None]) and not noted.made
+        _check(ck.conv2d(X, frozen, padding=1, algorithm=algorithm, backend=backend), frozen)
+    assert noted.used == {key} and not noted.made
+    # through the private owner (deliberately) made writeable: checked again
+    frozen.base.flags.writeable = True
+    with pytest.raises(AssertionError, match="were checked"):
+        ck.conv2d(X, frozen, padding=1, algorithm=algorithm, backend=backend)
 
 
 def test_budget_setting_is_validated():
