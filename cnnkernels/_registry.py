@@ -122,14 +122,30 @@ def _winograd_supports(g):
     return None
 
 
+def _phases(g):
+    """The phases a dilated call computes, rows x columns: min(dilation, output size) per axis (a phase past the
+    output's last row or column would be computed for nothing: at dilation 1000 on a 10x10 output, 10^6 of them)."""
+    return min(g.dilation[1], g.out[1]), min(g.dilation[2], g.out[2])
+
+
+def _phase_outputs_fill_tiles(g):
+    """Whether a dilated call's phases have outputs of at least 12 x 12, for the heuristic: smaller phases waste
+    much of each tile and pay the per-image costs per phase. C++, 2 threads, ms, igemm / F4 / F2, by phase
+    output: 256x33x33 d2 (17) 7.2 / 5.2 / 5.6, 256x28x28 d2 (14) 4.3 / 2.3 / 2.9, 128x64x64 d4 (16) 6.0 / 3.7 /
+    4.6; 256x33x33 d4 (9) 8.4 / 9.4 / 8.9, 128x64x64 d8 (8) 6.1 / 6.4 / 5.6, 256x33x33 d12 (3) 6.3 / 30 / 16."""
+    dh, dw = g.dilation[1:]
+    return -(-g.out[1] // dh) >= 12 and -(-g.out[2] // dw) >= 12
+
+
 def _phase_geometry(g):
     """A dilated stride-1 3x3 convolution as a dilation-1 one: output rows a, a + d, a + 2d, ... read only the
-    padded input rows of phase a (a, a + d, ...), so each of the dh x dw phases of the zero-padded input
-    (rows/columns a::d, padded to whole phases) is a plain 3x3 'valid' convolution. The phases become the
-    batch of one call, whose geometry this returns (its input planes: rows x columns per phase)."""
+    padded input rows of phase a (a, a + d, ...), so each phase of the zero-padded input (rows/columns a::d,
+    padded to whole phases) is a plain 3x3 'valid' convolution. The phases (_phases) become the batch of one
+    call, whose geometry this returns (its input planes: rows x columns per phase)."""
     dh, dw = g.dilation[1:]
     Hs, Ws = -(-(g.out[1] + 2 * dh) // dh), -(-(g.out[2] + 2 * dw) // dw)
-    return ConvGeometry(dh * dw * g.N, g.C, g.K, g.groups, (1, Hs, Ws), (1, Hs - 2, Ws - 2), g.kernel, g.stride,
+    nh, nw = _phases(g)
+    return ConvGeometry(nh * nw * g.N, g.C, g.K, g.groups, (1, Hs, Ws), (1, Hs - 2, Ws - 2), g.kernel, g.stride,
                         (0, 0, 0), (1, 1, 1))
 
 
@@ -140,23 +156,24 @@ def _dilated_by_phases(run):
         if g.dilation == (1, 1, 1):
             return run(x, w, b, y, g, act)
         dh, dw = g.dilation[1:]
+        nh, nw = _phases(g)
         inner = _phase_geometry(g)
         Hs, Ws = inner.inp[1:]
         N, C, _, H, W = x.shape
         ph, pw = g.pad[1:]
-        phases = np.zeros((dh, dw, N, C, 1, Hs, Ws), x.dtype)
-        for a in range(dh):   # phase rows i hold padded rows a + dh * i, i.e. input rows a + dh * i - ph
+        phases = np.zeros((nh, nw, N, C, 1, Hs, Ws), x.dtype)
+        for a in range(nh):   # phase rows i hold padded rows a + dh * i, i.e. input rows a + dh * i - ph
             i0, i1 = max(0, -(-(ph - a) // dh)), min(Hs, -(-(H + ph - a) // dh))
-            for c in range(dw):
+            for c in range(nw):
                 j0, j1 = max(0, -(-(pw - c) // dw)), min(Ws, -(-(W + pw - c) // dw))
                 if i1 > i0 and j1 > j0:
                     phases[a, c, :, :, 0, i0:i1, j0:j1] = x[:, :, 0, a + dh * i0 - ph::dh, c + dw * j0 - pw::dw][
                         :, :, :i1 - i0, :j1 - j0]
-        out = np.empty((dh, dw, N, g.K, 1, Hs - 2, Ws - 2), x.dtype)
-        run(phases.reshape(dh * dw * N, C, 1, Hs, Ws), w, b, out.reshape(dh * dw * N, g.K, 1, Hs - 2, Ws - 2),
+        out = np.empty((nh, nw, N, g.K, 1, Hs - 2, Ws - 2), x.dtype)
+        run(phases.reshape(nh * nw * N, C, 1, Hs, Ws), w, b, out.reshape(nh * nw * N, g.K, 1, Hs - 2, Ws - 2),
             inner, act)
-        for a in range(min(dh, g.out[1])):   # output rows a, a + dh, ... come from phase row a
-            for c in range(min(dw, g.out[2])):
+        for a in range(nh):   # output rows a, a + dh, ... come from phase row a
+            for c in range(nw):
                 ya = y[:, :, 0, a::dh, c::dw]
                 ya[...] = out[a, c, :, :, 0, :ya.shape[2], :ya.shape[3]]
     return phased
@@ -637,7 +654,7 @@ def heuristic(fam, kernels, g):
         gemm = ["igemm", "im2col"] if Kg >= 16 and npos >= 64 and not pointwise else ["im2col", "igemm"]
         if g.groups == g.C and Cg == 1:
             order = ["depthwise", "direct"]
-        elif _winograd_supports(g) is None and Cg >= 16 and Kg >= 16:
+        elif _winograd_supports(g) is None and Cg >= 16 and Kg >= 16 and _phase_outputs_fill_tiles(g):
             order = ["winograd_f4", *gemm, "direct"]
         elif terms >= 16 and Kg >= 8 and npos >= 16:
             order = [*gemm, "direct"]

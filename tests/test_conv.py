@@ -977,6 +977,33 @@ def test_winograd_dilated_with_nan_input(algorithm, backend):
     assert_close(got, ref, np.float64)
 
 
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD)
+def test_winograd_dilation_beyond_the_output(algorithm, backend):
+    """Dilation over the output size: only the phases holding an output are computed (at dilation 300 on a
+    5x4 output, 20 of 90000; the phase copy once grew with dilation squared), and the result is right."""
+    from cnnkernels._geometry import ConvGeometry
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((1, 3, 5, 4))
+    w = rng.standard_normal((2, 3, 3, 3))
+    for d, pad in ((300, 300), (7, (7, 6))):
+        pads = (pad, pad) if isinstance(pad, int) else pad
+        got = ck.conv2d(x, w, padding=pads, dilation=d, algorithm=algorithm, backend=backend)
+        ref = naive.conv(x, w, None, (1, 1), ((pads[0], pads[0]), (pads[1], pads[1])), (d, d), 1)
+        assert_close(got, ref, np.float64)
+    g = ConvGeometry(1, 3, 2, 1, (1, 5, 4), (1, 5, 4), (1, 3, 3), (1, 1, 1), (0, 300, 300), (1, 300, 300))
+    assert _registry._phase_geometry(g).N == 20
+
+
+def test_heuristic_runs_dilated_layers_with_small_phases_on_gemm():
+    """Winograd runs a dilated layer on its phases: the heuristic takes it only where they are 12 x 12 or more."""
+    from cnnkernels._geometry import ConvGeometry
+    for d, winograd in ((2, True), (12, False)):
+        g = ConvGeometry(1, 256, 256, 1, (1, 33, 33), (1, 33, 33), (1, 3, 3), (1, 1, 1), (0, d, d), (1, d, d))
+        kernels = _registry.candidates("conv2d", "auto", "auto", g)
+        pick = _registry.heuristic("conv", kernels, g).algorithm
+        assert (pick == "winograd_f4") == winograd and pick != "direct", (d, pick)
+
+
 @pytest.mark.parametrize("layout", ["NCW", "NWC"])
 def test_depthwise_rows_longer_than_a_column_chunk(layout):
     """1-D depthwise rows of up to 140000 outputs run in chunks of 65536 columns with their own window tables
