@@ -65,8 +65,10 @@ def result_dtype(*arrays):
 
 
 def contiguous(arr, dtype):
-    """C-contiguous array of ``dtype``: the same object when it already is one."""
-    return np.ascontiguousarray(arr, dtype=dtype)
+    """C-contiguous, aligned array of ``dtype``: the same object when it already is one. (NumPy allows arrays
+    whose elements sit off their alignment, e.g. np.frombuffer at an odd offset; the kernels take aligned ones.)"""
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def check_out(out, shape, dtype):

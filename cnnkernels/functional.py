@@ -91,7 +91,7 @@ def _finish(y5, shape, batched, rdtype, out):
 def _output_buffer(shape5, cdtype, out, inputs, cl_input=None):
     """Write straight into out= when it is a C-contiguous array of the compute dtype that overlaps no input;
     a new channels-last output is placed apart from its input cl_input (see empty_apart)."""
-    if (out is not None and out.dtype == cdtype and out.flags.c_contiguous
+    if (out is not None and out.dtype == cdtype and out.flags.c_contiguous and out.flags.aligned
             and not any(np.may_share_memory(out, a) for a in inputs)):
         return out.reshape(shape5)
     return np.empty(shape5, cdtype) if cl_input is None else empty_apart(shape5, cdtype, cl_input)
@@ -218,6 +218,8 @@ def _plan_key(*parts):
     for p in parts:
         t = type(p)
         if t is np.ndarray:
+            if not p.flags.aligned:   # (the memoised path hands arrays to the kernels as they are)
+                return None
             append((p.shape, p.dtype, p.strides))
         elif t is bool:   # (True == 1: stride=True must not meet the plan of stride=1)
             append((bool, p))

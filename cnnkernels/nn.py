@@ -204,6 +204,7 @@ def add_relu_(out, residual):
     if (_cpp_backend.module is not None and type(out) is np.ndarray and type(residual) is np.ndarray
             and out.dtype == residual.dtype and out.dtype in (np.float32, np.float64) and out.shape == residual.shape
             and out.flags.c_contiguous and residual.flags.c_contiguous and out.flags.writeable
+            and out.flags.aligned and residual.flags.aligned
             and (out is residual or not np.shares_memory(out, residual))):
         _cpp_backend.module.add_clamp_(out, residual, 0.0, np.inf, _cpp_backend.kernel_threads())
         return out

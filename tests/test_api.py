@@ -9,6 +9,7 @@ import pytest
 
 import cnnkernels as ck
 from cnnkernels import functional as F
+from cnnkernels import nn
 
 from . import naive
 from .cases import assert_close
@@ -58,6 +59,35 @@ def test_output_dtype_follows_numpy_promotion(xdt, wdt, expect):
     ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     tol = 1e-2 if expect == np.float16 else 1e-5
     assert np.abs(y.astype(np.float64) - ref).max() <= tol * np.abs(ref).max()
+
+
+def _unaligned(a):
+    """A writeable copy of a whose elements sit one byte off their alignment (NumPy allows it)."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    u = np.frombuffer(buf, a.dtype, a.size, offset=1).reshape(a.shape)
+    u[...] = a
+    assert not u.flags.aligned and u.flags.writeable
+    return u
+
+
+def test_unaligned_arrays_are_taken():
+    """Unaligned input, weights, bias and out= (a first and a memoised call each), conv and pooling, both
+    layouts: computed as their aligned copies are (the C++ kernels take aligned arrays only)."""
+    for _ in range(2):
+        out = _unaligned(np.zeros_like(REF, np.float32))
+        assert ck.conv2d(_unaligned(X), _unaligned(W), _unaligned(B), padding=1, out=out) is out
+        assert_close(out, REF, np.float32)
+        assert_close(ck.conv2d(_unaligned(X), _unaligned(W), _unaligned(B), padding=1), REF, np.float32)
+        xl = _unaligned(np.ascontiguousarray(X.transpose(0, 2, 3, 1)))
+        assert_close(ck.conv2d(xl, W, B, padding=1, layout="NHWC").transpose(0, 3, 1, 2), REF, np.float32)
+        assert np.array_equal(ck.max_pool2d(_unaligned(X), 2), ck.max_pool2d(X, 2))
+        assert np.array_equal(ck.avg_pool2d(xl, 3, 1, 1, layout="NHWC"), ck.avg_pool2d(X.transpose(0, 2, 3, 1).copy(), 3, 1, 1, layout="NHWC"))
+        assert np.array_equal(ck.adaptive_avg_pool2d(_unaligned(X), 3), ck.adaptive_avg_pool2d(X, 3))
+        tw = np.ascontiguousarray(W.transpose(1, 0, 2, 3))
+        assert_close(ck.conv_transpose2d(_unaligned(X), _unaligned(tw), stride=2),
+                     ck.conv_transpose2d(X, tw, stride=2).astype(np.float64), np.float32)
+        res = _unaligned(np.ones((3, 5), np.float32))
+        assert np.array_equal(nn.add_relu_(res, _unaligned(-2 * np.ones((3, 5), np.float32))), np.zeros((3, 5)))
 
 
 def test_array_likes_lists_readonly_views_dlpack():
