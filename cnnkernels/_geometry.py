@@ -46,6 +46,8 @@ def padding_pairs(value, n, name="padding"):
         p = _check_int(value, name, 0)
         return ((p, p),) * n
     if isinstance(value, (tuple, list)):
+        if len(value) == 1 and n > 1 and _is_int(value[0]):   # (1,) as 1, like int_tuple and PyTorch
+            value = tuple(value) * n
         if len(value) != n:
             raise ValueError(
                 f"{name} must be an int, a sequence of {n} ints or {n} (before, after) pairs, got {value!r}"

@@ -581,6 +581,8 @@ def find(fam, algorithm, backend):
 def available_kernels(op, layout=None):
     """The (algorithm, backend) pairs that can be forced for ``op`` on this installation (in ``layout``)."""
     channels_last = layout is not None and normalize_layout(layout, None, "layout") == CHANNELS_LAST
+    if op.startswith("conv_transpose"):   # (its zero-inserted input is channels-first in either layout)
+        channels_last = False
     pairs = []
     for k in _for_layout(family(op), CHANNELS_LAST if channels_last else CHANNELS_FIRST):
         if _built(k) and (k.algorithm, k.backend) not in pairs:
@@ -627,6 +629,11 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST, itemsize
     if algorithm == "auto":   # a forced algorithm is the user's call; auto respects the precision policy
         allowed = PRECISION_POLICIES[get_precision()]
         supported = [k for k in supported if k.accuracy in allowed]
+    if not chosen:   # (pointwise: its kernels are channels-last only)
+        names = {CHANNELS_FIRST: "channels-first", CHANNELS_LAST: "channels-last"}
+        raise ValueError(f"{op}: algorithm={algorithm!r} has no {names[layout]} kernel, which this call runs on" +
+                         (" (transposed convolutions run on channels-first kernels in either layout)"
+                          if op.startswith("conv_transpose") else ""))
     if not supported:
         reasons = "; ".join(f"{k.name}: {_refusal(k, geometry, itemsize)}" for k in chosen)
         raise ValueError(f"{op}: algorithm={algorithm!r} does not support this geometry ({reasons})")

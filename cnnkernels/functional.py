@@ -190,7 +190,7 @@ def _out_key(out):
         return None
     if type(out) is not np.ndarray:
         return False
-    return ("out", out.shape, out.dtype.str, out.strides, out.flags.writeable)
+    return ("out", out.shape, out.dtype.str, out.strides, int(out.flags.writeable))   # (no bool: see _key_tuple)
 
 
 _KEY_SCALARS = frozenset({type(None), bool, int, str})
@@ -209,19 +209,24 @@ def _key_tuple(t):
     return True
 
 
-def _plan_key(*parts):
-    """A hashable key of the call, or None when the call is not memoisable (array-likes, other argument types)."""
+def _plan_key(arrays, *parts):
+    """A hashable key of the call, or None when the call is not memoisable (array-likes, other argument types).
+    The data arrays (or None) are keyed by their layout; the other arguments by value (an array among them, as
+    an adaptive pool's output_size, is not memoisable: its values would not be in the key)."""
     if _autotune.recording():
         return None
     key = []
     append = key.append
+    for a in arrays:
+        if a is None:
+            append(None)
+        elif type(a) is np.ndarray and a.flags.aligned:   # (the memoised path hands arrays on as they are)
+            append((a.shape, a.dtype, a.strides))
+        else:
+            return None
     for p in parts:
         t = type(p)
-        if t is np.ndarray:
-            if not p.flags.aligned:   # (the memoised path hands arrays to the kernels as they are)
-                return None
-            append((p.shape, p.dtype, p.strides))
-        elif t is bool:   # (True == 1: stride=True must not meet the plan of stride=1)
+        if t is bool:   # (True == 1: stride=True must not meet the plan of stride=1)
             append((bool, p))
         elif t in _KEY_SCALARS or (t is tuple and _key_tuple(p)):
             append(p)
@@ -261,7 +266,7 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algorithm,
     plan_key = None
     out_key = _out_key(out)
     if out_key is not False and type(input) is np.ndarray and type(weight) is np.ndarray:
-        plan_key = _plan_key(nd, input, weight, bias, stride, padding, dilation, groups, algorithm, backend,
+        plan_key = _plan_key((input, weight, bias), nd, stride, padding, dilation, groups, algorithm, backend,
                              activation, layout, weight_layout, out_key)
         plan = _PLANS.get(plan_key) if plan_key is not None else None
         if plan is not None:
@@ -507,7 +512,7 @@ def _memoised_pool(fn):
         if type(input) is np.ndarray and out_key is not False:
             rest = sorted((k, v) for k, v in kwargs.items() if k != "out")
             # (the count of positional arguments: a tuple ("padding", 1) passed as one is not padding=1)
-            key = _plan_key(fn.__name__, input, len(args), *args, *rest, out_key)
+            key = _plan_key((input,), fn.__name__, len(args), *args, *rest, out_key)
             plan = _POOL_PLANS.get(key) if key is not None else None
             if plan is not None:
                 return plan(input, out)
@@ -631,6 +636,8 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def _adaptive_sizes(op, nd, output_size, spatial):
     """output_size as PyTorch takes it: an int, or a tuple whose None entries keep the input's size."""
+    if isinstance(output_size, np.ndarray) and output_size.ndim <= 1:   # (PyTorch takes these too)
+        output_size = output_size.tolist()
     if output_size is None or isinstance(output_size, (tuple, list)):
         if output_size is None or len(output_size) != nd:
             raise ValueError(f"{op}: output_size must be an int or a tuple of {nd} ints/None, got {output_size!r}")

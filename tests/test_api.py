@@ -32,6 +32,14 @@ def test_available_kernels_lists_forceable_pairs():
     pairs = ck.available_kernels("conv2d")
     assert ("direct", "numba") in pairs and ("im2col", "numba") in pairs
     assert ck.available_kernels("conv_transpose3d") == pairs
+    # transposed convolutions run on channels-first kernels in either layout: pointwise (channels-last) is not one
+    assert ck.available_kernels("conv_transpose2d", "NHWC") == pairs
+    assert ("pointwise", "numba") in ck.available_kernels("conv2d", "NHWC") and ("pointwise", "numba") not in pairs
+    for call in (lambda: ck.conv2d(X, W[:, :, :1, :1], algorithm="pointwise"),
+                 lambda: ck.conv_transpose2d(X.transpose(0, 2, 3, 1), W.transpose(1, 0, 2, 3)[:, :, :1, :1],
+                                             layout="NHWC", algorithm="pointwise")):
+        with pytest.raises(ValueError, match="algorithm='pointwise' has no channels-first kernel"):
+            call()
     assert ck.available_kernels("max_pool2d")[0] == ("direct", "numba")
     info = ck.info()
     if info["cpp"] is not None:
@@ -235,6 +243,34 @@ def test_memoised_calls_tell_bools_and_positions_apart():
         for _ in range(2):
             with pytest.raises(TypeError):
                 call()
+
+
+def test_calls_with_out_are_memoised(fresh_cache, monkeypatch):
+    """out= calls take the memo too (its key holds out's flags, none of them as a bool)."""
+    from cnnkernels import _autotune
+    monkeypatch.setattr(_autotune, "_provisional", {})   # (picks of earlier tests on a busy machine)
+    monkeypatch.setattr(F, "_PLANS", {})
+    monkeypatch.setattr(F, "_POOL_PLANS", {})
+    y = np.empty_like(REF, np.float32)
+    p = np.empty((2, 4, 4, 4), np.float32)
+    ck.conv2d(X, W, B, padding=1, out=y)
+    ck.max_pool2d(X, 2, out=p)
+    assert len(F._PLANS) == 1 and len(F._POOL_PLANS) == 1
+
+
+def test_one_entry_padding_and_array_output_sizes():
+    """As PyTorch: padding=(1,) is padding 1 on every axis; an adaptive pool's output_size may be an integer
+    array (and calls with other values are not served from the memo of the first)."""
+    assert_close(ck.conv2d(X, W, B, padding=(1,)), REF, np.float32)
+    assert np.array_equal(ck.max_pool2d(X, 3, 1, padding=(1,)), ck.max_pool2d(X, 3, 1, padding=1))
+    assert np.array_equal(ck.avg_pool2d(X, 3, 1, padding=[1]), ck.avg_pool2d(X, 3, 1, padding=1))
+    for _ in range(2):
+        for size in ((2, 3), (4, 5), (1, None)):
+            got = ck.adaptive_avg_pool2d(X, np.array(size, object if None in size else np.int64))
+            assert np.array_equal(got, ck.adaptive_avg_pool2d(X, size)), size
+        assert ck.adaptive_max_pool2d(X, np.array(3)).shape == (2, 4, 3, 3)
+    with pytest.raises(TypeError, match="output_size"):
+        ck.adaptive_avg_pool2d(X, np.array([2.0, 3.0]))
 
 
 def test_repeated_calls_use_fresh_data_and_settings():
