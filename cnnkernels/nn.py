@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import functional as F
+from ._arrays import result_dtype
 from ._prepared import freeze, is_frozen
 
 
@@ -258,9 +259,17 @@ class Linear(Module):
     def forward(self, x):
         # As a 1x1 convolution over (1, in, rows, 1): our GEMM, not numpy's BLAS, whose worker threads keep
         # spinning after each call and slow the next convolution down (measured 2-3x at 2 threads).
+        x = np.asarray(x)
+        if x.ndim == 0 or x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(f"Linear: input's last dimension must be in_features={self.weight.shape[1]}, "
+                             f"got input of shape {x.shape}")
+        out_shape = x.shape[:-1] + (self.weight.shape[0],)
+        if x.size == 0 or self.weight.size == 0:   # (no rows, or no features: as PyTorch, zeros plus bias)
+            y = np.zeros(out_shape, result_dtype(x, self.weight))
+            return y + self.bias if self.bias is not None else y
         rows = x.reshape(-1, x.shape[-1])
         y = F.conv2d(np.ascontiguousarray(rows.T)[None, :, :, None], self.weight[:, :, None, None], self.bias)
-        return y[0, :, :, 0].T.reshape(x.shape[:-1] + (self.weight.shape[0],))
+        return y[0, :, :, 0].T.reshape(out_shape)
 
 
 class _Pool(Module):
@@ -275,13 +284,16 @@ class _Pool(Module):
 
 def _pool_class(name, fn_name, params):
     def __init__(self, *args, **kwargs):
+        if len(args) > len(params):
+            raise TypeError(f"{name} takes at most {len(params)} positional arguments ({', '.join(params)}), "
+                            f"got {len(args)}")
         bound = dict(zip(params, args))
         bound.update(kwargs)
         _Pool.__init__(self, getattr(F, fn_name), **bound)
     return type(name, (_Pool,), {"__init__": __init__, "__doc__": f"As torch.nn.{name}."})
 
 
-_MAX = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+_MAX = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")   # (PyTorch's order)
 _AVG = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
 MaxPool1d = _pool_class("MaxPool1d", "max_pool1d", _MAX)
 MaxPool2d = _pool_class("MaxPool2d", "max_pool2d", _MAX)
@@ -362,7 +374,8 @@ def from_torch(module):
     elif kind is tnn.Linear:
         layer = Linear(module.in_features, module.out_features, module.bias is not None)
     elif kind is tnn.MaxPool2d:
-        return MaxPool2d(module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode)
+        return MaxPool2d(module.kernel_size, module.stride, module.padding, module.dilation, module.return_indices,
+                         module.ceil_mode)
     elif kind is tnn.AvgPool2d:
         return AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode, module.count_include_pad,
                          module.divisor_override)

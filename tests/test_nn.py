@@ -93,6 +93,28 @@ def test_from_torch_copies_a_sequential():
         nn.from_torch(torch.nn.GELU())
 
 
+def test_max_pool_and_linear_follow_torch_at_the_edges():
+    """MaxPool's positional arguments in PyTorch's order (return_indices before ceil_mode), its indices kept by
+    from_torch; Linear on no rows or no features; wrong inputs refused by name."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(6).standard_normal((1, 2, 7, 7)).astype(np.float32)
+    for args in ((3, 2, 1, 1, False, True), (2, None, 0, 1, True)):
+        theirs = torch.nn.MaxPool2d(*args)
+        for ours in (nn.MaxPool2d(*args), nn.from_torch(theirs)):
+            got, ref = ours(x), theirs(torch.from_numpy(x))
+            if args[4]:
+                assert np.array_equal(got[0], ref[0].numpy()) and np.array_equal(got[1], ref[1].numpy())
+            else:
+                assert np.array_equal(got, ref.numpy())
+    with pytest.raises(TypeError, match="at most 6 positional"):
+        nn.MaxPool2d(3, 2, 1, 1, False, True, 0)
+    layer = nn.Linear(16, 7)
+    assert layer(np.zeros((0, 16), np.float32)).shape == (0, 7)
+    assert np.array_equal(nn.Linear(0, 3)(np.zeros((2, 0), np.float32)), np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="in_features=16"):
+        layer(np.zeros((3, 5), np.float32))
+
+
 def test_relu_inplace_overwrites_its_input_as_torch():
     x = np.array([-1.0, np.nan, 2.0], np.float32)
     y = nn.ReLU(inplace=True)(x)
