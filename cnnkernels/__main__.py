@@ -21,7 +21,11 @@ def parse_spec(spec):
         if not eq:
             raise ValueError(f"spec item {item!r} must look like name=value")
         if "x" in value:
-            call[name] = [int(v) for v in value.split("x")]
+            try:
+                call[name] = [int(v) for v in value.split("x")]
+            except ValueError:
+                raise ValueError(f"spec item {item!r}: a shape must be ints joined by 'x', such as 1x64x56x56") \
+                    from None
         elif value.lstrip("-").isdigit():
             call[name] = int(value)
         else:
@@ -32,20 +36,45 @@ def parse_spec(spec):
 def run_call(call):
     """Run one call description on random data (which tunes it when its key is new); returns the explanation."""
     import cnnkernels as ck
+    from cnnkernels._arrays import check_size
+    if not isinstance(call, dict) or "op" not in call or "input" not in call:
+        raise ValueError(f"a call must name its op and input shape (op, input[, weight], arguments), got {call!r}")
     call = dict(call)
     op = call.pop("op")
     dtype = np.dtype(call.pop("dtype", "float32"))
     rng = np.random.default_rng(0)
-    args = [rng.standard_normal(call.pop("input")).astype(dtype)]
-    if "weight" in call:
-        args.append(rng.standard_normal(call.pop("weight")).astype(dtype))
+    args = []
+    for name in ("input", "weight"):
+        if name in call:
+            shape = call.pop(name)
+            if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+                raise ValueError(f"{name} must be a shape (a list of ints >= 0), got {shape!r}")
+            check_size(shape, dtype.itemsize, name)   # (before the random data is drawn)
+            args.append(rng.standard_normal(shape).astype(dtype))
     for name, value in list(call.items()):
         if isinstance(value, list):
             call[name] = tuple(value)
     return ck.explain(op, *args, verbose=False, **call)
 
 
+def _load_json(path):
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not JSON ({exc})") from None
+
+
 def main(argv=None):
+    """The command line; a bad spec, file or argument is reported in one line (exit status 2), not a traceback."""
+    try:
+        return _main(argv)
+    except (ValueError, TypeError, OSError) as exc:   # (json's decode error is a ValueError)
+        print(f"python -m cnnkernels: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv):
     import cnnkernels as ck
     from cnnkernels import _autotune
     parser = argparse.ArgumentParser(prog="python -m cnnkernels", description=__doc__,
@@ -70,8 +99,10 @@ def main(argv=None):
     elif args.command == "tune":
         calls = [parse_spec(s) for s in args.specs]
         if args.file:
-            with open(args.file) as f:
-                calls += json.load(f)
+            listed = _load_json(args.file)
+            if not isinstance(listed, list):
+                raise ValueError(f"{args.file} must hold a JSON list of calls, got {type(listed).__name__}")
+            calls += listed
         if not calls:
             parser.error("tune needs at least one spec or --file")
         for threads in args.threads:
@@ -91,8 +122,7 @@ def main(argv=None):
             json.dump({"format": "cnnkernels-tuning", "entries": cache.entries()}, f, indent=1, sort_keys=True)
         print(f"exported {len(cache.entries())} entries to {args.path}")
     elif args.command == "import":
-        with open(args.path) as f:
-            data = json.load(f)
+        data = _load_json(args.path)
         entries = data.get("entries") if isinstance(data, dict) else None
         if not isinstance(entries, dict):
             sys.exit(f"{args.path} is not a file written by 'python -m cnnkernels export'")

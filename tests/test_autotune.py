@@ -222,6 +222,25 @@ def test_cli_tune_show_export_import(fresh_cache, tmp_path, capsys):
     assert ck.explain("conv2d", x, np.zeros((8, 8, 3, 3), np.float32), padding=1, verbose=False)["source"] == "cache"
 
 
+def test_cli_reports_bad_specs_and_files_in_one_line(fresh_cache, tmp_path, capsys):
+    """Exit status 2 and one line naming the problem, no traceback; a huge shape is refused before any data."""
+    not_json = tmp_path / "x.txt"
+    not_json.write_text("hello")
+    dict_file = tmp_path / "calls.json"
+    dict_file.write_text('{"op": "conv2d"}')
+    cases = [(["tune", "conv2d:input=1xax3"], "a shape must be ints"),
+             (["tune", "conv2d:weight=3x3"], "must name its op and input"),
+             (["tune", "conv2d:input=100000x100000x100x100,weight=1x100000x1x1"], "more than this machine's memory"),
+             (["tune", "conv2d:input=1x3x8x8,weight=4x3x3x3,padding=9x9x9"], "padding must be"),
+             (["tune", "--file", str(tmp_path / "missing.json")], "No such file"),
+             (["tune", "--file", str(dict_file)], "must hold a JSON list"),
+             (["import", str(not_json)], "is not JSON")]
+    for argv, message in cases:
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("python -m cnnkernels: error: ") and message in err and err.count("\n") == 1, err
+
+
 def test_busy_machine_pick_is_provisional(fresh_cache, monkeypatch):
     """A pick tuned while the threads lacked cores is used, kept out of the file, and tuned again later
     (persisted once the machine is quiet); the functional memo never freezes it."""
