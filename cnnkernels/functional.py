@@ -397,19 +397,26 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     out_shape = (N, K) + tuple(out_sizes)
     check_size(out_shape, cdtype.itemsize, "output")
 
-    # Zero-insertion: x lands on every stride-th position; leading padding that is
-    # negative (padding > dilation*(kernel-1)) crops the start instead.
-    up_sizes = [(i - 1) * s + 1 for i, s in zip(spatial, stride)]
-    check_size((N, C) + tuple(up_sizes), cdtype.itemsize, "the zero-inserted input")
+    # Zero insertion: x lands on every stride-th position of the stride-1 convolution's input, padded by
+    # b = dilation*(kernel-1) - padding before. Only the window [lo, hi) that some output reads is built: the
+    # start is cropped where b < 0 and the end where the padding after is large (stride 100000, padding 99999
+    # on a 3x3 input once built 200001 x 200001 positions for 3 x 3 outputs).
     before = [d * (k - 1) - p0 for k, d, (p0, _) in zip(kernel, dilation, pads)]
-    if all(s == 1 for s in stride):
+    lo = [max(0, -b) for b in before]
+    hi = [max(min((i - 1) * s + 1, o - b + d * (k - 1)), a + 1)   # (at least one position: zeros are as good)
+          for i, s, o, b, d, k, a in zip(spatial, stride, out_sizes, before, dilation, kernel, lo)]
+    check_size((N, C) + tuple(h - a for a, h in zip(lo, hi)), cdtype.itemsize, "the zero-inserted input")
+    if all(s == 1 for s in stride) and lo == [0] * nd and hi == list(spatial):
         up = contiguous(x, cdtype)
     else:
-        up = np.zeros((N, C) + tuple(up_sizes), cdtype)
-        up[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = x
-    crop = tuple(slice(max(0, -p), None) for p in before)
-    up = contiguous(up[(slice(None), slice(None)) + crop], cdtype)
-    before = [max(0, p) for p in before]
+        up = np.zeros((N, C) + tuple(h - a for a, h in zip(lo, hi)), cdtype)
+        first = [-(-a // s) for a, s in zip(lo, stride)]          # the first x index inside the window
+        last = [min(-(-h // s), i) for h, s, i in zip(hi, stride, spatial)]   # one past the last
+        if all(f < e for f, e in zip(first, last)):
+            up[(slice(None), slice(None)) + tuple(slice(f * s - a, (e - 1) * s - a + 1, s)
+                                                  for f, e, s, a in zip(first, last, stride, lo))] = \
+                x[(slice(None), slice(None)) + tuple(slice(f, e) for f, e in zip(first, last))]
+    before = [max(0, b) for b in before]
 
     # weight (C, K/g, *k) -> (K, C/g, *k): swap in/out within each group, flip the kernel.
     Cg, Kg = C // groups, K // groups

@@ -485,6 +485,25 @@ def test_conv_transpose_matches_reference(nd, algorithm, backend):
     check()
 
 
+def test_conv_transpose_builds_only_the_window_its_outputs_read():
+    """Large strides with large padding on either side: only the part of the zero-inserted input some output
+    reads is built (stride 100000, padding 99999 on a 3x3 input once needed 149 GiB for a 3x3 output)."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 2, 4, 5))
+    w = rng.standard_normal((2, 3, 3, 2))
+    for stride, pad, dil, outpad in [((30, 7), (40, 3), (2, 1), (0, 0)), ((9, 4), (0, 7), (1, 3), (5, 2)),
+                                     ((5, 5), (9, 2), (3, 3), (0, 0)), ((40, 1), (45, 0), (1, 1), (39, 0))]:
+        got = ck.conv_transpose2d(x, w, None, stride, pad, outpad, 1, dil)
+        ref = naive.conv_transpose(x, w, None, stride, tuple((p, p) for p in pad), outpad, 1, dil)
+        assert got.shape == ref.shape
+        assert_close(got, ref, np.float64)
+    x1 = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    y = ck.conv_transpose2d(x1, np.full((1, 1, 1, 1), 2.0, np.float32), stride=100000, padding=99999)
+    expect = np.zeros((1, 1, 3, 3), np.float32)
+    expect[0, 0, 1, 1] = 2 * x1[0, 0, 1, 1]     # only input (1, 1) lands on an output: 100000 - 99999 = 1
+    assert np.array_equal(y, expect)
+
+
 @pytest.mark.parametrize("algorithm,backend", [k for k in KERNELS if k not in DEPTHWISE])
 def test_conv_large_channels_and_slicing(algorithm, backend, monkeypatch):
     """Many terms per output, and a workspace so small the kernels must work in many slices. A kernel whose
