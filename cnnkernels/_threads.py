@@ -130,7 +130,14 @@ class single_threaded_blas:
     Numba kernels call BLAS from many threads at once and parallelise across calls themselves;
     OpenBLAS's own workers would oversubscribe the cores and keep spinning after each call,
     slowing whatever runs next (measured: up to 2x on the following C++ or PyTorch call).
+
+    The count is process-wide, so sections of several Python threads nest: the first to enter saves the
+    counts and the last to leave restores them (each saving and restoring its own had a thread save the 1
+    another had set and restore it last, leaving the user's own BLAS calls on one thread for good).
     """
+    _depth = 0
+    _saved = []
+    _depth_lock = threading.Lock()
 
     def __enter__(self):
         global _blas_setters
@@ -138,14 +145,22 @@ class single_threaded_blas:
             with _lock:
                 if _blas_setters is None:
                     _blas_setters = _find_blas_setters()
-        self.previous = [(set_n, get_n()) for set_n, get_n in _blas_setters]
-        for set_n, _ in _blas_setters:
-            set_n(1)
+        cls = single_threaded_blas
+        with cls._depth_lock:
+            if cls._depth == 0:
+                cls._saved = [(set_n, get_n()) for set_n, get_n in _blas_setters]
+                for set_n, _ in _blas_setters:
+                    set_n(1)
+            cls._depth += 1
         return self
 
     def __exit__(self, *exc):
-        for set_n, n in self.previous:
-            set_n(n)
+        cls = single_threaded_blas
+        with cls._depth_lock:
+            cls._depth -= 1
+            if cls._depth == 0:
+                for set_n, n in cls._saved:
+                    set_n(n)
         return False
 
 

@@ -134,10 +134,11 @@ def _fold(module, triples):
     """In a cnnkernels module: fold conv/bn pairs and fuse the activation that follows (named attributes)."""
     for conv, bn, act in triples:
         c = getattr(module, conv)
-        c.fold_batchnorm(getattr(module, bn))
+        if not isinstance(getattr(module, bn), cnn.Identity):   # (prepared before: already folded)
+            c.fold_batchnorm(getattr(module, bn))
+            setattr(module, bn, cnn.Identity())
         c.prepare()
-        setattr(module, bn, cnn.Identity())
-        if act is not None:
+        if act is not None and not isinstance(getattr(module, act), cnn.Identity):
             c.activation = getattr(module, act).activation
             setattr(module, act, cnn.Identity())
 

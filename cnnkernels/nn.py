@@ -362,7 +362,11 @@ def from_torch(module):
         layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
                     module.dilation, module.groups, module.bias is not None, **extra)
     elif kind is tnn.BatchNorm2d:
+        if not module.track_running_stats:   # (it normalises by each batch's own statistics)
+            raise TypeError("from_torch: BatchNorm2d(track_running_stats=False) is not supported")
         layer = BatchNorm2d(module.num_features, module.eps)
+        if not module.affine:   # (weight 1 and bias 0, as BatchNorm2d starts)
+            return layer.load_state_dict(module.state_dict(), strict=False)
     elif kind is tnn.ReLU:
         return ReLU()
     elif kind is tnn.ReLU6:

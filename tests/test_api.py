@@ -352,6 +352,40 @@ def test_import_keeps_the_blas_thread_count():
     assert before.stdout == after.stdout and before.stdout.strip() != ""
 
 
+def test_blas_sections_of_several_threads_restore_the_count():
+    """single_threaded_blas from two threads, interleaved A in, B in, A out, B out: BLAS stays on one thread
+    until the last leaves, then has its count back (each restoring its own left it at 1 for good)."""
+    import threading
+    from cnnkernels import _threads
+    with _threads.single_threaded_blas():
+        pass
+    getters = [g for _, g in _threads._blas_setters]
+    if not getters:
+        pytest.skip("no OpenBLAS loaded")
+    before = [g() for g in getters]
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    inside = []
+
+    def a():
+        with _threads.single_threaded_blas():
+            a_in.set()
+            b_in.wait()
+        a_out.set()
+
+    def b():
+        a_in.wait()
+        with _threads.single_threaded_blas():
+            b_in.set()
+            a_out.wait()
+            inside.append([g() for g in getters])
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inside == [[1] * len(getters)] and [g() for g in getters] == before
+
+
 def test_repeated_out_calls_take_fresh_data_and_stay_safe():
     """Repeats of an out= call are served from the call memo: new input contents must show in out, and an out
     that overlaps the input (same shape and strides as before) must still get the right answer."""

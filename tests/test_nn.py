@@ -78,6 +78,7 @@ def test_models_match_torch_with_the_same_weights(name, heuristic_dispatch):
         ref = reference(torch.from_numpy(x)).numpy()
     assert_close(model(x), ref, np.float32, 1e-4)
     assert_close(model.prepare()(x), ref, np.float32, 1e-4)
+    assert_close(model.prepare()(x), ref, np.float32, 1e-4)     # prepare() again changes nothing
 
 
 def test_from_torch_copies_a_sequential():
@@ -91,6 +92,18 @@ def test_from_torch_copies_a_sequential():
     assert_close(model(x), ref, np.float32)
     with pytest.raises(TypeError, match="GELU is not supported"):
         nn.from_torch(torch.nn.GELU())
+
+
+def test_from_torch_batchnorm_without_affine_or_running_stats():
+    torch = pytest.importorskip("torch")
+    bn = torch.nn.BatchNorm2d(3, affine=False).eval()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    x = np.random.default_rng(7).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    with torch.no_grad():
+        assert_close(nn.from_torch(bn)(x), bn(torch.from_numpy(x)).numpy(), np.float32)
+    with pytest.raises(TypeError, match="track_running_stats=False"):
+        nn.from_torch(torch.nn.BatchNorm2d(3, track_running_stats=False))
 
 
 def test_max_pool_and_linear_follow_torch_at_the_edges():
