@@ -195,7 +195,14 @@ def _conv_numba_winograd(m):
         numba_threads()
         with single_threaded_blas():
             _numba().winograd.conv_winograd(x, weights.data, b, y, g.pad, m, AT.astype(x.dtype), BT.astype(x.dtype),
-                                            WORKSPACE_BYTES, act[0], act[1])
+                                            WORKSPACE_BYTES, -np.inf, np.inf)
+        # Finite inputs near the float range's end can overflow in the products or transforms where an exact
+        # kernel's sums would not (x = 1e38: NaN in outputs whose window does not hold it); checked before the
+        # activation's clamp, which could hide it.
+        if not np.isfinite(y).all():
+            return _conv_numba_im2col(x, w, b, y, g, act)
+        if act != (-np.inf, np.inf):
+            np.clip(y, act[0], act[1], out=y)
     return run
 
 

@@ -208,7 +208,8 @@ void register_winograd(py::module_& m) {
           "(N, C, 1, H, W) and U (winograd_transform_weights); pad = (0, top, left); AT (m, m+2), BT (m+2, m+2) "
           "float64 from cnnkernels.winograd.transforms(m); groups = U.shape[0]; outputs clamped to "
           "[act_min, act_max], NaN stays NaN. Returns False when a transformed input tile held a NaN or an "
-          "infinity (a tile mixes its inputs, so y may be NaN where the convolution is not): compute y another way. "
+          "infinity (a tile mixes its inputs, so y may be NaN where the convolution is not), or an output before the "
+          "clamp was not finite (an overflow of finite inputs): compute y another way. "
           "block_bytes: V + M bytes of a tile block per thread (a tuning variant; 0: the default, 1.5 MiB).");
     m.def("winograd_workspace_bytes", &workspace_bytes, py::arg("N"), py::arg("C"), py::arg("K"), py::arg("groups"),
           py::arg("OH"), py::arg("OW"), py::arg("m"), py::arg("elem_size"), py::arg("threads"),

@@ -997,6 +997,29 @@ def test_winograd_dilated_with_nan_input(algorithm, backend):
 
 
 @pytest.mark.parametrize("algorithm,backend", WINOGRAD)
+def test_winograd_overflow_of_finite_inputs_falls_back(algorithm, backend):
+    """Finite inputs near the float32 range's end overflow in Winograd's products and transforms where an exact
+    kernel's sums do not (x = 1e38 gave NaN in outputs whose window does not hold it): such calls are computed
+    exactly, also under an activation's clamp (which could hide an infinity)."""
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    rng = np.random.default_rng(14)
+    xr = (rng.standard_normal((1, 16, 12, 12)) * 1e18).astype(np.float32)
+    wr = (rng.standard_normal((16, 16, 3, 3)) * 1e18).astype(np.float32)
+    for value in (1e38, 2e38, 3e38):
+        x[0, 0, 4, 4] = value
+        got = ck.conv2d(x, w, padding=1, algorithm=algorithm, backend=backend)
+        ref = naive.conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        assert np.isfinite(got).all(), value
+        assert_close(got, ref, np.float32, _tolerance(algorithm, backend))
+    for activation, lo, hi in ((None, -np.inf, np.inf), ("relu6", 0.0, 6.0)):
+        got = ck.conv2d(xr, wr, padding=1, algorithm=algorithm, backend=backend, activation=activation)
+        ref = np.clip(naive.conv(xr, wr, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1), lo, hi)
+        assert np.isfinite(got).all()
+        assert_close(got, ref, np.float32, _tolerance(algorithm, backend))
+
+
+@pytest.mark.parametrize("algorithm,backend", WINOGRAD)
 def test_winograd_dilation_beyond_the_output(algorithm, backend):
     """Dilation over the output size: only the phases holding an output are computed (at dilation 300 on a
     5x4 output, 20 of 90000; the phase copy once grew with dilation squared), and the result is right."""

@@ -370,7 +370,7 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
         }
     };
     // C: output transform of item it in [0, kchunks * nseg): channel chunk, tile row.
-    auto phase_c = [&](const Block& k, int64_t it) {
+    auto phase_c = [&](const Block& k, int64_t it, bool* nonfinite) {
         const int64_t kk = it / k.nseg, r = k.r_a + it % k.nseg;
         const int64_t ta = std::max(k.t0, r * tw), tb = std::min(k.t1, (r + 1) * tw);
         const int64_t tc0 = ta - r * tw;
@@ -391,11 +391,13 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
         j.ow_left = OW - tc0 * m;
         j.lanes = int(std::min<int64_t>(L, Kg - kk * L));
         j.rows = int(std::min<int64_t>(m, OH - r * m));
+        j.nonfinite = nonfinite;
         out_fn(j);
     };
 
     const int64_t total_blocks = N * groups * nblocks;
-    // Per thread (set by its input transforms, read after the region): whether a tile was not finite.
+    // Per thread (set by its input and output transforms, read after the region): whether a transformed input
+    // tile or an output before the clamp was not finite.
     const std::unique_ptr<bool[]> nonfinite_of(new bool[size_t(threads)]());
     if (priv) {   // a block per item, on the thread's own V and M
         parallel_for(threads, total_blocks, [&](int64_t bi, int me) {
@@ -405,7 +407,7 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
             bool* const nonfinite = &nonfinite_of[size_t(me)];
             for (int64_t it = 0; it < cchunks * k.nseg; ++it) phase_a(k, it, band, nonfinite);
             for (int64_t it = 0; it < gemm_items; ++it) phase_b(k, it);
-            for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it);
+            for (int64_t it = 0; it < kchunks * k.nseg; ++it) phase_c(k, it, nonfinite);
         });
     } else {   // block by block, each phase over all threads on the shared V and M
         for (int64_t bi = 0; bi < total_blocks; ++bi) {
@@ -414,7 +416,9 @@ bool winograd_conv(const WinogradGeometry& g, const T* x, const T* U, const T* b
                 phase_a(k, it, bandbase + me * band_elems, &nonfinite_of[size_t(me)]);
             });
             parallel_for(threads, gemm_items, [&](int64_t it, int) { phase_b(k, it); });
-            parallel_for(threads, kchunks * k.nseg, [&](int64_t it, int) { phase_c(k, it); });
+            parallel_for(threads, kchunks * k.nseg, [&](int64_t it, int me) {
+                phase_c(k, it, &nonfinite_of[size_t(me)]);
+            });
         }
     }
     for (int t = 0; t < threads; ++t)

@@ -40,7 +40,9 @@ void winograd_transform_weights(int64_t K, int64_t Cg, int64_t groups, int n, co
 // at most workspace_bytes except for a floor of one tile per block.
 // Returns false when a transformed input tile held a NaN or an infinity (a non-finite input, or an overflow):
 // the transform mixes a tile's inputs, so y may then be NaN where the convolution is not, and the caller
-// must compute y another way. (Checked on the transform's own results: no extra pass over x.)
+// must compute y another way. (Checked on the transform's own results: no extra pass over x.) Also false when
+// an output before the clamp was not finite: finite inputs near the float range's end can overflow in the
+// products or the output transform (x = 1e38 gave NaN in outputs whose window does not hold it).
 // block_bytes: V + M of a tile block per thread (a tuning variant; 0: the measured default, 1.5 MiB).
 // Preconditions: shapes consistent, y does not overlap x/U/bias, threads >= 1.
 template <class T>

@@ -55,6 +55,7 @@ struct WinoOutputJob {
     T* y;
     int64_t plane, OW, ow_left;
     int lanes, rows;
+    bool* nonfinite;          // set to true (never cleared) when some value before the clamp is NaN or infinite
 };
 
 // Band fill: rows ih0 .. ih0 + n - 1, columns iw0 .. iw0 + cols - 1 of `lanes`
