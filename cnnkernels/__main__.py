@@ -126,9 +126,11 @@ def _main(argv):
         entries = data.get("entries") if isinstance(data, dict) else None
         if not isinstance(entries, dict):
             sys.exit(f"{args.path} is not a file written by 'python -m cnnkernels export'")
-        good = {k: v for k, v in entries.items() if isinstance(v, dict) and isinstance(v.get("choice"), str)}
+        from cnnkernels._tuning_cache import valid_entries
+        good = valid_entries(entries)
         cache.update(good)
-        print(f"imported {len(good)} entries into {cache.path}")
+        print(f"imported {len(good)} entries into {cache.path}"
+              + (f" (left out {len(entries) - len(good)} malformed)" if len(good) < len(entries) else ""))
     return 0
 
 

@@ -89,7 +89,11 @@ class TuningCache:
                               f"{data.get('version')} (this is {_version()}); it will be rebuilt",
                               RuntimeWarning, stacklevel=4)
             return {}
-        return {k: v for k, v in data["entries"].items() if isinstance(v, dict) and isinstance(v.get("choice"), str)}
+        entries = valid_entries(data["entries"])
+        if warn and len(entries) < len(data["entries"]):
+            warnings.warn(f"cnnkernels: ignoring {len(data['entries']) - len(entries)} malformed entries of the tuning "
+                          f"cache {self.path}; they will be tuned again", RuntimeWarning, stacklevel=4)
+        return entries
 
     def _stat_mtime(self):
         try:
@@ -167,6 +171,27 @@ class TuningCache:
 
     def clear(self):
         self.update({}, replace=True)
+
+
+def _number(v):
+    return type(v) in (int, float)
+
+
+def _valid_entry(entry):
+    """An entry as the tuner writes it: a choice, and optionally timings (name -> seconds or None), statuses
+    (name -> text), the tuning's seconds and its time. (explain() formats these: a hand-edited or imported
+    entry of other types made it fail.)"""
+    if not isinstance(entry, dict) or not isinstance(entry.get("choice"), str):
+        return False
+    timings, status = entry.get("timings", {}), entry.get("status", {})
+    return (isinstance(timings, dict) and all(isinstance(k, str) and (t is None or _number(t)) for k, t in timings.items())
+            and isinstance(status, dict) and all(isinstance(k, str) and isinstance(t, str) for k, t in status.items())
+            and all(entry.get(f) is None or _number(entry[f]) for f in ("tuning_seconds", "when")))
+
+
+def valid_entries(entries):
+    """The well-formed entries of a mapping read from a file (see _valid_entry)."""
+    return {k: v for k, v in entries.items() if isinstance(k, str) and _valid_entry(v)}
 
 
 def _newest(entries, limit, written):

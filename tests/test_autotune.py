@@ -73,6 +73,28 @@ def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(fresh_cache, content):
     assert data["version"] == ck.__version__ and len(data["entries"]) == 1
 
 
+def test_malformed_cache_entries_are_dropped(fresh_cache, tmp_path, capsys):
+    """Entries of the right format whose fields have other types (edited by hand, or an imported profile) are
+    left out with a warning and tuned again; explain() then reports a fresh tuning (it failed formatting them)."""
+    ck.explain("conv2d", X, W, padding=1, verbose=False)
+    path = fresh_cache / "tuning.json"
+    data = json.loads(path.read_text())
+    (key, entry), = data["entries"].items()
+    bad = [dict(entry, timings=[1]), dict(entry, timings={"x": "1"}), dict(entry, status=[]),
+           dict(entry, tuning_seconds="1"), dict(entry, when=[0])]
+    for broken in bad:
+        path.write_text(json.dumps(dict(data, entries={key: broken})))
+        _autotune.reset_cache()
+        with pytest.warns(RuntimeWarning, match="malformed"):
+            report = ck.explain("conv2d", X, W, padding=1, verbose=False)
+        assert report["source"] == "tuned" and str(report)
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"entries": {key: bad[0], "k2": entry}}))
+    assert cli(["import", str(profile)]) == 0
+    assert "imported 1 entries" in capsys.readouterr().out
+    assert set(_autotune.cache().entries()) == {key, "k2"} and isinstance(_autotune.cache().get(key)["timings"], dict)
+
+
 def test_unwritable_cache_still_computes(tmp_path, monkeypatch):
     target = tmp_path / "file-not-dir"
     target.write_text("")
