@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import _cpp_backend
+from . import _cpp_backend, _threads
 from ._arrays import large_empty
 from ._geometry import ConvGeometry
 from ._prepared import prepared_weights
@@ -577,7 +577,10 @@ def preload():
 
 
 def _built(kernel):
-    return kernel.backend != "cpp" or _cpp_backend.module is not None
+    """Whether the kernel can run in this process (its extension built; Numba's usable: _threads.numba_unusable)."""
+    if kernel.backend == "numba":
+        return _threads.numba_unusable is None
+    return _cpp_backend.module is not None
 
 
 def find(fam, algorithm, backend):
@@ -625,6 +628,8 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST, itemsize
     _check_choice(backend, BACKENDS, "backend", op)
     if backend == "cpp" and _cpp_backend.module is None:
         raise BackendUnavailableError(f"backend='cpp' is unavailable: {_cpp_backend.missing_reason}")
+    if backend == "numba" and _threads.numba_unusable is not None:
+        raise BackendUnavailableError(f"backend='numba' is unavailable: {_threads.numba_unusable}")
     pool = [k for k in _for_layout(fam, layout) if _built(k) and (variants or not k.variant)]
     if algorithm != "auto" and backend == "auto":   # a forced algorithm runs in C++ where it exists there
         backends = {k.backend for k in pool if k.algorithm == algorithm}
@@ -636,6 +641,9 @@ def candidates(op, algorithm, backend, geometry, layout=CHANNELS_FIRST, itemsize
     if algorithm == "auto":   # a forced algorithm is the user's call; auto respects the precision policy
         allowed = PRECISION_POLICIES[get_precision()]
         supported = [k for k in supported if k.accuracy in allowed]
+    if not chosen and _threads.numba_unusable is not None and _cpp_backend.module is None:
+        raise BackendUnavailableError(f"no backend can run here: the Numba kernels cannot ({_threads.numba_unusable})"
+                                      f" and {_cpp_backend.missing_reason}")
     if not chosen:   # (pointwise: its kernels are channels-last only)
         names = {CHANNELS_FIRST: "channels-first", CHANNELS_LAST: "channels-last"}
         raise ValueError(f"{op}: algorithm={algorithm!r} has no {names[layout]} kernel, which this call runs on" +

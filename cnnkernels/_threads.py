@@ -8,6 +8,31 @@ from ._geometry import _is_int
 _lock = threading.Lock()
 _num_threads = None
 _blas_setters = None
+# Why Numba's kernels cannot run in this process, or None: set in a child forked after Numba's GNU OpenMP pool
+# started, where any parallel kernel would end the child ("Terminating: fork() called from a process already
+# using GNU OpenMP, this is unsafe"), so a forked worker that tuned a new shape was killed.
+numba_unusable = None
+
+
+def _after_fork_in_child():
+    global numba_unusable
+    import sys
+    numba = sys.modules.get("numba")
+    if numba is None or numba_unusable is not None:
+        return
+    try:
+        layer = numba.threading_layer()
+    except ValueError:   # no parallel kernel ran before the fork: the child starts its own pool
+        return
+    omppool = sys.modules.get("numba.np.ufunc.omppool")
+    if layer == "omp" and getattr(omppool, "openmp_vendor", "GNU") == "GNU":
+        numba_unusable = ("this process was forked after Numba's GNU OpenMP threads had started, and GNU OpenMP "
+                          "ends a forked child that uses it; use backend='cpp', the 'spawn' or 'forkserver' start "
+                          "method, or NUMBA_THREADING_LAYER=workqueue or tbb")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _default_threads():

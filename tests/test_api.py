@@ -508,6 +508,43 @@ def test_forked_children_run_threaded_kernels():
         assert out.stdout.split() == ["child", "True", "0"], (mode, out.stdout, out.stderr)
 
 
+_FORK_AFTER_NUMBA = """
+import os, numpy as np, cnnkernels as ck
+x = np.random.default_rng(0).standard_normal((1, 16, 24, 24)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((16, 16, 3, 3)).astype(np.float32)
+ck.conv2d(x, w, padding=1, algorithm="direct", backend="numba")   # Numba's threading layer starts
+pid = os.fork()
+if pid == 0:
+    y = ck.conv2d(x[:, :, :20, :20], w, padding=1)                 # a new shape: tuned in the child
+    np.save("{out}", y)
+    try:
+        ck.conv2d(x, w, padding=1, backend="numba")
+        print("numba ran", flush=True)
+    except ck.BackendUnavailableError as exc:
+        print("refused", "forked after Numba" in str(exc), flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child status", status)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linux", reason="fork")
+def test_child_forked_after_numba_threads_runs_and_tunes(tmp_path):
+    """A child forked after Numba's pool started: with GNU OpenMP, any Numba parallel kernel would end it, so
+    the child tunes and runs without the Numba kernels and refuses backend='numba' by name; with a fork-safe
+    layer, Numba runs. Either way the child lives and its result is right."""
+    import subprocess
+    out_file = tmp_path / "y.npy"
+    out = subprocess.run([sys.executable, "-c", _FORK_AFTER_NUMBA.replace("{out}", str(out_file))],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "CNNKERNELS_CACHE_DIR": str(tmp_path)})
+    lines = out.stdout.split("\n")
+    assert "child status 0" in lines and ("refused True" in lines or "numba ran" in lines), (out.stdout, out.stderr)
+    x = np.random.default_rng(0).standard_normal((1, 16, 24, 24)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((16, 16, 3, 3)).astype(np.float32)
+    ref = naive.conv(x[:, :, :20, :20], w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert_close(np.load(out_file), ref, np.float32, 1e-4)
+
+
 def test_large_empty_faults_its_pages_in_at_once():
     """Its own mapping is populated when made (one call instead of a fault per page at the first write)."""
     import platform
