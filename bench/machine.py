@@ -9,11 +9,10 @@ import numpy as np
 def _blas_threads(n):
     """Set the thread count of every OpenBLAS in the process; returns a function restoring the old ones."""
     from cnnkernels import _threads
-    with _threads.single_threaded_blas() as saved:
-        pass
-    for set_n, _ in saved.previous:
+    previous = [(set_n, get_n()) for set_n, get_n in _threads._find_blas_setters()]
+    for set_n, _ in previous:
         set_n(n)
-    return lambda: [set_n(old) for set_n, old in saved.previous]
+    return lambda: [set_n(old) for set_n, old in previous]
 
 
 def measure(threads, repeats=5):

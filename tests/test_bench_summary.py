@@ -116,3 +116,15 @@ def test_thread_scaling_times_both_counts_in_alternate_rounds(monkeypatch):
         real(before)
     switches = sum(a != b for a, b in zip(seen, seen[1:]))
     assert speedup > 0 and set(seen) == {1, 2} and switches >= 2 * 5 - 1, (speedup, switches)
+
+
+def test_machine_limits_set_and_restore_the_blas_threads():
+    """The run's first step (its '% of peak' reference) sets the BLAS thread count and puts it back (it broke
+    when it reached into single_threaded_blas's internals, which the gating tests did not run)."""
+    import machine
+    from cnnkernels import _threads
+    counts = [g() for _, g in _threads._find_blas_setters()]
+    restore = machine._blas_threads(1)
+    assert all(g() == 1 for _, g in _threads._find_blas_setters())
+    restore()
+    assert [g() for _, g in _threads._find_blas_setters()] == counts
