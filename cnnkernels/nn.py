@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import functional as F
-from ._arrays import result_dtype
+from ._arrays import as_array, result_dtype
 from ._prepared import freeze, is_frozen
 
 
@@ -20,13 +20,22 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_params", {})
         object.__setattr__(self, "_children", {})
+        # Names of parameters whose array the module made itself (no one else holds it writeable), which
+        # freezing may take as they are; arrays assigned from outside are copied when frozen.
+        object.__setattr__(self, "_own", set())
 
     def __setattr__(self, name, value):
         if isinstance(value, Module):
             self._children[name] = value
-        elif isinstance(value, np.ndarray) or (value is None and name in self._params):
+        elif isinstance(value, np.ndarray) or name in self._params:   # (a tensor or list assigned to one too)
             self._params[name] = value
+            self._own.discard(name)
         object.__setattr__(self, name, value)
+
+    def _set_own(self, name, value):
+        """Set a parameter to an array this module made and holds alone."""
+        setattr(self, name, value)
+        self._own.add(name)
 
     def __call__(self, x):
         return self.forward(x)
@@ -72,7 +81,7 @@ class Module:
         if rest:
             self._children[head]._set(rest, value)
         else:
-            setattr(self, head, value)
+            self._set_own(head, value)   # (load_state_dict's own copy)
 
     def prepare(self):
         """Inference preparation: fold BatchNorm into convolutions and fuse ReLUs (children first)."""
@@ -106,8 +115,8 @@ class _ConvNd(Module):
             (out_channels, in_channels // groups) + k
         fan_in = shape[1] * math.prod(k)
         bound = 1 / math.sqrt(fan_in) if fan_in else 0.0   # PyTorch: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
-        self.weight = _uniform(_rng, bound, shape)
-        self.bias = _uniform(_rng, bound, (out_channels,)) if bias else None
+        self._set_own("weight", _uniform(_rng, bound, shape))
+        self._set_own("bias", _uniform(_rng, bound, (out_channels,)) if bias else None)
         if not bias:
             self._params["bias"] = None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
@@ -126,8 +135,11 @@ class _ConvNd(Module):
         if self.frozen:
             for name in ("weight", "bias"):
                 p = self._params[name]
-                if p is not None and not is_frozen(p):
-                    setattr(self, name, freeze(p, copy=False))   # (the layer's own array: no copy)
+                if p is not None and not (isinstance(p, np.ndarray) and is_frozen(p)):
+                    # The layer's own array is frozen as it is; one assigned from outside (its caller may hold
+                    # it or a view of it writeable) or a tensor is frozen as a copy.
+                    own = name in self._own and isinstance(p, np.ndarray)
+                    self._set_own(name, freeze(p if own else as_array(p, name), copy=not own))
         if self.transposed:
             fn = getattr(F, f"conv_transpose{self.nd}d")
             return fn(x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
@@ -144,10 +156,10 @@ class _ConvNd(Module):
         if self.transposed:   # weight (in, out/groups, *k): scale the output channels of each group
             w = self.weight.astype(np.float64).reshape((self.groups, -1) + self.weight.shape[1:])
             w = w * scale.reshape(self.groups, 1, -1, *(1,) * self.nd)
-            self.weight = w.reshape(self.weight.shape).astype(np.float32)
+            self._set_own("weight", w.reshape(self.weight.shape).astype(np.float32))
         else:
-            self.weight = (self.weight * scale.reshape(shape)).astype(np.float32)
-        self.bias = ((bias - bn.running_mean) * scale + bn.bias).astype(np.float32)
+            self._set_own("weight", (self.weight * scale.reshape(shape)).astype(np.float32))
+        self._set_own("bias", ((bias - bn.running_mean) * scale + bn.bias).astype(np.float32))
 
 
 class Conv1d(_ConvNd):

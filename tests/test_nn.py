@@ -159,6 +159,34 @@ def test_prepared_conv_freezes_its_weights_and_follows_new_ones():
     assert not conv.weight.flags.writeable
 
 
+def test_prepared_conv_weights_assigned_from_outside_are_copied_when_frozen():
+    """A prepared layer freezes its own arrays as they are, but an array (or tensor, or list) assigned from
+    outside as a copy: its caller may hold it, or a view of it, writeable, and an edit there must not leave
+    the layer on stale prepared weights; the layer computes with what layer.weight shows."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    mine = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    flat = mine.reshape(-1)            # a writeable view made before the layer sees the array
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    conv.weight = mine
+    conv.prepare()
+    conv(x)
+    flat *= 2                          # the caller edits its own array: the layer keeps its copy
+    ref = naive.conv(x, conv.weight, conv.bias, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert_close(conv(x), ref, np.float32, 1e-4)
+    assert not np.shares_memory(conv.weight, mine) and mine.flags.writeable
+    for new, dtype in ((rng.standard_normal((16, 16, 3, 3)).tolist(), np.float64),   # (a list: float64, as F's)
+                       (rng.standard_normal((16, 16, 3, 3)).astype(np.float32), np.float32)):
+        conv.weight = new              # assigned after prepare(), before the next call: used
+        ref = naive.conv(x, np.asarray(new), conv.bias, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        assert_close(conv(x), ref, dtype, 1e-4)
+    # the layer's own arrays (initialised, folded, loaded) are frozen without a copy
+    own = nn.Conv2d(16, 16, 3, padding=1).prepare()
+    before = own.weight
+    own(x)
+    assert np.shares_memory(own.weight, before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [7, 1 << 17])          # one thread / threads sharing the range
 def test_add_relu_matches_numpy(dtype, size):
