@@ -9,9 +9,7 @@ import numpy as np
 def _blas_threads(n):
     """Set the thread count of every OpenBLAS in the process; returns a function restoring the old ones."""
     from cnnkernels import _threads
-    previous = [(set_n, get_n()) for set_n, get_n in _threads._find_blas_setters()]
-    for set_n, _ in previous:
-        set_n(n)
+    previous = _threads.set_blas_threads(n, _threads._find_blas_setters())
     return lambda: [set_n(old) for set_n, old in previous]
 
 

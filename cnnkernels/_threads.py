@@ -149,6 +149,15 @@ def _find_blas_setters(load_scipy=True):
     return setters
 
 
+def set_blas_threads(n, setters):
+    """Set the thread count of each OpenBLAS in `setters` (_find_blas_setters) to n; returns the (setter, old
+    count) pairs that put them back."""
+    previous = [(set_n, get_n()) for set_n, get_n in setters]
+    for set_n, _ in previous:
+        set_n(n)
+    return previous
+
+
 class single_threaded_blas:
     """Context: OpenBLAS runs on the calling thread only, then gets its old thread count back.
 
@@ -173,9 +182,7 @@ class single_threaded_blas:
         cls = single_threaded_blas
         with cls._depth_lock:
             if cls._depth == 0:
-                cls._saved = [(set_n, get_n()) for set_n, get_n in _blas_setters]
-                for set_n, _ in _blas_setters:
-                    set_n(1)
+                cls._saved = set_blas_threads(1, _blas_setters)
             cls._depth += 1
         return self
 
@@ -201,7 +208,5 @@ def quiet_blas_workers():
         setters = _find_blas_setters(load_scipy=False)
     except Exception:   # best effort: never fail an import over this
         return
-    for set_n, get_n in setters:
-        n = get_n()
-        set_n(1)
+    for set_n, n in set_blas_threads(1, setters):
         set_n(n)

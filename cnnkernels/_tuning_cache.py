@@ -201,5 +201,5 @@ def _newest(entries, limit, written):
         return entries
     def rank(item):
         w = item[1].get("when")
-        return item[0] in written, w if isinstance(w, (int, float)) else 0.0
+        return item[0] in written, w if _number(w) else 0.0
     return dict(sorted(entries.items(), key=rank)[len(entries) - limit:])
